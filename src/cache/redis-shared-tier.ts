@@ -1,0 +1,138 @@
+import { Redis } from 'ioredis';
+import type { Registry } from '../config/registry.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { RecordRef } from '../storage/feature-store.js';
+import type { SharedTier } from './tiers.js';
+
+export interface RedisTierOptions {
+  readonly url: string;
+  readonly keyPrefix: string;
+  /** Per-command timeout: past it a read is a miss and falls through to L3. */
+  readonly timeoutMs: number;
+  readonly ttlMs: number;
+  readonly registry: Registry;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+}
+
+const INVALIDATION_ATTEMPTS = 5;
+
+/**
+ * L2 on Redis (ioredis): record bytes under `prefix + view schema fingerprint
+ * + ':' + record key`. The fingerprint in the key means replicas running a
+ * different registry never read each other's record layouts. Reads are one
+ * MGET per request; no command is queued while disconnected
+ * (enableOfflineQueue: false) and none outlives `timeoutMs`, so a slow or
+ * dead Redis costs a request at most that long, then L3 answers. ioredis
+ * reconnects by itself; a Redis down at start is a logged warning.
+ */
+export class RedisSharedTier implements SharedTier {
+  private readonly client: Redis;
+  private readonly prefixes = new Map<string, Buffer>();
+  private readonly ttlMs: number;
+  private readonly metrics: Metrics;
+  private readonly logger: Logger;
+  private lastWarning = 0;
+
+  constructor(options: RedisTierOptions) {
+    this.ttlMs = options.ttlMs;
+    this.metrics = options.metrics;
+    this.logger = options.logger;
+    for (const view of options.registry.views.values()) {
+      this.prefixes.set(view.name, Buffer.from(`${options.keyPrefix}${view.schemaFingerprint.toString(16).padStart(8, '0')}:`, 'latin1'));
+    }
+    this.client = new Redis(options.url, {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: options.timeoutMs,
+      connectTimeout: Math.max(1_000, options.timeoutMs),
+      enableAutoPipelining: true,
+      retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 2_000),
+      lazyConnect: false,
+    });
+    this.client.on('ready', () => {
+      this.metrics.l2Up.set(1);
+      this.logger.info('l2 redis ready', { url: redact(options.url) });
+    });
+    this.client.on('close', () => this.metrics.l2Up.set(0));
+    this.client.on('error', (error: Error) => this.warn('l2 redis error; reads fall through to L3', error));
+    this.metrics.l2Up.set(0);
+  }
+
+  get ready(): boolean {
+    return this.client.status === 'ready';
+  }
+
+  private warn(message: string, error: Error): void {
+    // A dead Redis fails every request; one line per 5 s is enough to tell.
+    const now = Date.now();
+    if (now - this.lastWarning < 5_000) return;
+    this.lastWarning = now;
+    this.logger.warn(message, { error: error.message });
+  }
+
+  private redisKey(ref: RecordRef): Buffer {
+    return Buffer.concat([this.prefixes.get(ref.view.name)!, ref.key]);
+  }
+
+  async getMany(refs: readonly RecordRef[]): Promise<(Uint8Array | undefined)[]> {
+    if (refs.length === 0) return [];
+    if (!this.ready) {
+      this.metrics.countTier('l2', 'error', refs.length);
+      return refs.map(() => undefined);
+    }
+    try {
+      const values = await this.client.mgetBuffer(...refs.map((ref) => this.redisKey(ref)));
+      return values.map((value) => value ?? undefined);
+    } catch (error) {
+      this.metrics.countTier('l2', 'error', refs.length);
+      this.warn('l2 read failed; falling through to L3', error as Error);
+      return refs.map(() => undefined);
+    }
+  }
+
+  fill(refs: readonly RecordRef[], records: readonly Uint8Array[]): void {
+    if (!this.ready || refs.length === 0) return;
+    const pipeline = this.client.pipeline();
+    refs.forEach((ref, index) => pipeline.set(this.redisKey(ref), Buffer.from(records[index]!), 'PX', this.ttlMs, 'NX'));
+    pipeline.exec().catch((error: Error) => this.warn('l2 fill failed', error));
+  }
+
+  async put(refs: readonly RecordRef[], records: readonly Uint8Array[]): Promise<void> {
+    if (refs.length === 0) return;
+    const keys = refs.map((ref) => this.redisKey(ref));
+    try {
+      if (!this.ready) throw new Error(`redis is ${this.client.status}`);
+      const pipeline = this.client.pipeline();
+      keys.forEach((key, index) => pipeline.set(key, Buffer.from(records[index]!), 'PX', this.ttlMs));
+      const results = await pipeline.exec();
+      const failed = results?.find(([error]) => error !== null);
+      if (failed) throw failed[0]!;
+    } catch (error) {
+      // L3 has the write; what L2 holds for these keys is now older than it. Drop it, retrying in the background.
+      this.warn('l2 write-through failed; invalidating', error as Error);
+      this.invalidate(keys, 1);
+    }
+  }
+
+  private invalidate(keys: readonly Buffer[], attempt: number): void {
+    const retry = (): void => {
+      if (attempt >= INVALIDATION_ATTEMPTS) {
+        this.logger.error('l2 invalidation gave up; replicas may read an older record until l2 ttl', { keys: keys.length });
+        return;
+      }
+      setTimeout(() => this.invalidate(keys, attempt + 1), 100 * 2 ** attempt).unref();
+    };
+    if (!this.ready) return retry();
+    this.client.del(...keys).catch(retry);
+  }
+
+  async close(): Promise<void> {
+    this.client.disconnect();
+  }
+}
+
+function redact(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
+}

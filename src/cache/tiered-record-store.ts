@@ -1,0 +1,140 @@
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { FeatureStore, RecordRef, RecordWrite } from '../storage/feature-store.js';
+import { FeatureRecord } from '../storage/record.js';
+import { BloomGate } from './bloom-gate.js';
+import { ABSENT, type MemoryTier, type SharedTier } from './tiers.js';
+
+/** A record to look up: its ref plus the latin1 string of its key, which is its L1 id. */
+export interface RecordLookup extends RecordRef {
+  readonly id: string;
+}
+
+export interface TieredRecordStoreOptions {
+  readonly l1: MemoryTier | undefined;
+  readonly l2: SharedTier | undefined;
+  readonly l3: FeatureStore;
+  readonly bloomCapacity: number;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+}
+
+/**
+ * Read-through over the tiers: L1 → bloom gate → L2 → L3, each tier asked
+ * once per request for all the keys the tier above missed, and every hit
+ * promoted upward (L3 → L2 and L1, L2 → L1). Writes go to L3 first (the
+ * truth), then through to L1 and L2.
+ */
+export class TieredRecordStore {
+  private readonly l1: MemoryTier | undefined;
+  private readonly l2: SharedTier | undefined;
+  private readonly l3: FeatureStore;
+  private readonly gate: BloomGate;
+  private readonly metrics: Metrics;
+
+  private constructor(options: TieredRecordStoreOptions, gate: BloomGate) {
+    this.l1 = options.l1;
+    this.l2 = options.l2;
+    this.l3 = options.l3;
+    this.gate = gate;
+    this.metrics = options.metrics;
+  }
+
+  /** Rebuilds the bloom gate from every record key in L3 before the first read. */
+  static async open(options: TieredRecordStoreOptions): Promise<TieredRecordStore> {
+    const started = Date.now();
+    const keys: Buffer[] = [];
+    await options.l3.forEachRecordKey((key) => keys.push(key));
+    const gate = new BloomGate(Math.max(options.bloomCapacity, keys.length * 2));
+    for (const key of keys) gate.add(key);
+    options.metrics.bloomKeys.set(gate.size);
+    options.logger.info('bloom gate rebuilt from L3', { keys: keys.length, ms: Date.now() - started });
+    return new TieredRecordStore(options, gate);
+  }
+
+  /** The record of each lookup, or undefined where none was ever written. */
+  async read(lookups: readonly RecordLookup[]): Promise<(FeatureRecord | undefined)[]> {
+    const results: (FeatureRecord | undefined)[] = new Array(lookups.length).fill(undefined);
+    const missing: number[] = [];
+    const l1 = this.l1;
+    let l1Hits = 0;
+    let gated = 0;
+    for (let index = 0; index < lookups.length; index++) {
+      const lookup = lookups[index]!;
+      const cached = l1?.get(lookup.id);
+      if (cached !== undefined) {
+        l1Hits++;
+        if (cached !== ABSENT) results[index] = cached as FeatureRecord;
+      } else if (!this.gate.mightContain(lookup.key)) {
+        gated++;
+      } else {
+        missing.push(index);
+      }
+    }
+    this.metrics.countTier('l1', 'hit', l1Hits);
+    this.metrics.countTier('l1', 'miss', lookups.length - l1Hits);
+    if (gated > 0) this.metrics.bloomNegatives.inc(gated);
+    if (missing.length === 0) return results;
+
+    const afterL2 = await this.readL2(lookups, missing, results);
+    if (afterL2.length > 0) await this.readL3(lookups, afterL2, results);
+    return results;
+  }
+
+  private async readL2(lookups: readonly RecordLookup[], missing: number[], results: (FeatureRecord | undefined)[]): Promise<number[]> {
+    if (this.l2 === undefined) return missing;
+    const found = await this.l2.getMany(missing.map((index) => lookups[index]!));
+    const stillMissing: number[] = [];
+    found.forEach((bytes, position) => {
+      const index = missing[position]!;
+      if (bytes === undefined) {
+        stillMissing.push(index);
+        return;
+      }
+      const record = FeatureRecord.decode(bytes);
+      results[index] = record;
+      this.l1?.offer(lookups[index]!.id, record);
+    });
+    this.metrics.countTier('l2', 'hit', missing.length - stillMissing.length);
+    this.metrics.countTier('l2', 'miss', stillMissing.length);
+    return stillMissing;
+  }
+
+  private async readL3(lookups: readonly RecordLookup[], missing: number[], results: (FeatureRecord | undefined)[]): Promise<void> {
+    const refs = missing.map((index) => lookups[index]!);
+    const found = await this.l3.getRecords(refs);
+    const promotedRefs: RecordRef[] = [];
+    const promoted: Uint8Array[] = [];
+    found.forEach((bytes, position) => {
+      const lookup = refs[position]!;
+      if (bytes === undefined) {
+        // A bloom false positive: remember the absence so the next read stops at L1.
+        this.l1?.offer(lookup.id, ABSENT);
+        return;
+      }
+      const record = FeatureRecord.decode(bytes);
+      results[missing[position]!] = record;
+      this.l1?.offer(lookup.id, record);
+      promotedRefs.push(lookup);
+      promoted.push(record.bytes);
+    });
+    this.metrics.countTier('l3', 'hit', promoted.length);
+    this.metrics.countTier('l3', 'miss', refs.length - promoted.length);
+    this.l2?.fill(promotedRefs, promoted);
+  }
+
+  /** Commits writes to L3 atomically, then writes them through L1 and L2. */
+  async write(writes: readonly (RecordWrite & { readonly id: string })[], nowMs: number): Promise<void> {
+    // The gate learns the keys before they become readable, so no read can be gated out of a committed write.
+    for (const write of writes) this.gate.add(write.key);
+    this.metrics.bloomKeys.set(this.gate.size);
+    const records = await this.l3.applyWrites(writes, nowMs);
+    for (let index = 0; index < writes.length; index++) this.l1?.offer(writes[index]!.id, FeatureRecord.decode(records[index]!));
+    await this.l2?.put(writes, records);
+  }
+
+  async close(): Promise<void> {
+    await this.l2?.close();
+    await this.l3.close();
+  }
+}

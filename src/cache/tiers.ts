@@ -1,0 +1,30 @@
+import type { RecordRef } from '../storage/feature-store.js';
+import type { FeatureRecord } from '../storage/record.js';
+
+/**
+ * What a cache tier knows about a key: a record, or ABSENT (looked up below
+ * and found nowhere), or undefined (not cached).
+ */
+export const ABSENT = Object.freeze({ revision: -1, memoryBytes: 0 });
+export type Cached = FeatureRecord | typeof ABSENT;
+
+/** L1: in-process, synchronous, bounded by bytes. Keys are the latin1 string of the record key. */
+export interface MemoryTier {
+  get(id: string): Cached | undefined;
+  /** Stores `entry` unless the tier already holds a newer revision of it (a racing write got there first). */
+  offer(id: string, entry: Cached): void;
+  readonly bytes: number;
+  readonly entries: number;
+}
+
+/** L2: shared between processes, asynchronous, may be down. Never throws: an unavailable tier is a miss. */
+export interface SharedTier {
+  /** Record bytes per ref; undefined for a miss or when the tier could not answer in time. */
+  getMany(refs: readonly RecordRef[]): Promise<(Uint8Array | undefined)[]>;
+  /** Fills after a lower-tier read: only where the key is absent, so it never overwrites a newer write. */
+  fill(refs: readonly RecordRef[], records: readonly Uint8Array[]): void;
+  /** Write-through after an L3 commit. */
+  put(refs: readonly RecordRef[], records: readonly Uint8Array[]): Promise<void>;
+  readonly ready: boolean;
+  close(): Promise<void>;
+}

@@ -1,0 +1,174 @@
+#!/usr/bin/env node
+/**
+ * strata serve | validate | push — the command line. Options come from
+ * flags and STRATA_* variables (src/config/options.ts); bad ones stop the
+ * process before anything starts, with exit code 2.
+ */
+import { createReadStream, existsSync, lstatSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import { BUNDLED_REGISTRY, OPTION_SPECS, resolveServeOptions } from '../config/options.js';
+import { formatDuration } from '../config/duration.js';
+import { loadRegistry } from '../config/registry.js';
+import { StrataError } from '../errors.js';
+import { createLogger } from '../observability/logger.js';
+import { startServer } from '../server/strata-server.js';
+import { seedExample } from './example-seed.js';
+
+const USAGE = `strata — online feature server
+
+usage:
+  strata serve [options]            serve gRPC and HTTP (bundled example by default)
+  strata validate [--registry F]    check a registry file and print what it defines
+  strata push --view V [--target URL] [--batch N] FILE|-
+                                    write NDJSON rows ({join keys…, event_timestamp, features…})
+                                    to a running server's HTTP gateway
+
+serve options (flag, environment variable, default):
+${OPTION_SPECS.map((spec) => `  --${spec.flag.padEnd(18)} ${spec.env.padEnd(26)} ${spec.help}`).join('\n')}
+`;
+
+class UsageError extends Error {}
+
+function parse(argv: string[], extra: Record<string, { type: 'string' | 'boolean' }> = {}) {
+  const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' }, ...extra };
+  for (const spec of OPTION_SPECS) options[spec.flag] = { type: 'string' };
+  try {
+    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+async function serve(argv: string[]): Promise<void> {
+  const { values, positionals } = parse(argv);
+  if (values.help) return void process.stdout.write(USAGE);
+  if (positionals.length > 0) throw new UsageError(`serve takes no arguments, got: ${positionals.join(' ')}`);
+  const options = resolveServeOptions(values as Record<string, string | undefined>, process.env);
+  const registry = loadRegistry(options.registry);
+  const logger = createLogger(options.logLevel);
+  const seedMarker = join(options.dataDir, '.example-seeded');
+  const seed = options.registry === BUNDLED_REGISTRY && !existsSync(seedMarker);
+  if (options.unixSocket !== undefined && existsSync(options.unixSocket) && lstatSync(options.unixSocket).isSocket()) {
+    // A socket file left by a process that died; binding would fail with EADDRINUSE.
+    unlinkSync(options.unixSocket);
+  }
+  const server = await startServer(options, registry, {
+    logger,
+    processMetrics: true,
+    prepare: async (core) => {
+      if (!seed) return;
+      const rows = await seedExample(core, Date.now());
+      writeFileSync(seedMarker, `${new Date().toISOString()}\n`);
+      logger.info('bundled example seeded', { rows });
+    },
+  });
+  process.stdout.write(
+    `strata serving grpc=${options.host}:${server.grpcPort} http=${options.host}:${server.httpPort}${options.unixSocket ? ` unix=${options.unixSocket}` : ''}` +
+      ` l1=${options.l1BudgetBytes > 0 ? `${Math.round(options.l1BudgetBytes / 1024 ** 2)}MiB/${formatDuration(options.l1MaxStalenessMs)}` : 'off'} l2=${options.redisUrl ? 'redis' : 'off'} data=${options.dataDir}\n`,
+  );
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) {
+      logger.warn('second signal: exiting now', { signal });
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info('stopping', { signal });
+    server.stop().then(
+      () => process.exit(0),
+      (error: Error) => {
+        logger.error('unclean stop', { error: error.message });
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+function validate(argv: string[]): void {
+  const { values } = parse(argv);
+  const file = (values.registry as string | undefined) ?? process.env.STRATA_REGISTRY ?? BUNDLED_REGISTRY;
+  const registry = loadRegistry(file);
+  process.stdout.write(`${file}: valid\n`);
+  process.stdout.write(`  entities: ${[...registry.entities.values()].map((entity) => `${entity.name}(${entity.joinKey})`).join(', ')}\n`);
+  for (const view of registry.views.values()) {
+    process.stdout.write(`  view ${view.name} [${view.joinKeys.join(', ')}] ttl=${formatDuration(view.ttlMs)} ${view.source.type}: ${view.features.map((feature) => `${feature.name}:${feature.type}`).join(', ')}\n`);
+  }
+  for (const service of registry.services.values()) process.stdout.write(`  service ${service.name}: ${service.features.length} features\n`);
+}
+
+async function push(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { view: { type: 'string' }, target: { type: 'string' }, batch: { type: 'string' } },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (values.view === undefined || positionals.length !== 1) throw new UsageError('push needs --view V and one FILE (or - for stdin)');
+  const target = (values.target ?? process.env.STRATA_TARGET ?? 'http://127.0.0.1:6566').replace(/\/$/, '');
+  const batchSize = Number(values.batch ?? 500);
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new UsageError('--batch must be a positive integer');
+  const input = positionals[0] === '-' ? process.stdin : createReadStream(positionals[0]!);
+  let batch: Record<string, unknown>[] = [];
+  let line = 0;
+  let written = 0;
+  const flush = async (): Promise<void> => {
+    if (batch.length === 0) return;
+    const df: Record<string, unknown[]> = {};
+    const names = new Set(batch.flatMap((row) => Object.keys(row)));
+    for (const name of names) df[name] = batch.map((row) => row[name] ?? null);
+    const response = await fetch(`${target}/push`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ push_source_name: values.view, df }) });
+    const body = await response.text();
+    if (!response.ok) throw new Error(`push of lines ${line - batch.length + 1}–${line} failed (${response.status}): ${body}`);
+    written += (JSON.parse(body) as { rows_written: number }).rows_written;
+    batch = [];
+  };
+  for await (const text of createInterface({ input, crlfDelay: Infinity })) {
+    line++;
+    if (text.trim() === '') continue;
+    try {
+      batch.push(JSON.parse(text) as Record<string, unknown>);
+    } catch (error) {
+      throw new Error(`line ${line}: not JSON: ${(error as Error).message}`);
+    }
+    if (batch.length >= batchSize) await flush();
+  }
+  await flush();
+  process.stdout.write(`pushed ${written} rows to ${values.view}\n`);
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'serve':
+      return serve(rest);
+    case 'validate':
+      return validate(rest);
+    case 'push':
+      return push(rest);
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return;
+    default:
+      throw new UsageError(`unknown command ${command}`);
+  }
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof UsageError) {
+    process.stderr.write(`strata: ${error.message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  if (error instanceof StrataError && error.code === 'STRATA_CONFIG_INVALID') {
+    process.stderr.write(`strata: ${error.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`strata: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

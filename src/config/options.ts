@@ -1,0 +1,116 @@
+/**
+ * Process options from command-line flags and STRATA_* environment variables
+ * (flags win). Every option is declared once in OPTION_SPECS; unknown flags
+ * and unknown STRATA_* variables stop the process at start, naming the source
+ * and the rule. The result is frozen.
+ */
+import { fileURLToPath } from 'node:url';
+import { StrataError } from '../errors.js';
+import { parseDuration } from './duration.js';
+
+export const BUNDLED_REGISTRY = fileURLToPath(new URL('../../examples/fraud/registry.yaml', import.meta.url));
+
+export interface ServeOptions {
+  readonly registry: string;
+  readonly dataDir: string;
+  readonly host: string;
+  readonly grpcPort: number;
+  readonly httpPort: number;
+  readonly unixSocket: string | undefined;
+  readonly redisUrl: string | undefined;
+  readonly redisTimeoutMs: number;
+  readonly redisKeyPrefix: string;
+  readonly l2TtlMs: number;
+  readonly l1BudgetBytes: number;
+  readonly l1MaxStalenessMs: number;
+  readonly retentionMs: number;
+  readonly maxRows: number;
+  readonly maxFeatures: number;
+  readonly maxMessageBytes: number;
+  readonly bloomCapacity: number;
+  readonly shutdownGraceMs: number;
+  readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+type Parser = (text: string) => { value: unknown } | { rule: string };
+
+const integer = (min: number, max: number): Parser => (text) => {
+  const value = Number(text);
+  return /^\d+$/.test(text) && value >= min && value <= max ? { value } : { rule: `must be an integer from ${min} to ${max}` };
+};
+const duration = (min: number): Parser => (text) => {
+  const value = parseDuration(text);
+  return value !== undefined && value >= min ? { value } : { rule: `must be a duration like 50ms, 30s, 5m, 1h, 7d${min > 0 ? ` of at least ${min}ms` : ''}` };
+};
+const SIZE = /^(\d+)(b|kb|mb|gb)?$/i;
+const SIZE_UNIT: Readonly<Record<string, number>> = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 };
+const bytes: Parser = (text) => {
+  const match = SIZE.exec(text);
+  return match === null ? { rule: 'must be a size like 65536, 512kb, 256mb, 2gb' } : { value: Number(match[1]) * SIZE_UNIT[(match[2] ?? 'b').toLowerCase()]! };
+};
+const nonEmpty: Parser = (text) => (text.length > 0 ? { value: text } : { rule: 'must not be empty' });
+const redisUrl: Parser = (text) => (/^rediss?:\/\/|^unix:\/\//.test(text) ? { value: text } : { rule: 'must be a redis://host:port[/db] URL' });
+const oneOf = (...choices: string[]): Parser => (text) => (choices.includes(text) ? { value: text } : { rule: `must be one of ${choices.join(', ')}` });
+
+interface OptionSpec {
+  readonly key: keyof ServeOptions;
+  readonly flag: string;
+  readonly env: string;
+  /** Also read from this variable (a conventional name, like REDIS_URL). */
+  readonly alias?: string;
+  readonly parse: Parser;
+  readonly fallback: ServeOptions[keyof ServeOptions];
+  readonly help: string;
+}
+
+export const OPTION_SPECS: readonly OptionSpec[] = [
+  { key: 'registry', flag: 'registry', env: 'STRATA_REGISTRY', parse: nonEmpty, fallback: BUNDLED_REGISTRY, help: 'registry YAML (default: the bundled fraud/personalization example)' },
+  { key: 'dataDir', flag: 'data-dir', env: 'STRATA_DATA_DIR', parse: nonEmpty, fallback: '.strata/data', help: 'L3 LevelDB directory' },
+  { key: 'host', flag: 'host', env: 'STRATA_HOST', parse: nonEmpty, fallback: '127.0.0.1', help: 'address both ports bind to' },
+  { key: 'grpcPort', flag: 'grpc-port', env: 'STRATA_GRPC_PORT', parse: integer(0, 65535), fallback: 6565, help: 'gRPC port (0 = ephemeral)' },
+  { key: 'httpPort', flag: 'http-port', env: 'STRATA_HTTP_PORT', parse: integer(0, 65535), fallback: 6566, help: 'HTTP gateway port (0 = ephemeral)' },
+  { key: 'unixSocket', flag: 'unix-socket', env: 'STRATA_UNIX_SOCKET', parse: nonEmpty, fallback: undefined, help: 'also serve gRPC on this Unix socket path (sidecar use)' },
+  { key: 'redisUrl', flag: 'redis-url', env: 'STRATA_REDIS_URL', alias: 'REDIS_URL', parse: redisUrl, fallback: undefined, help: 'enables the L2 Redis tier' },
+  { key: 'redisTimeoutMs', flag: 'redis-timeout', env: 'STRATA_REDIS_TIMEOUT', parse: duration(1), fallback: 25, help: 'per-command L2 timeout; past it a read falls through to L3' },
+  { key: 'redisKeyPrefix', flag: 'redis-key-prefix', env: 'STRATA_REDIS_KEY_PREFIX', parse: nonEmpty, fallback: 'strata:', help: 'prefix of every L2 key' },
+  { key: 'l2TtlMs', flag: 'l2-ttl', env: 'STRATA_L2_TTL', parse: duration(1000), fallback: 3_600_000, help: 'how long an entry lives in L2' },
+  { key: 'l1BudgetBytes', flag: 'l1-budget', env: 'STRATA_L1_BUDGET', parse: bytes, fallback: 256 * 1024 ** 2, help: 'L1 memory budget (0 disables L1)' },
+  { key: 'l1MaxStalenessMs', flag: 'l1-max-staleness', env: 'STRATA_L1_MAX_STALENESS', parse: duration(1), fallback: 5_000, help: 'max age of an L1 entry: how stale another replica\'s L1 can be' },
+  { key: 'retentionMs', flag: 'retention', env: 'STRATA_RETENTION', parse: duration(60_000), fallback: 7 * 86_400_000, help: 'history kept for point-in-time reads' },
+  { key: 'maxRows', flag: 'max-rows', env: 'STRATA_MAX_ROWS', parse: integer(1, 1_000_000), fallback: 1_000, help: 'entity rows per call' },
+  { key: 'maxFeatures', flag: 'max-features', env: 'STRATA_MAX_FEATURES', parse: integer(1, 100_000), fallback: 500, help: 'features per call' },
+  { key: 'maxMessageBytes', flag: 'max-message-size', env: 'STRATA_MAX_MESSAGE_SIZE', parse: bytes, fallback: 4 * 1024 ** 2, help: 'largest request body' },
+  { key: 'bloomCapacity', flag: 'bloom-capacity', env: 'STRATA_BLOOM_CAPACITY', parse: integer(1_000, 1_000_000_000), fallback: 1_000_000, help: 'keys the bloom gate is first sized for (it grows)' },
+  { key: 'shutdownGraceMs', flag: 'shutdown-grace', env: 'STRATA_SHUTDOWN_GRACE', parse: duration(0), fallback: 5_000, help: 'time in-flight calls get on SIGTERM' },
+  { key: 'logLevel', flag: 'log-level', env: 'STRATA_LOG_LEVEL', parse: oneOf('debug', 'info', 'warn', 'error'), fallback: 'info', help: 'log verbosity' },
+];
+
+/** STRATA_* variables that are not serve options but are read elsewhere. */
+const OTHER_KNOWN_ENV = new Set(['STRATA_TARGET']);
+
+/**
+ * Resolves options: flag, else env, else default. `flags` holds the raw
+ * flag strings already split by util.parseArgs (which rejects unknown flags).
+ */
+export function resolveServeOptions(flags: Readonly<Record<string, string | undefined>>, env: NodeJS.ProcessEnv): ServeOptions {
+  const problems: string[] = [];
+  const known = new Set(OPTION_SPECS.map((spec) => spec.env));
+  for (const name of Object.keys(env)) {
+    if (name.startsWith('STRATA_') && !known.has(name) && !OTHER_KNOWN_ENV.has(name)) problems.push(`env ${name}: unknown variable`);
+  }
+  const options: Record<string, unknown> = {};
+  for (const spec of OPTION_SPECS) {
+    const flagText = flags[spec.flag];
+    const envName = env[spec.env] !== undefined ? spec.env : spec.alias !== undefined && env[spec.alias] !== undefined ? spec.alias : undefined;
+    const [source, text] = flagText !== undefined ? [`flag --${spec.flag}`, flagText] : envName !== undefined ? [`env ${envName}`, env[envName]!] : [undefined, undefined];
+    if (text === undefined) {
+      options[spec.key] = spec.fallback;
+      continue;
+    }
+    const parsed = spec.parse(text);
+    if ('rule' in parsed) problems.push(`${source} = ${JSON.stringify(text)}: ${parsed.rule}`);
+    else options[spec.key] = parsed.value;
+  }
+  if (problems.length > 0) throw new StrataError('STRATA_CONFIG_INVALID', `invalid options:\n  ${problems.join('\n  ')}`);
+  return Object.freeze(options as unknown as ServeOptions);
+}

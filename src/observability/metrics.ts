@@ -1,0 +1,72 @@
+/**
+ * Prometheus metrics (prom-client), one registry per server instance so tests
+ * can run several servers in one process. Modules at every layer take the
+ * `Metrics` object they are handed; none creates metrics of its own.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export type Tier = 'l1' | 'l2' | 'l3';
+
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly requestSeconds = new Histogram({
+    name: 'strata_request_duration_seconds',
+    help: 'Latency of each RPC and HTTP route, by protocol, method and outcome code.',
+    labelNames: ['protocol', 'method', 'code'] as const,
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [this.registry],
+  });
+
+  readonly tierLookups = new Counter({
+    name: 'strata_tier_lookups_total',
+    help: 'Record lookups per cache/store tier and result (hit, miss, error).',
+    labelNames: ['tier', 'result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly bloomNegatives = new Counter({
+    name: 'strata_bloom_negatives_total',
+    help: 'Lookups answered NOT_FOUND by the bloom gate without touching L2 or L3.',
+    registers: [this.registry],
+  });
+
+  readonly bloomKeys = new Gauge({
+    name: 'strata_bloom_keys',
+    help: 'Keys added to the bloom gate.',
+    registers: [this.registry],
+  });
+
+  readonly l1Bytes = new Gauge({
+    name: 'strata_l1_bytes',
+    help: 'Bytes held by the L1 cache (its accounting of records, keys and entry overhead).',
+    registers: [this.registry],
+  });
+
+  readonly l1Entries = new Gauge({
+    name: 'strata_l1_entries',
+    help: 'Entries in the L1 cache.',
+    registers: [this.registry],
+  });
+
+  readonly l2Up = new Gauge({
+    name: 'strata_l2_up',
+    help: '1 when the L2 Redis connection is ready, else 0.',
+    registers: [this.registry],
+  });
+
+  readonly rowsWritten = new Counter({
+    name: 'strata_rows_written_total',
+    help: 'Feature rows written, per view.',
+    labelNames: ['view'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(options: { processMetrics: boolean }) {
+    if (options.processMetrics) collectDefaultMetrics({ register: this.registry });
+  }
+
+  countTier(tier: Tier, result: 'hit' | 'miss' | 'error', count: number): void {
+    if (count > 0) this.tierLookups.inc({ tier, result }, count);
+  }
+}

@@ -1,0 +1,140 @@
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation } from 'grpc-health-check';
+import { invalid, StrataError } from '../errors.js';
+import { describeRegistry } from '../serving/registry-description.js';
+import type { ServingCore } from './serving-core.js';
+import { decodeRequest, encodeOnlineResponse, PROTO_FILE, ProtoTypes, SERVICE_NAME, type GetOnlineFeaturesMessage, type WriteFeaturesMessage } from './proto.js';
+import { protoValues, timestampToMs } from './proto-values.js';
+import { grpcCodeName, toGrpcError } from './status-edge.js';
+
+type UnaryHandler = (body: Buffer) => Promise<Buffer>;
+
+const identity = (bytes: Buffer): Buffer => bytes;
+
+/**
+ * `strata.v1.FeatureService` on grpc-js, plus grpc.health.v1 and server
+ * reflection. Messages pass through grpc-js as raw bytes (identity
+ * serializers): requests are decoded inside the handler, where a parse error
+ * can become INVALID_ARGUMENT, and responses arrive already encoded.
+ */
+export class GrpcEdge {
+  readonly server: grpc.Server;
+  private readonly health: HealthImplementation;
+  private readonly core: ServingCore;
+  private readonly registryResponse: Buffer;
+
+  constructor(core: ServingCore) {
+    this.core = core;
+    this.server = new grpc.Server({
+      // Strata checks the configured limit itself to answer INVALID_ARGUMENT; grpc-js only stops absurd sizes.
+      'grpc.max_receive_message_length': core.limits.maxMessageBytes * 4,
+      'grpc.max_send_message_length': -1,
+      'grpc.enable_channelz': 0,
+    });
+    const response = describeRegistry(core.registry);
+    this.registryResponse = Buffer.from(ProtoTypes.ListFeatureViewsResponse.encode(ProtoTypes.ListFeatureViewsResponse.fromObject(response)).finish());
+
+    const method = (name: string): grpc.MethodDefinition<Buffer, Buffer> => ({
+      path: `/${SERVICE_NAME}/${name}`,
+      requestStream: false,
+      responseStream: false,
+      requestSerialize: identity,
+      requestDeserialize: identity,
+      responseSerialize: identity,
+      responseDeserialize: identity,
+    });
+    this.server.addService(
+      { GetOnlineFeatures: method('GetOnlineFeatures'), WriteFeatures: method('WriteFeatures'), ListFeatureViews: method('ListFeatureViews') },
+      {
+        GetOnlineFeatures: this.unary('GetOnlineFeatures', (body) => this.getOnlineFeatures(body)),
+        WriteFeatures: this.unary('WriteFeatures', (body) => this.writeFeatures(body)),
+        ListFeatureViews: this.unary('ListFeatureViews', async () => this.registryResponse),
+      },
+    );
+    this.health = new HealthImplementation({ '': 'SERVING', [SERVICE_NAME]: 'SERVING' });
+    this.health.addToServer(this.server);
+    const definition = protoLoader.loadSync(PROTO_FILE, { keepCase: true });
+    new ReflectionService(definition).addToServer(this.server);
+  }
+
+  private unary(name: string, handle: UnaryHandler): grpc.handleUnaryCall<Buffer, Buffer> {
+    const { metrics, logger, limits } = this.core;
+    return (call, callback) => {
+      const started = performance.now();
+      const done = (code: string): void => metrics.requestSeconds.observe({ protocol: 'grpc', method: name, code }, (performance.now() - started) / 1000);
+      const fail = (thrown: unknown): void => {
+        const { error, response } = toGrpcError(thrown);
+        if (error.kind === 'internal') logger.error('grpc call failed', { method: name, error: error.message, cause: String((error.cause as Error | undefined)?.stack ?? '') });
+        callback(response);
+        done(grpcCodeName(error));
+      };
+      if (this.core.isShuttingDown()) return fail(new StrataError('STRATA_SHUTTING_DOWN', 'the server is shutting down; retry on another replica'));
+      if (call.request.length > limits.maxMessageBytes) {
+        return fail(invalid('STRATA_MESSAGE_TOO_LARGE', 'request', `${call.request.length} bytes exceed the limit of ${limits.maxMessageBytes}`));
+      }
+      handle(call.request).then((response) => {
+        callback(null, response);
+        done('OK');
+      }, fail);
+    };
+  }
+
+  private async getOnlineFeatures(body: Buffer): Promise<Buffer> {
+    const message = decodeRequest<GetOnlineFeaturesMessage>(ProtoTypes.GetOnlineFeaturesRequest, body);
+    const entities = new Map(Object.entries(message.entities ?? {}).map(([joinKey, column]) => [joinKey, column.values ?? []]));
+    const result = await this.core.reader.read(
+      {
+        features: message.kind === 'features' ? (message.features?.refs ?? []) : undefined,
+        featureService: message.kind === 'feature_service' ? message.feature_service : undefined,
+        entities,
+        asOfMs: message.as_of ? timestampToMs(message.as_of, 'as_of') : undefined,
+      },
+      protoValues,
+      Date.now(),
+    );
+    const joinKeyValues = result.plan.joinKeys.map((joinKey) => entities.get(joinKey)!.map((value) => ProtoTypes.Value.encode(value).finish()));
+    const names = [...result.plan.joinKeys, ...result.plan.features.map((feature) => (message.full_feature_names ? feature.fullName : feature.name))];
+    return encodeOnlineResponse(result, joinKeyValues, names);
+  }
+
+  private async writeFeatures(body: Buffer): Promise<Buffer> {
+    const message = decodeRequest<WriteFeaturesMessage>(ProtoTypes.WriteFeaturesRequest, body);
+    const created = message.created_timestamps ?? [];
+    const rows = await this.core.writer.write(
+      {
+        view: message.feature_view ?? '',
+        columns: new Map(Object.entries(message.columns ?? {}).map(([name, column]) => [name, column.values ?? []])),
+        eventTimestamps: message.event_timestamps ?? [],
+        createdTimestamps: created.length > 0 ? created : undefined,
+      },
+      protoValues,
+      Date.now(),
+    );
+    return Buffer.from(ProtoTypes.WriteFeaturesResponse.encode({ rows_written: rows }).finish());
+  }
+
+  /** Binds a TCP address (port 0 = ephemeral) or a `unix:` path; returns the bound port. */
+  bind(address: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, port) => (error ? reject(error) : resolve(port)));
+    });
+  }
+
+  /** Health → NOT_SERVING, then lets in-flight calls finish for up to `graceMs` before cutting them. */
+  async shutdown(graceMs: number): Promise<void> {
+    this.health.setStatus('', 'NOT_SERVING');
+    this.health.setStatus(SERVICE_NAME, 'NOT_SERVING');
+    await new Promise<void>((resolve) => {
+      const force = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, graceMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(force);
+        resolve();
+      });
+    });
+  }
+}

@@ -1,0 +1,206 @@
+/**
+ * The Feast-shaped HTTP gateway: POST /get-online-features and POST /push
+ * with Feast's JSON bodies (plus `as_of`), GET /feature-views, GET /health,
+ * GET /metrics. Responses are JSON text assembled directly from the stored
+ * value bytes.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { invalid, StrataError } from '../errors.js';
+import { FIELD_STATUS_NAMES, FieldStatus, type OnlineResult } from '../serving/online-reader.js';
+import { describeRegistry } from '../serving/registry-description.js';
+import { valueBytesToJson } from '../values/value-codec.js';
+import { formatTimestamp, jsonValues, parseJsonTimestamp } from './json-values.js';
+import type { ServingCore } from './serving-core.js';
+import { toHttpError } from './status-edge.js';
+
+type Json = Record<string, unknown>;
+type Route = (body: Json) => Promise<string>;
+
+const EPOCH = JSON.stringify(formatTimestamp(0));
+const STATUS_JSON = FIELD_STATUS_NAMES.map((name) => JSON.stringify(name));
+
+function requireObject(value: unknown, field: string): Json {
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) return value as Json;
+  throw invalid('STRATA_MALFORMED_REQUEST', field, 'must be a JSON object');
+}
+
+function rejectUnknownKeys(body: Json, allowed: readonly string[], prefix = ''): void {
+  for (const key of Object.keys(body)) {
+    if (!allowed.includes(key)) throw invalid('STRATA_MALFORMED_REQUEST', `${prefix}${key}`, `unknown field; allowed: ${allowed.join(', ')}`);
+  }
+}
+
+function columns(value: unknown, field: string): Map<string, unknown[]> {
+  const object = requireObject(value, field);
+  const result = new Map<string, unknown[]>();
+  for (const [name, column] of Object.entries(object)) {
+    if (!Array.isArray(column)) throw invalid('STRATA_MALFORMED_REQUEST', `${field}.${name}`, 'must be an array with one value per row');
+    result.set(name, column);
+  }
+  return result;
+}
+
+export class HttpGateway {
+  readonly server: Server;
+  private readonly core: ServingCore;
+  private readonly routes: ReadonlyMap<string, Route>;
+  private readonly registryJson: string;
+
+  constructor(core: ServingCore) {
+    this.core = core;
+    this.registryJson = JSON.stringify(describeRegistry(core.registry));
+    this.routes = new Map<string, Route>([
+      ['POST /get-online-features', (body) => this.getOnlineFeatures(body)],
+      ['POST /push', (body) => this.push(body)],
+    ]);
+    this.server = createServer((request, response) => this.handle(request, response));
+    this.server.keepAliveTimeout = 65_000;
+  }
+
+  private handle(request: IncomingMessage, response: ServerResponse): void {
+    const started = performance.now();
+    const path = (request.url ?? '/').split('?', 1)[0]!;
+    const routeKey = `${request.method} ${path}`;
+    const send = (status: number, body: string, contentType = 'application/json'): void => {
+      response.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(body) });
+      response.end(body);
+      const method = this.routes.has(routeKey) || path === '/health' || path === '/metrics' || path === '/feature-views' ? routeKey : 'other';
+      this.core.metrics.requestSeconds.observe({ protocol: 'http', method, code: String(status) }, (performance.now() - started) / 1000);
+    };
+    const fail = (thrown: unknown): void => {
+      const { error, status, body } = toHttpError(thrown);
+      if (error.kind === 'internal') this.core.logger.error('http request failed', { route: routeKey, error: error.message });
+      send(status, body);
+    };
+
+    if (routeKey === 'GET /health') {
+      const serving = !this.core.isShuttingDown();
+      return send(serving ? 200 : 503, JSON.stringify({ status: serving ? 'SERVING' : 'NOT_SERVING' }));
+    }
+    if (routeKey === 'GET /metrics') {
+      this.core.observeGauges();
+      this.core.metrics.registry.metrics().then((text) => send(200, text, this.core.metrics.registry.contentType), fail);
+      return;
+    }
+    if (routeKey === 'GET /feature-views') return send(200, this.registryJson);
+    const route = this.routes.get(routeKey);
+    if (route === undefined) {
+      request.resume();
+      return fail(new StrataError('STRATA_ROUTE_NOT_FOUND', `no route ${routeKey}; routes: POST /get-online-features, POST /push, GET /feature-views, GET /health, GET /metrics`));
+    }
+    if (this.core.isShuttingDown()) {
+      request.resume();
+      return fail(new StrataError('STRATA_SHUTTING_DOWN', 'the server is shutting down; retry on another replica'));
+    }
+    this.readJson(request, response)
+      .then((body) => route(body))
+      .then((text) => send(200, text), fail);
+  }
+
+  private readJson(request: IncomingMessage, response: ServerResponse): Promise<Json> {
+    const limit = this.core.limits.maxMessageBytes;
+    return new Promise((resolve, reject) => {
+      const declared = Number(request.headers['content-length'] ?? 0);
+      const tooLarge = (size: number): void => {
+        // Answer now and close the connection rather than read the rest of an oversized body.
+        response.setHeader('connection', 'close');
+        reject(invalid('STRATA_MESSAGE_TOO_LARGE', 'body', `${size} bytes exceed the limit of ${limit}`));
+        request.pause();
+      };
+      if (declared > limit) return tooLarge(declared);
+      const chunks: Buffer[] = [];
+      let size = 0;
+      request.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > limit) {
+          request.removeAllListeners('data');
+          return tooLarge(size);
+        }
+        chunks.push(chunk);
+      });
+      request.on('error', reject);
+      request.on('end', () => {
+        if (size > limit) return;
+        try {
+          resolve(requireObject(JSON.parse(Buffer.concat(chunks).toString('utf8')), 'body'));
+        } catch (error) {
+          reject(error instanceof StrataError ? error : invalid('STRATA_MALFORMED_REQUEST', 'body', `not valid JSON: ${(error as Error).message}`));
+        }
+      });
+    });
+  }
+
+  private async getOnlineFeatures(body: Json): Promise<string> {
+    rejectUnknownKeys(body, ['features', 'feature_service', 'entities', 'full_feature_names', 'as_of']);
+    const { features, feature_service: featureService } = body;
+    if (features !== undefined && (!Array.isArray(features) || features.some((ref) => typeof ref !== 'string'))) {
+      throw invalid('STRATA_MALFORMED_REQUEST', 'features', 'must be an array of "view:feature" strings');
+    }
+    if (featureService !== undefined && typeof featureService !== 'string') throw invalid('STRATA_MALFORMED_REQUEST', 'feature_service', 'must be a string');
+    const entities = columns(body.entities ?? {}, 'entities');
+    const result = await this.core.reader.read(
+      {
+        features: features as string[] | undefined,
+        featureService: featureService as string | undefined,
+        entities,
+        asOfMs: body.as_of === undefined || body.as_of === null ? undefined : parseJsonTimestamp(body.as_of, 'as_of'),
+      },
+      jsonValues,
+      Date.now(),
+    );
+    return onlineResultJson(result, entities, body.full_feature_names === true);
+  }
+
+  private async push(body: Json): Promise<string> {
+    rejectUnknownKeys(body, ['push_source_name', 'feature_view', 'df', 'to', 'allow_registry_cache']);
+    const view = body.push_source_name ?? body.feature_view;
+    if (typeof view !== 'string') throw invalid('STRATA_MALFORMED_REQUEST', 'push_source_name', 'must name the push feature view');
+    if (body.to !== undefined && body.to !== 'online') throw invalid('STRATA_MALFORMED_REQUEST', 'to', 'Strata stores pushes online only; use "online" or leave it out');
+    const df = columns(body.df, 'df');
+    const eventTimestamps = df.get('event_timestamp');
+    if (eventTimestamps === undefined) throw invalid('STRATA_BAD_TIMESTAMP', 'df.event_timestamp', 'is required: one event time per row');
+    const createdTimestamps = df.get('created_timestamp');
+    df.delete('event_timestamp');
+    df.delete('created_timestamp');
+    const rows = await this.core.writer.write({ view, columns: df, eventTimestamps, createdTimestamps }, jsonValues, Date.now());
+    return JSON.stringify({ rows_written: rows });
+  }
+
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => resolve((this.server.address() as AddressInfo).port));
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeIdleConnections();
+    });
+  }
+}
+
+/** Feast's response shape: one result per name (join keys first), each with one entry per entity row. */
+function onlineResultJson(result: OnlineResult, entities: ReadonlyMap<string, unknown[]>, fullNames: boolean): string {
+  const names = [...result.plan.joinKeys, ...result.plan.features.map((feature) => (fullNames ? feature.fullName : feature.name))];
+  const parts: string[] = [];
+  for (const joinKey of result.plan.joinKeys) {
+    const values = entities.get(joinKey)!;
+    const present = STATUS_JSON[FieldStatus.PRESENT]!;
+    parts.push(`{"values":${JSON.stringify(values)},"statuses":[${values.map(() => present).join(',')}],"event_timestamps":[${values.map(() => EPOCH).join(',')}]}`);
+  }
+  for (const column of result.columns) {
+    const values: string[] = [];
+    const statuses: string[] = [];
+    const times: string[] = [];
+    for (let row = 0; row < result.rowCount; row++) {
+      values.push(valueBytesToJson(column.values[row]!));
+      statuses.push(STATUS_JSON[column.statuses[row]!]!);
+      times.push(column.eventTs[row] === 0 ? EPOCH : JSON.stringify(formatTimestamp(column.eventTs[row]!)));
+    }
+    parts.push(`{"values":[${values.join(',')}],"statuses":[${statuses.join(',')}],"event_timestamps":[${times.join(',')}]}`);
+  }
+  return `{"metadata":{"feature_names":${JSON.stringify(names)}},"results":[${parts.join(',')}]}`;
+}

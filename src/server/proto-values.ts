@@ -1,0 +1,37 @@
+import Long from 'long';
+import type { JoinKeyType } from '../config/registry.js';
+import { invalid } from '../errors.js';
+import type { WireValues } from '../serving/wire-values.js';
+import type { JoinKeyValue } from '../storage/keys.js';
+import { encodeTypedValue, NULL_VALUE, typedValueFromMessage, type ValueMessage, type ValueType } from '../values/value-codec.js';
+import type { TimestampMessage } from './proto.js';
+
+/** Request values as protobufjs decodes them: `Value` messages and `google.protobuf.Timestamp`s. */
+export const protoValues: WireValues = {
+  joinKey(type: JoinKeyType, raw: unknown, field: string): JoinKeyValue {
+    const typed = typedValueFromMessage(type, raw as ValueMessage, field);
+    if (typed === null) throw invalid('STRATA_VALUE_TYPE_MISMATCH', field, `a join key value must not be null (expected ${type})`);
+    return typed.value as JoinKeyValue;
+  },
+
+  feature(type: ValueType, raw: unknown, field: string): Uint8Array {
+    const typed = typedValueFromMessage(type, raw as ValueMessage, field);
+    return typed === null ? NULL_VALUE : encodeTypedValue(typed);
+  },
+
+  timestamp(raw: unknown, field: string): number {
+    return timestampToMs(raw as TimestampMessage | null | undefined, field);
+  },
+};
+
+/** google.protobuf.Timestamp → ms since the epoch (sub-millisecond precision is dropped). */
+export function timestampToMs(message: TimestampMessage | null | undefined, field: string): number {
+  if (message === null || message === undefined) throw invalid('STRATA_BAD_TIMESTAMP', field, 'is required');
+  const seconds = Long.isLong(message.seconds) ? (message.seconds as Long).toNumber() : Number(message.seconds ?? 0);
+  const nanos = message.nanos ?? 0;
+  const ms = seconds * 1000 + Math.floor(nanos / 1_000_000);
+  if (nanos < 0 || nanos > 999_999_999 || !Number.isSafeInteger(ms) || Math.abs(ms) > 8.64e15) {
+    throw invalid('STRATA_BAD_TIMESTAMP', field, `seconds=${String(message.seconds)} nanos=${nanos} is not a valid timestamp`);
+  }
+  return ms;
+}

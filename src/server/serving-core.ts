@@ -1,0 +1,18 @@
+import type { Registry } from '../config/registry.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { FeatureWriter } from '../serving/feature-writer.js';
+import type { OnlineReader } from '../serving/online-reader.js';
+
+/** What both protocol edges serve from. */
+export interface ServingCore {
+  readonly registry: Registry;
+  readonly reader: OnlineReader;
+  readonly writer: FeatureWriter;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly limits: { readonly maxMessageBytes: number };
+  isShuttingDown(): boolean;
+  /** Refreshes gauges that are sampled rather than updated per request. */
+  observeGauges(): void;
+}

@@ -1,0 +1,81 @@
+import { mkdirSync } from 'node:fs';
+import { LruMemoryTier } from '../cache/lru-memory-tier.js';
+import { RedisSharedTier } from '../cache/redis-shared-tier.js';
+import { TieredRecordStore } from '../cache/tiered-record-store.js';
+import type { ServeOptions } from '../config/options.js';
+import type { Registry } from '../config/registry.js';
+import { createLogger, type Logger } from '../observability/logger.js';
+import { Metrics } from '../observability/metrics.js';
+import { FeatureWriter } from '../serving/feature-writer.js';
+import { OnlineReader } from '../serving/online-reader.js';
+import { LevelStore } from '../storage/level-store.js';
+import { GrpcEdge } from './grpc-edge.js';
+import { HttpGateway } from './http-gateway.js';
+import type { ServingCore } from './serving-core.js';
+
+export interface RunningServer {
+  readonly grpcPort: number;
+  readonly httpPort: number;
+  readonly core: ServingCore;
+  /** Graceful stop: health NOT_SERVING, drain in-flight calls (up to the grace period), close stores. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Wires the data path — L3 LevelDB, optional L2 Redis, L1 memory, serving,
+ * the two protocol edges — and starts listening. `prepare` runs after the
+ * store opens and before any port is bound (the CLI seeds the bundled
+ * example there).
+ */
+export async function startServer(
+  options: ServeOptions,
+  registry: Registry,
+  extras: { logger?: Logger; processMetrics?: boolean; prepare?: (core: ServingCore) => Promise<void> } = {},
+): Promise<RunningServer> {
+  const logger = extras.logger ?? createLogger(options.logLevel);
+  const metrics = new Metrics({ processMetrics: extras.processMetrics ?? false });
+  mkdirSync(options.dataDir, { recursive: true });
+  const l3 = await LevelStore.open({ dataDir: options.dataDir, registry, retentionMs: options.retentionMs });
+  const l1 = options.l1BudgetBytes > 0 ? new LruMemoryTier({ budgetBytes: options.l1BudgetBytes, maxStalenessMs: options.l1MaxStalenessMs, metrics }) : undefined;
+  const l2 =
+    options.redisUrl === undefined
+      ? undefined
+      : new RedisSharedTier({ url: options.redisUrl, keyPrefix: options.redisKeyPrefix, timeoutMs: options.redisTimeoutMs, ttlMs: options.l2TtlMs, registry, metrics, logger });
+  const store = await TieredRecordStore.open({ l1, l2, l3, bloomCapacity: options.bloomCapacity, metrics, logger });
+
+  let shuttingDown = false;
+  const core: ServingCore = {
+    registry,
+    reader: new OnlineReader(registry, store, { maxRows: options.maxRows, maxFeatures: options.maxFeatures, retentionMs: options.retentionMs }),
+    writer: new FeatureWriter(registry, store, { maxRows: options.maxRows, metrics }),
+    metrics,
+    logger,
+    limits: { maxMessageBytes: options.maxMessageBytes },
+    isShuttingDown: () => shuttingDown,
+    observeGauges: () => l1?.observe(),
+  };
+  const grpcEdge = new GrpcEdge(core);
+  const http = new HttpGateway(core);
+  try {
+    await extras.prepare?.(core);
+    const grpcPort = await grpcEdge.bind(`${options.host.includes(':') ? `[${options.host}]` : options.host}:${options.grpcPort}`);
+    if (options.unixSocket !== undefined) await grpcEdge.bind(`unix:${options.unixSocket}`);
+    const httpPort = await http.listen(options.host, options.httpPort);
+    logger.info('strata serving', { grpc: `${options.host}:${grpcPort}`, http: `${options.host}:${httpPort}`, unixSocket: options.unixSocket, l1: l1 !== undefined, l2: l2 !== undefined, views: registry.views.size });
+    return {
+      grpcPort,
+      httpPort,
+      core,
+      stop: async () => {
+        shuttingDown = true;
+        await Promise.all([grpcEdge.shutdown(options.shutdownGraceMs), http.close()]);
+        await store.close();
+      },
+    };
+  } catch (error) {
+    grpcEdge.server.forceShutdown();
+    await http.close();
+    await store.close();
+    throw error;
+  }
+}

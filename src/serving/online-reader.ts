@@ -1,0 +1,177 @@
+import type { FeatureDef, Registry } from '../config/registry.js';
+import type { RecordLookup, TieredRecordStore } from '../cache/tiered-record-store.js';
+import { invalid, StrataError } from '../errors.js';
+import type { JoinKeyValue } from '../storage/keys.js';
+import { NULL_VALUE } from '../values/value-codec.js';
+import { EntityKeys } from './entity-keys.js';
+import { planFeatures, resolveFeatureRefs, type ReadPlan } from './plan.js';
+import type { WireValues } from './wire-values.js';
+
+/** Per-value status; the numbers are those of `strata.v1.FieldStatus` (and Feast's). */
+export const FieldStatus = { INVALID: 0, PRESENT: 1, NULL_VALUE: 2, NOT_FOUND: 3, OUTSIDE_MAX_AGE: 4 } as const;
+export const FIELD_STATUS_NAMES = ['INVALID', 'PRESENT', 'NULL_VALUE', 'NOT_FOUND', 'OUTSIDE_MAX_AGE'] as const;
+
+export interface OnlineRequest {
+  /** Exactly one of `features` (view:feature refs) and `featureService`. */
+  readonly features: readonly string[] | undefined;
+  readonly featureService: string | undefined;
+  /** Columnar entity rows: join key → raw values in the protocol's form. */
+  readonly entities: ReadonlyMap<string, readonly unknown[]>;
+  readonly asOfMs: number | undefined;
+}
+
+/** One output column: a value, status and event time per entity row. */
+export interface FeatureColumn {
+  readonly feature: FeatureDef;
+  /** `Value` bytes per row; NULL_VALUE (empty) when there is none. */
+  readonly values: Uint8Array[];
+  readonly statuses: Uint8Array;
+  /** Event time in ms per row; 0 when no version was found. */
+  readonly eventTs: Float64Array;
+}
+
+export interface OnlineResult {
+  readonly plan: ReadPlan;
+  readonly rowCount: number;
+  readonly columns: readonly FeatureColumn[];
+}
+
+export interface ReadLimits {
+  readonly maxRows: number;
+  readonly maxFeatures: number;
+  readonly retentionMs: number;
+}
+
+/**
+ * GetOnlineFeatures, protocol-neutral: validates the request, reads each
+ * distinct (view, entity) record once through the tiers, and picks for every
+ * row the version visible at T (as_of, else now): the newest with event time
+ * ≤ T. TTL is checked here, after the tiers, so it holds whichever tier
+ * answered.
+ */
+export class OnlineReader {
+  private readonly registry: Registry;
+  private readonly store: TieredRecordStore;
+  private readonly limits: ReadLimits;
+  private readonly keys: EntityKeys;
+  private readonly servicePlans = new Map<string, ReadPlan>();
+
+  constructor(registry: Registry, store: TieredRecordStore, limits: ReadLimits) {
+    this.registry = registry;
+    this.store = store;
+    this.limits = limits;
+    this.keys = new EntityKeys(registry);
+    for (const service of registry.services.values()) this.servicePlans.set(service.name, planFeatures(service.features));
+  }
+
+  private plan(request: OnlineRequest): ReadPlan {
+    if (request.featureService !== undefined && request.features !== undefined) {
+      throw invalid('STRATA_MALFORMED_REQUEST', 'feature_service', 'give either features or feature_service, not both');
+    }
+    let plan: ReadPlan;
+    let field: string;
+    if (request.featureService !== undefined) {
+      field = 'feature_service';
+      const servicePlan = this.servicePlans.get(request.featureService);
+      if (servicePlan === undefined) {
+        throw invalid('STRATA_UNKNOWN_FEATURE_SERVICE', field, `feature service ${JSON.stringify(request.featureService)} is not in the registry`);
+      }
+      plan = servicePlan;
+    } else {
+      field = 'features';
+      const refs = request.features ?? [];
+      if (refs.length === 0) throw invalid('STRATA_NO_FEATURES', field, 'name at least one feature, or a feature_service');
+      if (refs.length > this.limits.maxFeatures) throw tooManyFeatures(field, refs.length, this.limits.maxFeatures);
+      plan = planFeatures(resolveFeatureRefs(this.registry, refs, field));
+    }
+    if (plan.features.length > this.limits.maxFeatures) throw tooManyFeatures(field, plan.features.length, this.limits.maxFeatures);
+    return plan;
+  }
+
+  /** Checks the entity columns against the plan's join keys and decodes them. */
+  private entityColumns(plan: ReadPlan, request: OnlineRequest, wire: WireValues): { columns: Map<string, JoinKeyValue[]>; rowCount: number } {
+    for (const joinKey of request.entities.keys()) {
+      if (!plan.joinKeys.includes(joinKey)) {
+        throw invalid('STRATA_UNEXPECTED_JOIN_KEY', `entities.${joinKey}`, `no requested feature view is keyed by ${joinKey} (expected: ${plan.joinKeys.join(', ')})`);
+      }
+    }
+    let rowCount = -1;
+    let firstKey = '';
+    const columns = new Map<string, JoinKeyValue[]>();
+    for (const joinKey of plan.joinKeys) {
+      const raw = request.entities.get(joinKey);
+      if (raw === undefined) throw invalid('STRATA_MISSING_JOIN_KEY', `entities.${joinKey}`, `join key ${joinKey} is required by the requested features`);
+      if (rowCount === -1) {
+        rowCount = raw.length;
+        firstKey = joinKey;
+        if (rowCount > this.limits.maxRows) throw invalid('STRATA_TOO_MANY_ROWS', `entities.${joinKey}`, `${rowCount} entity rows exceed the limit of ${this.limits.maxRows} per call`);
+      } else if (raw.length !== rowCount) {
+        throw invalid('STRATA_COLUMN_LENGTH_MISMATCH', `entities.${joinKey}`, `has ${raw.length} values but entities.${firstKey} has ${rowCount}`);
+      }
+      const type = this.registry.entitiesByJoinKey.get(joinKey)!.type;
+      columns.set(joinKey, raw.map((value, row) => wire.joinKey(type, value, `entities.${joinKey}[${row}]`)));
+    }
+    return { columns, rowCount: Math.max(rowCount, 0) };
+  }
+
+  async read(request: OnlineRequest, wire: WireValues, nowMs: number): Promise<OnlineResult> {
+    const plan = this.plan(request);
+    const { columns: entityColumns, rowCount } = this.entityColumns(plan, request, wire);
+    const at = request.asOfMs ?? nowMs;
+    if (at < nowMs - this.limits.retentionMs) {
+      throw new StrataError('STRATA_AS_OF_BEFORE_RETENTION', `as_of: ${new Date(at).toISOString()} is older than the ${this.limits.retentionMs / 86_400_000} days of history kept`, { field: 'as_of' });
+    }
+
+    // One lookup per distinct (view, entity); rows point at their lookup.
+    const lookups: RecordLookup[] = [];
+    const rowLookup = plan.views.map(() => new Int32Array(rowCount));
+    plan.views.forEach((viewPlan, viewIndex) => {
+      const seen = new Map<string, number>();
+      for (let row = 0; row < rowCount; row++) {
+        const lookup = this.keys.lookup(viewPlan.view, entityColumns, row);
+        let position = seen.get(lookup.id);
+        if (position === undefined) {
+          position = lookups.push(lookup) - 1;
+          seen.set(lookup.id, position);
+        }
+        rowLookup[viewIndex]![row] = position;
+      }
+    });
+    const records = await this.store.read(lookups);
+
+    const columns: FeatureColumn[] = plan.features.map((feature) => ({
+      feature,
+      values: new Array<Uint8Array>(rowCount).fill(NULL_VALUE),
+      statuses: new Uint8Array(rowCount).fill(FieldStatus.NOT_FOUND),
+      eventTs: new Float64Array(rowCount),
+    }));
+    plan.views.forEach((viewPlan, viewIndex) => {
+      const ttlMs = viewPlan.view.ttlMs;
+      const rows = rowLookup[viewIndex]!;
+      for (let row = 0; row < rowCount; row++) {
+        const record = records[rows[row]!];
+        const version = record?.versionAt(at) ?? -1;
+        if (version < 0) continue;
+        const eventTs = record!.eventTs[version]!;
+        const expired = ttlMs > 0 && at - eventTs > ttlMs;
+        viewPlan.features.forEach((feature, position) => {
+          const bytes = record!.value(version, feature.index);
+          if (bytes === undefined) return; // the feature did not exist when this version was written
+          const column = columns[viewPlan.outputColumns[position]!]!;
+          column.eventTs[row] = eventTs;
+          if (expired) column.statuses[row] = FieldStatus.OUTSIDE_MAX_AGE;
+          else if (bytes.length === 0) column.statuses[row] = FieldStatus.NULL_VALUE;
+          else {
+            column.statuses[row] = FieldStatus.PRESENT;
+            column.values[row] = bytes;
+          }
+        });
+      }
+    });
+    return { plan, rowCount, columns };
+  }
+}
+
+function tooManyFeatures(field: string, count: number, limit: number): StrataError {
+  return invalid('STRATA_TOO_MANY_FEATURES', field, `${count} features exceed the limit of ${limit} per call`);
+}

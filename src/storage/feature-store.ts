@@ -1,0 +1,31 @@
+import type { ViewDef } from '../config/registry.js';
+import type { Version } from './record.js';
+
+/** A record's address: its view and its key bytes (keys.ts). */
+export interface RecordRef {
+  readonly view: ViewDef;
+  readonly key: Buffer;
+}
+
+export interface RecordWrite extends RecordRef {
+  /** Versions to merge in, in write order. */
+  readonly versions: readonly Version[];
+}
+
+/**
+ * The durable store (L3): the source of truth for this process. Records come
+ * back encoded in the view's current schema.
+ */
+export interface FeatureStore {
+  getRecords(refs: readonly RecordRef[]): Promise<(Uint8Array | undefined)[]>;
+  /**
+   * Merges versions into their records and prunes history past retention, all
+   * writes in one atomic batch. Returns the new record bytes, one per write.
+   */
+  applyWrites(writes: readonly RecordWrite[], nowMs: number): Promise<Uint8Array[]>;
+  /** Calls `visit` with every record key; returns how many there were. */
+  forEachRecordKey(visit: (key: Buffer) => void): Promise<number>;
+  getMeta(name: string): Promise<string | undefined>;
+  putMeta(name: string, value: string): Promise<void>;
+  close(): Promise<void>;
+}

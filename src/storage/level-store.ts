@@ -1,0 +1,152 @@
+import { ClassicLevel } from 'classic-level';
+import type { Registry, ViewDef } from '../config/registry.js';
+import { StrataError } from '../errors.js';
+import type { ValueType } from '../values/value-codec.js';
+import type { FeatureStore, RecordRef, RecordWrite } from './feature-store.js';
+import { RECORD_NAMESPACE, SCHEMA_NAMESPACE, metaKey, schemaKey, viewOfRecordKey } from './keys.js';
+import { FeatureRecord, encodeRecord, mergeVersions, type Version } from './record.js';
+
+type SchemaFields = readonly { name: string; type: ValueType }[];
+
+export interface LevelStoreOptions {
+  readonly dataDir: string;
+  readonly registry: Registry;
+  readonly retentionMs: number;
+}
+
+function storageError(action: string, error: unknown): StrataError {
+  return new StrataError('STRATA_STORAGE_UNAVAILABLE', `L3 ${action} failed: ${(error as Error).message}`, { cause: error });
+}
+
+/** L3 on classic-level (LevelDB). One process owns a data dir: LevelDB takes an exclusive lock. */
+export class LevelStore implements FeatureStore {
+  private readonly db: ClassicLevel<Buffer, Buffer>;
+  private readonly registry: Registry;
+  private readonly retentionMs: number;
+  /** Per view: for each older schema fingerprint seen in this store, where each current feature sits in it (-1: absent). */
+  private readonly upgrades = new Map<string, Map<number, Int32Array>>();
+  /** Writes are read-modify-write of whole records; this chain runs them one at a time. */
+  private writeChain: Promise<unknown> = Promise.resolve();
+
+  private constructor(options: LevelStoreOptions) {
+    this.db = new ClassicLevel<Buffer, Buffer>(options.dataDir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    this.registry = options.registry;
+    this.retentionMs = options.retentionMs;
+  }
+
+  static async open(options: LevelStoreOptions): Promise<LevelStore> {
+    const store = new LevelStore(options);
+    try {
+      await store.db.open();
+    } catch (error) {
+      const cause = (error as { cause?: Error }).cause ?? (error as Error);
+      throw new StrataError('STRATA_STORAGE_UNAVAILABLE', `cannot open L3 at ${options.dataDir}: ${cause.message} (is another strata process using this data dir?)`, { cause: error });
+    }
+    await store.registerSchemas();
+    return store;
+  }
+
+  /** Records the current schema of every view and learns how to upgrade records written under older ones. */
+  private async registerSchemas(): Promise<void> {
+    const known = new Map<string, Map<number, SchemaFields>>();
+    for await (const [key, value] of this.db.iterator({ gte: Buffer.of(SCHEMA_NAMESPACE), lt: Buffer.of(SCHEMA_NAMESPACE + 1) })) {
+      const view = key.subarray(1, key.length - 5).toString('utf8');
+      const fingerprint = key.readUInt32BE(key.length - 4);
+      if (!known.has(view)) known.set(view, new Map());
+      known.get(view)!.set(fingerprint, JSON.parse(value.toString('utf8')) as SchemaFields);
+    }
+    const batch = this.db.batch();
+    for (const view of this.registry.views.values()) {
+      const current: SchemaFields = view.features.map((feature) => ({ name: feature.name, type: feature.type }));
+      if (!known.get(view.name)?.has(view.schemaFingerprint)) batch.put(schemaKey(view.name, view.schemaFingerprint), Buffer.from(JSON.stringify(current)));
+      const upgrades = new Map<number, Int32Array>();
+      for (const [fingerprint, fields] of known.get(view.name) ?? []) {
+        if (fingerprint === view.schemaFingerprint) continue;
+        // A feature keeps its values across schema changes only if name and type both match.
+        upgrades.set(fingerprint, Int32Array.from(current, (field) => fields.findIndex((old) => old.name === field.name && old.type === field.type)));
+      }
+      this.upgrades.set(view.name, upgrades);
+    }
+    await batch.write();
+  }
+
+  /** Bytes in the view's current schema; records from an older schema are re-laid out. */
+  private current(view: ViewDef, bytes: Buffer): Uint8Array {
+    if (bytes.readUInt32BE(1) === view.schemaFingerprint) return bytes;
+    const record = FeatureRecord.decode(bytes);
+    const mapping = this.upgrades.get(view.name)?.get(record.schema);
+    const versions = record.versions().map((version): Version => ({
+      eventTs: version.eventTs,
+      createdTs: version.createdTs,
+      slots: mapping === undefined ? view.features.map(() => undefined) : Array.from(mapping, (old) => (old < 0 ? undefined : version.slots[old])),
+    }));
+    return encodeRecord(view.schemaFingerprint, record.revision, view.features.length, versions);
+  }
+
+  async getRecords(refs: readonly RecordRef[]): Promise<(Uint8Array | undefined)[]> {
+    if (refs.length === 0) return [];
+    let values: (Buffer | undefined)[];
+    try {
+      values = await this.db.getMany(refs.map((ref) => ref.key));
+    } catch (error) {
+      throw storageError('read', error);
+    }
+    return values.map((bytes, index) => (bytes === undefined ? undefined : this.current(refs[index]!.view, bytes)));
+  }
+
+  applyWrites(writes: readonly RecordWrite[], nowMs: number): Promise<Uint8Array[]> {
+    const run = this.writeChain.then(() => this.mergeAndWrite(writes, nowMs));
+    this.writeChain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async mergeAndWrite(writes: readonly RecordWrite[], nowMs: number): Promise<Uint8Array[]> {
+    const existing = await this.getRecords(writes);
+    // A key may appear more than once in one call; later writes build on earlier ones.
+    const pending = new Map<string, Uint8Array>();
+    const results: Uint8Array[] = [];
+    const batch = this.db.batch();
+    writes.forEach((write, index) => {
+      const id = write.key.toString('latin1');
+      const before = pending.get(id) ?? existing[index];
+      const record = before === undefined ? undefined : FeatureRecord.decode(before);
+      const versions = mergeVersions(record?.versions() ?? [], write.versions, nowMs, this.retentionMs);
+      const bytes = encodeRecord(write.view.schemaFingerprint, (record?.revision ?? 0) + 1, write.view.features.length, versions);
+      pending.set(id, bytes);
+      results.push(bytes);
+    });
+    for (const [id, bytes] of pending) batch.put(Buffer.from(id, 'latin1'), Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    try {
+      await batch.write();
+    } catch (error) {
+      throw storageError('write', error);
+    }
+    return results;
+  }
+
+  async forEachRecordKey(visit: (key: Buffer) => void): Promise<number> {
+    let count = 0;
+    for await (const key of this.db.keys({ gte: Buffer.of(RECORD_NAMESPACE), lt: Buffer.of(RECORD_NAMESPACE + 1) })) {
+      if (this.registry.views.has(viewOfRecordKey(key))) {
+        visit(key);
+        count++;
+      }
+    }
+    return count;
+  }
+
+  async getMeta(name: string): Promise<string | undefined> {
+    const value = await this.db.get(metaKey(name));
+    return value?.toString('utf8');
+  }
+
+  async putMeta(name: string, value: string): Promise<void> {
+    await this.db.put(metaKey(name), Buffer.from(value, 'utf8'));
+  }
+
+  async close(): Promise<void> {
+    await this.writeChain;
+    await this.db.close();
+  }
+}
+
