@@ -4,21 +4,38 @@ const FALSE_POSITIVE_RATE = 0.01;
 
 /**
  * Answers "might this record key have been written?" with no false
- * negatives. It grows by adding a filter twice the size of the last one (with
- * half its false-positive rate, so the sum stays under 2 %) whenever the last
- * fills up. It lives in memory only: at start it is rebuilt from the record
- * keys in L3 (see TieredRecordStore.open), which is what makes it free of
- * false negatives across restarts.
+ * negatives, so keys never written are answered without an L2 or L3 lookup.
+ *
+ * Local part: filters over the keys this process wrote or found in its L3.
+ * It grows by adding a filter twice the size of the last (with half its
+ * false-positive rate, so the sum stays under 2 %) whenever the last fills
+ * up. It lives in memory: at start it is rebuilt from the record keys in L3,
+ * which keeps it free of false negatives across restarts.
+ *
+ * Shared part (only with L2): one fixed-size filter whose bits every replica
+ * ORs into a Redis string and reads back every `--bloom-sync`, so a key
+ * written through another replica passes this gate within that interval.
+ * Its size comes from `--bloom-capacity`, which must be the same on every
+ * replica (the geometry is part of the Redis key, so mismatched replicas
+ * simply do not share).
  */
 export class BloomGate {
   private readonly layers: BloomFilter[];
+  private readonly shared: BloomFilter | undefined;
   private inLastLayer = 0;
   private total = 0;
   private nextRate: number;
 
-  constructor(initialCapacity: number) {
+  constructor(initialCapacity: number, sharedCapacity: number | undefined) {
     this.layers = [new BloomFilter(initialCapacity, FALSE_POSITIVE_RATE)];
     this.nextRate = FALSE_POSITIVE_RATE / 2;
+    this.shared = sharedCapacity === undefined ? undefined : new BloomFilter(sharedCapacity, FALSE_POSITIVE_RATE);
+  }
+
+  /** Names the shared filter's geometry: replicas share bits only when it matches. */
+  static sharedGeometry(capacity: number): string {
+    const filter = new BloomFilter(capacity, FALSE_POSITIVE_RATE);
+    return `${filter.bitCount}x${filter.hashCount}`;
   }
 
   get size(): number {
@@ -28,11 +45,17 @@ export class BloomGate {
   mightContain(key: Uint8Array): boolean {
     const layers = this.layers;
     for (let index = layers.length - 1; index >= 0; index--) if (layers[index]!.has(key)) return true;
-    return false;
+    return this.shared?.has(key) ?? false;
   }
 
-  add(key: Uint8Array): void {
-    if (this.mightContain(key)) return;
+  /** Adds a key; returns the shared filter's bit offsets for it (to publish), or [] without a shared part. */
+  add(key: Uint8Array): number[] {
+    let offsets: number[] = [];
+    if (this.shared !== undefined) {
+      this.shared.add(key);
+      offsets = this.shared.offsets(key);
+    }
+    if (this.layers.some((layer) => layer.has(key))) return offsets;
     let last = this.layers[this.layers.length - 1]!;
     if (this.inLastLayer >= last.capacity) {
       last = new BloomFilter(last.capacity * 2, this.nextRate);
@@ -43,5 +66,16 @@ export class BloomGate {
     last.add(key);
     this.inLastLayer++;
     this.total++;
+    return offsets;
+  }
+
+  /** ORs in the shared bits other replicas published. */
+  mergeShared(bits: Uint8Array): void {
+    this.shared?.merge(bits);
+  }
+
+  /** The shared filter's bits, to publish whole after (re)connecting to L2. */
+  sharedSnapshot(): Buffer | undefined {
+    return this.shared?.snapshot();
   }
 }

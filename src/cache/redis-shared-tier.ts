@@ -11,6 +11,8 @@ export interface RedisTierOptions {
   /** Per-command timeout: past it a read is a miss and falls through to L3. */
   readonly timeoutMs: number;
   readonly ttlMs: number;
+  /** Names the shared bloom filter's geometry (BloomGate.sharedGeometry). */
+  readonly bloomGeometry: string;
   readonly registry: Registry;
   readonly metrics: Metrics;
   readonly logger: Logger;
@@ -30,6 +32,7 @@ const INVALIDATION_ATTEMPTS = 5;
 export class RedisSharedTier implements SharedTier {
   private readonly client: Redis;
   private readonly prefixes = new Map<string, Buffer>();
+  private readonly bloomKey: string;
   private readonly ttlMs: number;
   private readonly metrics: Metrics;
   private readonly logger: Logger;
@@ -39,6 +42,7 @@ export class RedisSharedTier implements SharedTier {
     this.ttlMs = options.ttlMs;
     this.metrics = options.metrics;
     this.logger = options.logger;
+    this.bloomKey = `${options.keyPrefix}bloom:${options.bloomGeometry}`;
     for (const view of options.registry.views.values()) {
       this.prefixes.set(view.name, Buffer.from(`${options.keyPrefix}${view.schemaFingerprint.toString(16).padStart(8, '0')}:`, 'latin1'));
     }
@@ -99,12 +103,14 @@ export class RedisSharedTier implements SharedTier {
     pipeline.exec().catch((error: Error) => this.warn('l2 fill failed', error));
   }
 
-  async put(refs: readonly RecordRef[], records: readonly Uint8Array[]): Promise<void> {
+  async put(refs: readonly RecordRef[], records: readonly Uint8Array[], bloomOffsets: readonly number[]): Promise<void> {
     if (refs.length === 0) return;
     const keys = refs.map((ref) => this.redisKey(ref));
     try {
       if (!this.ready) throw new Error(`redis is ${this.client.status}`);
       const pipeline = this.client.pipeline();
+      // Bloom bits first: a replica that can read the record must also pass the gate for it.
+      for (const offset of bloomOffsets) pipeline.setbit(this.bloomKey, offset, 1);
       keys.forEach((key, index) => pipeline.set(key, Buffer.from(records[index]!), 'PX', this.ttlMs));
       const results = await pipeline.exec();
       const failed = results?.find(([error]) => error !== null);
@@ -114,6 +120,30 @@ export class RedisSharedTier implements SharedTier {
       this.warn('l2 write-through failed; invalidating', error as Error);
       this.invalidate(keys, 1);
     }
+  }
+
+  async fetchBloom(): Promise<Uint8Array | undefined> {
+    if (!this.ready) return undefined;
+    try {
+      return (await this.client.getBuffer(this.bloomKey)) ?? undefined;
+    } catch (error) {
+      this.warn('l2 bloom fetch failed', error as Error);
+      return undefined;
+    }
+  }
+
+  async mergeBloom(bits: Uint8Array): Promise<void> {
+    const staging = `${this.bloomKey}:merge:${process.pid}:${Date.now()}`;
+    try {
+      await this.client.multi().set(staging, Buffer.from(bits), 'PX', 60_000).bitop('OR', this.bloomKey, this.bloomKey, staging).del(staging).exec();
+    } catch (error) {
+      this.warn('l2 bloom merge failed', error as Error);
+    }
+  }
+
+  onReady(listener: () => void): void {
+    this.client.on('ready', listener);
+    if (this.ready) listener();
   }
 
   private invalidate(keys: readonly Buffer[], attempt: number): void {

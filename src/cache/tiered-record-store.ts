@@ -15,6 +15,8 @@ export interface TieredRecordStoreOptions {
   readonly l2: SharedTier | undefined;
   readonly l3: FeatureStore;
   readonly bloomCapacity: number;
+  /** How often the shared bloom bits are read back from L2. */
+  readonly bloomSyncMs: number;
   readonly metrics: Metrics;
   readonly logger: Logger;
 }
@@ -31,6 +33,8 @@ export class TieredRecordStore {
   private readonly l3: FeatureStore;
   private readonly gate: BloomGate;
   private readonly metrics: Metrics;
+  private readonly logger: Logger;
+  private bloomSync: NodeJS.Timeout | undefined;
 
   private constructor(options: TieredRecordStoreOptions, gate: BloomGate) {
     this.l1 = options.l1;
@@ -38,6 +42,24 @@ export class TieredRecordStore {
     this.l3 = options.l3;
     this.gate = gate;
     this.metrics = options.metrics;
+    this.logger = options.logger;
+  }
+
+  /** Publishes this process's keys on every L2 (re)connection and reads everyone's back periodically. */
+  private shareBloom(l2: SharedTier, intervalMs: number): void {
+    const pull = async (): Promise<void> => {
+      const bits = await l2.fetchBloom();
+      if (bits !== undefined) this.gate.mergeShared(bits);
+    };
+    l2.onReady(() => {
+      const snapshot = this.gate.sharedSnapshot();
+      if (snapshot === undefined) return;
+      l2.mergeBloom(snapshot)
+        .then(pull)
+        .catch((error: Error) => this.logger.warn('bloom publish failed', { error: error.message }));
+    });
+    this.bloomSync = setInterval(() => void pull().catch((error: Error) => this.logger.warn('bloom sync failed', { error: error.message })), intervalMs);
+    this.bloomSync.unref();
   }
 
   /** Rebuilds the bloom gate from every record key in L3 before the first read. */
@@ -45,11 +67,13 @@ export class TieredRecordStore {
     const started = Date.now();
     const keys: Buffer[] = [];
     await options.l3.forEachRecordKey((key) => keys.push(key));
-    const gate = new BloomGate(Math.max(options.bloomCapacity, keys.length * 2));
+    const gate = new BloomGate(Math.max(options.bloomCapacity, keys.length * 2), options.l2 === undefined ? undefined : options.bloomCapacity);
     for (const key of keys) gate.add(key);
     options.metrics.bloomKeys.set(gate.size);
     options.logger.info('bloom gate rebuilt from L3', { keys: keys.length, ms: Date.now() - started });
-    return new TieredRecordStore(options, gate);
+    const store = new TieredRecordStore(options, gate);
+    if (options.l2 !== undefined) store.shareBloom(options.l2, options.bloomSyncMs);
+    return store;
   }
 
   /** The record of each lookup, or undefined where none was ever written. */
@@ -126,14 +150,15 @@ export class TieredRecordStore {
   /** Commits writes to L3 atomically, then writes them through L1 and L2. */
   async write(writes: readonly (RecordWrite & { readonly id: string })[], nowMs: number): Promise<void> {
     // The gate learns the keys before they become readable, so no read can be gated out of a committed write.
-    for (const write of writes) this.gate.add(write.key);
+    const bloomOffsets = writes.flatMap((write) => this.gate.add(write.key));
     this.metrics.bloomKeys.set(this.gate.size);
     const records = await this.l3.applyWrites(writes, nowMs);
     for (let index = 0; index < writes.length; index++) this.l1?.offer(writes[index]!.id, FeatureRecord.decode(records[index]!));
-    await this.l2?.put(writes, records);
+    await this.l2?.put(writes, records, bloomOffsets);
   }
 
   async close(): Promise<void> {
+    clearInterval(this.bloomSync);
     await this.l2?.close();
     await this.l3.close();
   }

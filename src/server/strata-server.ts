@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import { BloomGate } from '../cache/bloom-gate.js';
 import { LruMemoryTier } from '../cache/lru-memory-tier.js';
 import { RedisSharedTier } from '../cache/redis-shared-tier.js';
 import { TieredRecordStore } from '../cache/tiered-record-store.js';
@@ -40,8 +41,17 @@ export async function startServer(
   const l2 =
     options.redisUrl === undefined
       ? undefined
-      : new RedisSharedTier({ url: options.redisUrl, keyPrefix: options.redisKeyPrefix, timeoutMs: options.redisTimeoutMs, ttlMs: options.l2TtlMs, registry, metrics, logger });
-  const store = await TieredRecordStore.open({ l1, l2, l3, bloomCapacity: options.bloomCapacity, metrics, logger });
+      : new RedisSharedTier({
+          url: options.redisUrl,
+          keyPrefix: options.redisKeyPrefix,
+          timeoutMs: options.redisTimeoutMs,
+          ttlMs: options.l2TtlMs,
+          bloomGeometry: BloomGate.sharedGeometry(options.bloomCapacity),
+          registry,
+          metrics,
+          logger,
+        });
+  const store = await TieredRecordStore.open({ l1, l2, l3, bloomCapacity: options.bloomCapacity, bloomSyncMs: options.bloomSyncMs, metrics, logger });
 
   let shuttingDown = false;
   const core: ServingCore = {

@@ -1,0 +1,212 @@
+import { writeFileSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { RedisServer } from '../support/redis-server.js';
+import { FIXTURE_REGISTRY, startTestServer, type TestServer } from '../support/strata.js';
+
+const MINUTE = 60_000;
+
+let redis: RedisServer;
+const running: TestServer[] = [];
+
+beforeAll(async () => {
+  redis = await RedisServer.start();
+});
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((server) => server.stop()));
+  await redis.command('FLUSHALL');
+});
+afterAll(async () => {
+  await redis?.stop();
+});
+
+async function start(flags: Record<string, string> = {}, options: { dataDir?: string; keepData?: boolean } = {}): Promise<TestServer> {
+  const server = await startTestServer(flags, options);
+  running.push(server);
+  return server;
+}
+
+async function stopAndForget(server: TestServer): Promise<void> {
+  running.splice(running.indexOf(server), 1);
+  await server.stop();
+}
+
+async function pushCards(server: TestServer, cards: string[], limit: number, eventMs: number): Promise<void> {
+  const response = await server.http('/push', {
+    push_source_name: 'card_profile',
+    df: { card_id: cards, event_timestamp: cards.map(() => eventMs), credit_limit: cards.map(() => limit), home_country: cards.map(() => 'NO'), account_age_days: cards.map(() => 5), is_business: cards.map(() => false) },
+  });
+  expect(response.status, response.text).toBe(200);
+}
+
+async function readLimits(server: TestServer, cards: string[], asOf?: number): Promise<{ values: unknown[]; statuses: string[] }> {
+  const response = await server.http('/get-online-features', { features: ['card_profile:credit_limit'], entities: { card_id: cards }, ...(asOf === undefined ? {} : { as_of: asOf }) });
+  expect(response.status, response.text).toBe(200);
+  return (response.json.results as { values: unknown[]; statuses: string[] }[])[1]!;
+}
+
+const tierCount = (server: TestServer, tier: string, result?: string) => server.metric('strata_tier_lookups_total', result === undefined ? { tier } : { tier, result });
+
+async function mgetCalls(): Promise<number> {
+  const stats = await redis.command('INFO', 'commandstats');
+  return Number(/cmdstat_mget:calls=(\d+)/.exec(stats)?.[1] ?? 0);
+}
+
+/** Polls `check` until it returns true, at most `timeoutMs`. */
+async function eventually(check: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+describe('bloom gate', () => {
+  it('answers never-written keys without touching Redis or LevelDB', async () => {
+    const server = await start({ 'redis-url': redis.url, 'max-rows': '5000' });
+    const mgetBefore = await mgetCalls();
+    const never = Array.from({ length: 500 }, (_, index) => `never-${index}`);
+    expect((await readLimits(server, never)).statuses.every((status) => status === 'NOT_FOUND')).toBe(true);
+    expect(await server.metric('strata_bloom_negatives_total')).toBe(500);
+    expect(await tierCount(server, 'l2')).toBe(0);
+    expect(await tierCount(server, 'l3')).toBe(0);
+    expect(await mgetCalls()).toBe(mgetBefore);
+
+    // With 2 000 keys written, the 1 % filter still spares ≥ 97 % of lookups of other keys.
+    await pushCards(server, Array.from({ length: 2_000 }, (_, index) => `written-${index}`), 100, Date.now());
+    await readLimits(server, Array.from({ length: 1_000 }, (_, index) => `other-${index}`));
+    const negatives = (await server.metric('strata_bloom_negatives_total')) - 500;
+    expect(negatives).toBeGreaterThanOrEqual(970);
+    expect(await tierCount(server, 'l2')).toBe(1_000 - negatives);
+  });
+
+  it('has no false negatives after a restart: it is rebuilt from L3', async () => {
+    const first = await start({}, { keepData: true });
+    const cards = Array.from({ length: 300 }, (_, index) => `kept-${index}`);
+    await pushCards(first, cards, 7, Date.now() - MINUTE);
+    const dataDir = first.dataDir;
+    await stopAndForget(first);
+    const second = await start({}, { dataDir });
+    const { values, statuses } = await readLimits(second, cards);
+    expect(statuses.every((status) => status === 'PRESENT')).toBe(true);
+    expect(values.every((value) => value === 7)).toBe(true);
+    expect(await second.metric('strata_bloom_negatives_total')).toBe(0);
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+});
+
+describe('ttl holds on every tier', () => {
+  const written = Date.now() - 30 * MINUTE;
+  const fresh = Date.now();
+  const expired = Date.now() + 31 * MINUTE; // 61 minutes after the event, ttl is 1h
+
+  it('on the L3 path', async () => {
+    const server = await start({ 'l1-budget': '0' });
+    await pushCards(server, ['ttl-l3'], 1, written);
+    expect((await readLimits(server, ['ttl-l3'], fresh)).statuses).toEqual(['PRESENT']);
+    expect((await readLimits(server, ['ttl-l3'], expired)).statuses).toEqual(['OUTSIDE_MAX_AGE']);
+    expect(await tierCount(server, 'l3', 'hit')).toBe(2);
+  });
+
+  it('on the L1 path', async () => {
+    const server = await start({ 'l1-max-staleness': '1h' });
+    await pushCards(server, ['ttl-l1'], 1, written);
+    expect((await readLimits(server, ['ttl-l1'], fresh)).statuses).toEqual(['PRESENT']);
+    expect((await readLimits(server, ['ttl-l1'], expired)).statuses).toEqual(['OUTSIDE_MAX_AGE']);
+    expect(await tierCount(server, 'l1', 'hit')).toBe(2);
+    expect(await tierCount(server, 'l3')).toBe(0);
+  });
+
+  it('on the L2 path, for a key written through another replica', async () => {
+    const writer = await start({ 'redis-url': redis.url });
+    const reader = await start({ 'redis-url': redis.url, 'l1-budget': '0', 'bloom-sync': '20ms' });
+    await pushCards(writer, ['ttl-l2'], 1, written);
+    // The reader learns of the key through the shared bloom bits within --bloom-sync.
+    await eventually(async () => (await readLimits(reader, ['ttl-l2'], fresh)).statuses[0] === 'PRESENT');
+    expect((await readLimits(reader, ['ttl-l2'], expired)).statuses).toEqual(['OUTSIDE_MAX_AGE']);
+    expect(await tierCount(reader, 'l2', 'hit')).toBeGreaterThanOrEqual(2);
+    expect(await tierCount(reader, 'l3', 'hit')).toBe(0);
+  });
+});
+
+describe('L2 Redis', () => {
+  it('keeps answering from L3 when Redis is killed mid-test, and uses it again once back', async () => {
+    const server = await start({ 'redis-url': redis.url, 'l1-budget': '0', 'redis-timeout': '50ms' });
+    const cards = Array.from({ length: 50 }, (_, index) => `survive-${index}`);
+    await pushCards(server, cards, 11, Date.now() - MINUTE);
+    await readLimits(server, cards);
+    expect(await tierCount(server, 'l2', 'hit')).toBe(50);
+
+    await redis.kill();
+    for (let round = 0; round < 5; round++) {
+      const started = Date.now();
+      const { values, statuses } = await readLimits(server, cards);
+      expect(Date.now() - started).toBeLessThan(1_000);
+      expect(statuses.every((status) => status === 'PRESENT')).toBe(true);
+      expect(values.every((value) => value === 11)).toBe(true);
+    }
+    expect(await tierCount(server, 'l2', 'error')).toBeGreaterThan(0);
+    // Writes still land in L3 while Redis is down.
+    await pushCards(server, cards.slice(0, 5), 12, Date.now());
+    expect((await readLimits(server, cards.slice(0, 5))).values).toEqual([12, 12, 12, 12, 12]);
+
+    await redis.resume();
+    await eventually(async () => (await server.metric('strata_l2_up')) === 1, 10_000);
+    const hitsBefore = await tierCount(server, 'l2', 'hit');
+    await readLimits(server, cards); // L3 answers and fills L2
+    await eventually(async () => {
+      await readLimits(server, cards);
+      return (await tierCount(server, 'l2', 'hit')) >= hitsBefore + 50;
+    });
+  });
+
+  it('is a warning, not a crash, when Redis is down at start', async () => {
+    const nowhere = `redis://127.0.0.1:${redis.port + 1}`;
+    const server = await start({ 'redis-url': nowhere, 'redis-timeout': '20ms' });
+    await pushCards(server, ['lonely'], 3, Date.now());
+    expect((await readLimits(server, ['lonely'])).values).toEqual([3]);
+    expect(server.logs.some((line) => line.includes('"level":"warn"') && line.includes('redis'))).toBe(true);
+  });
+
+  it('writes through, so another replica serves new values within its L1 staleness bound', async () => {
+    const writer = await start({ 'redis-url': redis.url });
+    const reader = await start({ 'redis-url': redis.url, 'l1-max-staleness': '300ms', 'bloom-sync': '20ms' });
+    await pushCards(writer, ['shared'], 1, Date.now() - 2_000);
+    await eventually(async () => (await readLimits(reader, ['shared'])).values[0] === 1);
+    await pushCards(writer, ['shared'], 2, Date.now() - 1_000);
+    // The writer sees its own write at once; the reader within 300 ms (its L1 entry's lifetime).
+    expect((await readLimits(writer, ['shared'])).values).toEqual([2]);
+    const started = Date.now();
+    await eventually(async () => (await readLimits(reader, ['shared'])).values[0] === 2, 2_000);
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
+});
+
+describe('the writing process', () => {
+  it('serves its own writes immediately, whatever its L1 holds', async () => {
+    const server = await start({ 'l1-max-staleness': '1h' });
+    await pushCards(server, ['mine'], 1, Date.now() - 2_000);
+    expect((await readLimits(server, ['mine'])).values).toEqual([1]);
+    await pushCards(server, ['mine'], 2, Date.now() - 1_000);
+    expect((await readLimits(server, ['mine'])).values).toEqual([2]);
+  });
+
+  it('keeps data across a restart in which a feature is added to the view', async () => {
+    const first = await start({}, { keepData: true });
+    await pushCards(first, ['evolve'], 9, Date.now() - MINUTE);
+    const dataDir = first.dataDir;
+    await stopAndForget(first);
+
+    const dir = mkdtempSync(join(tmpdir(), 'strata-registry-'));
+    const registry = join(dir, 'registry.yaml');
+    writeFileSync(registry, readFileSync(FIXTURE_REGISTRY, 'utf8').replace('      is_business: bool\n', '      is_business: bool\n      tier: string\n'));
+    const second = await start({ registry }, { dataDir });
+    const response = await second.http('/get-online-features', { features: ['card_profile:credit_limit', 'card_profile:tier'], entities: { card_id: ['evolve'] } });
+    const results = response.json.results as { values: unknown[]; statuses: string[] }[];
+    expect(results[1]).toMatchObject({ values: [9], statuses: ['PRESENT'] });
+    expect(results[2]).toMatchObject({ values: [null], statuses: ['NOT_FOUND'] });
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+});

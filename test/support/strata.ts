@@ -1,0 +1,127 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import protobuf from 'protobufjs';
+import { resolveServeOptions } from '../../src/config/options.js';
+import { loadRegistry } from '../../src/config/registry.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { startServer, type RunningServer } from '../../src/server/strata-server.js';
+
+export const FIXTURE_REGISTRY = fileURLToPath(new URL('../fixtures/registry.yaml', import.meta.url));
+const PROTO = fileURLToPath(new URL('../../proto/strata/v1/feature_service.proto', import.meta.url));
+const root = new protobuf.Root().loadSync(PROTO, { keepCase: true });
+const type = (name: string): protobuf.Type => root.lookupType(`strata.v1.${name}`);
+
+export type Json = Record<string, unknown>;
+
+export const timestamp = (ms: number): { seconds: number; nanos: number } => ({ seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 });
+
+/** A grpc-js client speaking strata.v1.FeatureService with plain objects (protobufjs toObject/fromObject). */
+export class StrataGrpcClient {
+  readonly client: grpc.Client;
+
+  constructor(address: string) {
+    this.client = new grpc.Client(address, grpc.credentials.createInsecure());
+  }
+
+  call(method: string, requestType: string, responseType: string, request: Json, metadata = new grpc.Metadata()): Promise<Json> {
+    const encode = (message: Json): Buffer => Buffer.from(type(requestType).encode(type(requestType).fromObject(message)).finish());
+    const decode = (bytes: Buffer): Json => type(responseType).toObject(type(responseType).decode(bytes), { longs: String, enums: String, defaults: true, oneofs: true }) as Json;
+    return new Promise((resolve, reject) => {
+      this.client.makeUnaryRequest(`/strata.v1.FeatureService/${method}`, encode, decode, request, metadata, { deadline: Date.now() + 10_000 }, (error, response) =>
+        error ? reject(error) : resolve(response!),
+      );
+    });
+  }
+
+  getOnlineFeatures(request: Json): Promise<Json> {
+    return this.call('GetOnlineFeatures', 'GetOnlineFeaturesRequest', 'GetOnlineFeaturesResponse', request);
+  }
+
+  writeFeatures(request: Json): Promise<Json> {
+    return this.call('WriteFeatures', 'WriteFeaturesRequest', 'WriteFeaturesResponse', request);
+  }
+
+  listFeatureViews(): Promise<Json> {
+    return this.call('ListFeatureViews', 'ListFeatureViewsRequest', 'ListFeatureViewsResponse', {});
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+export interface TestServer {
+  readonly server: RunningServer;
+  readonly grpc: StrataGrpcClient;
+  readonly dataDir: string;
+  readonly logs: string[];
+  http(path: string, body?: unknown): Promise<{ status: number; json: Json; text: string }>;
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A real Strata server on ephemeral loopback ports, in this process, with its
+ * own data dir (removed by `stop` unless `keepData`). `flags` are CLI flags
+ * without the dashes, as `strata serve` would take them.
+ */
+export async function startTestServer(flags: Record<string, string> = {}, options: { dataDir?: string; keepData?: boolean } = {}): Promise<TestServer> {
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'strata-test-'));
+  const serveOptions = resolveServeOptions({ registry: FIXTURE_REGISTRY, 'data-dir': dataDir, 'grpc-port': '0', 'http-port': '0', 'shutdown-grace': '1s', ...flags }, {});
+  const logs: string[] = [];
+  const server = await startServer(serveOptions, loadRegistry(serveOptions.registry), { logger: createLogger('debug', (line) => void logs.push(line)) });
+  const grpcClient = new StrataGrpcClient(`127.0.0.1:${server.grpcPort}`);
+  const base = `http://127.0.0.1:${server.httpPort}`;
+  const http = async (path: string, body?: unknown) => {
+    const response = await fetch(`${base}${path}`, body === undefined ? {} : { method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+    const text = await response.text();
+    let json: Json = {};
+    try {
+      json = JSON.parse(text) as Json;
+    } catch {
+      // /metrics is text
+    }
+    return { status: response.status, json, text };
+  };
+  return {
+    server,
+    grpc: grpcClient,
+    dataDir,
+    logs,
+    http,
+    metric: async (name, labels = {}) => {
+      const { text } = await http('/metrics');
+      const wanted = Object.entries(labels).map(([key, value]) => `${key}="${value}"`);
+      let total = 0;
+      for (const line of text.split('\n')) {
+        if (!line.startsWith(name) || !/[\s{]/.test(line[name.length] ?? '')) continue;
+        if (wanted.every((label) => line.includes(label))) total += Number(line.slice(line.lastIndexOf(' ') + 1));
+      }
+      return total;
+    },
+    stop: async () => {
+      grpcClient.close();
+      await server.stop();
+      if (!options.keepData) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The feature columns of a GetOnlineFeatures response, by name: values in JSON-ish form, statuses, event ms. */
+export function columnsOf(response: Json): Record<string, { values: unknown[]; statuses: string[]; eventMs: number[] }> {
+  const names = (response.metadata as { feature_names: string[] }).feature_names;
+  const results = response.results as { values: Json[]; statuses: string[]; event_timestamps: { seconds: string; nanos: number }[] }[];
+  const columns: Record<string, { values: unknown[]; statuses: string[]; eventMs: number[] }> = {};
+  names.forEach((name, index) => {
+    const result = results[index]!;
+    columns[name] = {
+      values: result.values.map((value) => (value.kind === undefined ? null : value[value.kind as string])),
+      statuses: result.statuses,
+      eventMs: result.event_timestamps.map((ts) => Number(ts.seconds) * 1000 + Math.floor(ts.nanos / 1_000_000)),
+    };
+  });
+  return columns;
+}

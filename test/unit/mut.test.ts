@@ -1,0 +1,310 @@
+import { describe, expect, it } from 'vitest';
+import { CorruptRecordError, FeatureRecord, RECORD_FORMAT, RECORD_OBJECT_OVERHEAD, encodeRecord, mergeVersions, type Version } from './.mut-record.js';
+import { encodeTypedValue, NULL_VALUE } from '../../src/values/value-codec.js';
+
+/** mulberry32: a small seeded PRNG, so every run sees the same "random" cases. */
+function prng(seed: number): { next(): number; int(min: number, max: number): number } {
+  let state = seed >>> 0;
+  const next = (): number => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return { next, int: (min, max) => min + Math.floor(next() * (max - min + 1)) };
+}
+
+const int64 = (value: number): Uint8Array => encodeTypedValue({ type: 'int64', value });
+const text = (value: string): Uint8Array => encodeTypedValue({ type: 'string', value });
+const version = (eventTs: number, createdTs: number, slots: (Uint8Array | undefined)[] = [int64(eventTs)]): Version => ({ eventTs, createdTs, slots });
+const hex = (bytes: Uint8Array | undefined): string | undefined => (bytes === undefined ? undefined : Buffer.from(bytes).toString('hex'));
+
+describe('encodeRecord / FeatureRecord.decode', () => {
+  const versions: Version[] = [
+    { eventTs: 3_000, createdTs: 3_500, slots: [int64(7), NULL_VALUE, text('DE')] },
+    { eventTs: 2_000, createdTs: 2_100, slots: [undefined, text('x'.repeat(300)), NULL_VALUE] },
+    { eventTs: -5, createdTs: 0, slots: [int64(-1), undefined, undefined] },
+  ];
+  const bytes = encodeRecord(0xdeadbeef, 42, 3, versions);
+  const record = FeatureRecord.decode(bytes);
+
+  it('keeps the header fields', () => {
+    expect(bytes[0]).toBe(RECORD_FORMAT);
+    expect(record.schema).toBe(0xdeadbeef);
+    expect(record.revision).toBe(42);
+    expect(record.featureCount).toBe(3);
+    expect(record.versionCount).toBe(3);
+  });
+
+  it('keeps event and created times per version', () => {
+    expect([...record.eventTs]).toEqual([3_000, 2_000, -5]);
+    expect([...record.createdTs]).toEqual([3_500, 2_100, 0]);
+  });
+
+  it('distinguishes absent slots (undefined), NULL slots (empty) and values, including a value longer than 127 bytes', () => {
+    expect(hex(record.value(0, 0))).toBe(hex(int64(7)));
+    expect(record.value(0, 1)).toEqual(new Uint8Array(0));
+    expect(hex(record.value(0, 2))).toBe(hex(text('DE')));
+    expect(record.value(1, 0)).toBeUndefined();
+    expect(hex(record.value(1, 1))).toBe(hex(text('x'.repeat(300))));
+    expect(record.value(1, 2)).toEqual(new Uint8Array(0));
+    expect(record.value(2, 1)).toBeUndefined();
+    expect(record.value(2, 2)).toBeUndefined();
+  });
+
+  it('gives back the versions it was built from', () => {
+    const back = record.versions();
+    expect(back.map((v) => [v.eventTs, v.createdTs, v.slots.map(hex)])).toEqual(versions.map((v) => [v.eventTs, v.createdTs, v.slots.map(hex)]));
+    expect(Buffer.from(encodeRecord(record.schema, record.revision, record.featureCount, back)).equals(Buffer.from(bytes))).toBe(true);
+  });
+
+  it('encodes a record without versions', () => {
+    const empty = FeatureRecord.decode(encodeRecord(1, 1, 4, []));
+    expect(empty.versionCount).toBe(0);
+    expect(empty.versionAt(Number.MAX_VALUE)).toBe(-1);
+    expect(empty.versions()).toEqual([]);
+  });
+
+  it('stores the revision as an unsigned 32-bit number', () => {
+    expect(FeatureRecord.decode(encodeRecord(1, 2 ** 32 + 5, 1, [])).revision).toBe(5);
+    expect(FeatureRecord.decode(encodeRecord(1, 2 ** 32 - 1, 1, [])).revision).toBe(2 ** 32 - 1);
+  });
+
+  it('counts payload, offset tables and object overhead in memoryBytes', () => {
+    expect(record.memoryBytes).toBe(bytes.byteLength + 16 * 3 + 8 * 3 * 3 + RECORD_OBJECT_OVERHEAD);
+  });
+
+  it('keeps bytes that own their whole buffer without copying', () => {
+    expect(FeatureRecord.decode(bytes).bytes).toBe(bytes);
+  });
+
+  it('copies bytes that are a window on a larger buffer', () => {
+    const slab = Buffer.alloc(bytes.length + 100, 0xee);
+    slab.set(bytes, 37);
+    const window = slab.subarray(37, 37 + bytes.length);
+    const copy = FeatureRecord.decode(window);
+    expect(copy.bytes.buffer).not.toBe(slab.buffer);
+    expect(copy.bytes.byteOffset).toBe(0);
+    expect(copy.bytes.buffer.byteLength).toBe(copy.bytes.byteLength);
+    slab.fill(0);
+    expect(hex(copy.value(0, 2))).toBe(hex(text('DE')));
+    expect(copy.schema).toBe(0xdeadbeef);
+  });
+
+  it('copies a small Buffer that lives in Node\'s shared allocation pool', () => {
+    const pooled = Buffer.from(encodeRecord(1, 1, 1, [version(1, 1)]));
+    expect(pooled.buffer.byteLength).toBeGreaterThan(pooled.byteLength); // Buffer.from uses the 8 KiB pool
+    const decoded = FeatureRecord.decode(pooled);
+    expect(decoded.bytes.buffer.byteLength).toBe(decoded.bytes.byteLength);
+  });
+});
+
+describe('FeatureRecord.decode rejects corrupt bytes with CorruptRecordError', () => {
+  const valid = encodeRecord(7, 3, 2, [
+    { eventTs: 20, createdTs: 21, slots: [int64(1), text('abc')] },
+    { eventTs: 10, createdTs: 11, slots: [NULL_VALUE, undefined] },
+  ]);
+
+  it('rejects empty bytes and an unknown format byte', () => {
+    expect(() => FeatureRecord.decode(new Uint8Array(0))).toThrow(CorruptRecordError);
+    const wrongFormat = Uint8Array.from(valid);
+    wrongFormat[0] = 2;
+    expect(() => FeatureRecord.decode(wrongFormat)).toThrow(CorruptRecordError);
+  });
+
+  it('rejects every truncation of a valid record', () => {
+    for (let length = 0; length < valid.length; length++) {
+      expect(() => FeatureRecord.decode(valid.slice(0, length)), `truncated to ${length} bytes`).toThrow(CorruptRecordError);
+    }
+  });
+
+  it('rejects trailing bytes', () => {
+    const longer = new Uint8Array(valid.length + 1);
+    longer.set(valid);
+    expect(() => FeatureRecord.decode(longer)).toThrow(/1 trailing bytes/);
+  });
+
+  it('rejects a slot length that runs past the end', () => {
+    const bytes = encodeRecord(1, 1, 1, [version(1, 1, [int64(5)])]);
+    bytes[15 + 16] = 0x7f; // slot varint claims 126 value bytes
+    expect(() => FeatureRecord.decode(bytes)).toThrow(CorruptRecordError);
+  });
+
+  it('rejects a header claiming more versions than the bytes hold', () => {
+    const bytes = Uint8Array.from(valid);
+    new DataView(bytes.buffer).setUint32(11, 1_000);
+    expect(() => FeatureRecord.decode(bytes)).toThrow(CorruptRecordError);
+  });
+
+  // BUG: src/storage/record.ts FeatureRecord constructor (~line 98-102) sizes its typed
+  // arrays from the header's versionCount × featureCount before checking that the bytes
+  // can hold them. A 15-byte header with featureCount 0xffff and versionCount 0xffffffff
+  // makes it try to allocate ~34 GB and throw RangeError ("Array buffer allocation
+  // failed" / "Invalid typed array length"), not CorruptRecordError.
+  it.fails('rejects a 15-byte header claiming 2^32-1 versions of 65535 features as corrupt', () => {
+    const header = new Uint8Array(15);
+    const view = new DataView(header.buffer);
+    header[0] = RECORD_FORMAT;
+    view.setUint16(9, 0xffff);
+    view.setUint32(11, 100_000); // cells = 6.5e9: "Invalid typed array length" without allocating
+    expect(() => FeatureRecord.decode(header)).toThrow(CorruptRecordError);
+  });
+});
+
+describe('FeatureRecord.versionAt', () => {
+  const record = FeatureRecord.decode(encodeRecord(1, 1, 1, [version(300, 1), version(200, 1), version(100, 1)]));
+
+  it.each([
+    [99, -1],
+    [100, 2],
+    [150, 2],
+    [200, 1],
+    [299.5, 1],
+    [300, 0],
+    [1e15, 0],
+    [Number.NEGATIVE_INFINITY, -1],
+    [Number.POSITIVE_INFINITY, 0],
+  ])('at %d reads version %d', (t, expected) => {
+    expect(record.versionAt(t)).toBe(expected);
+  });
+});
+
+describe('mergeVersions', () => {
+  const NOW = 1_000_000;
+  const KEEP_ALL = NOW; // retention reaching back to time 0
+  const summary = (versions: readonly Version[]): [number, number, string | undefined][] => versions.map((v) => [v.eventTs, v.createdTs, hex(v.slots[0])]);
+
+  it('orders versions newest event time first', () => {
+    const merged = mergeVersions([version(10, 1)], [version(30, 1), version(20, 1)], NOW, KEEP_ALL);
+    expect(merged.map((v) => v.eventTs)).toEqual([30, 20, 10]);
+  });
+
+  it('keeps, of two versions with the same event time, the one created later', () => {
+    const older = version(10, 5, [int64(1)]);
+    const newer = version(10, 6, [int64(2)]);
+    expect(summary(mergeVersions([newer], [older], NOW, KEEP_ALL))).toEqual([[10, 6, hex(int64(2))]]);
+    expect(summary(mergeVersions([older], [newer], NOW, KEEP_ALL))).toEqual([[10, 6, hex(int64(2))]]);
+    expect(summary(mergeVersions([], [newer, older], NOW, KEEP_ALL))).toEqual([[10, 6, hex(int64(2))]]);
+  });
+
+  it('lets the later write win when event and created times are equal', () => {
+    const first = version(10, 5, [int64(1)]);
+    const second = version(10, 5, [int64(2)]);
+    expect(summary(mergeVersions([first], [second], NOW, KEEP_ALL))).toEqual([[10, 5, hex(int64(2))]]);
+    expect(summary(mergeVersions([], [first, second], NOW, KEEP_ALL))).toEqual([[10, 5, hex(int64(2))]]);
+    expect(summary(mergeVersions([], [second, first], NOW, KEEP_ALL))).toEqual([[10, 5, hex(int64(1))]]);
+  });
+
+  it('keeps every version at or after now − retention plus the newest older one', () => {
+    const existing = [version(990, 1), version(950, 1), version(900, 1), version(850, 1), version(800, 1)];
+    const merged = mergeVersions(existing, [], 1_000, 100);
+    expect(merged.map((v) => v.eventTs)).toEqual([990, 950, 900, 850]);
+  });
+
+  it('keeps only the newest version older than the horizon when none is newer', () => {
+    expect(mergeVersions([version(5, 1), version(3, 1)], [version(4, 1)], 1_000, 100).map((v) => v.eventTs)).toEqual([5]);
+  });
+
+  it('keeps a version exactly at the horizon and the newest one before it', () => {
+    expect(mergeVersions([version(900, 1), version(899, 1), version(898, 1)], [], 1_000, 100).map((v) => v.eventTs)).toEqual([900, 899]);
+  });
+
+  it('drops a late write older than the kept boundary version', () => {
+    expect(mergeVersions([version(950, 1), version(850, 1)], [version(800, 9)], 1_000, 100).map((v) => v.eventTs)).toEqual([950, 850]);
+  });
+
+  it('keeps nothing more than the newest version with retention 0', () => {
+    expect(mergeVersions([version(10, 1), version(5, 1)], [version(7, 1)], 1_000, 0).map((v) => v.eventTs)).toEqual([10]);
+  });
+});
+
+describe('point-in-time reads after merging and pruning match a brute-force oracle', () => {
+  interface Write extends Version {
+    readonly seq: number;
+  }
+
+  /** The newest write with event time ≤ t; ties by the greatest created time, then the latest write. */
+  function bruteForce(writes: readonly Write[], t: number): Write | undefined {
+    let best: Write | undefined;
+    for (const write of writes) {
+      if (write.eventTs > t) continue;
+      if (
+        best === undefined ||
+        write.eventTs > best.eventTs ||
+        (write.eventTs === best.eventTs && (write.createdTs > best.createdTs || (write.createdTs === best.createdTs && write.seq > best.seq)))
+      ) {
+        best = write;
+      }
+    }
+    return best;
+  }
+
+  it('agrees on versionAt(T) and every value for T ≥ now − retention over 400 seeded random histories', () => {
+    const mismatches: string[] = [];
+    let queries = 0;
+    let prunedSteps = 0;
+    for (let iteration = 0; iteration < 400; iteration++) {
+      const random = prng(0x5eed0000 + iteration);
+      const retention = [0, 1, 10, 50, 200, 1_000][random.int(0, 5)]!;
+      let now = random.int(0, 1_000);
+      let revision = 0;
+      let bytes: Uint8Array | undefined;
+      const writes: Write[] = [];
+      const steps = random.int(1, 40);
+      for (let step = 0; step < steps; step++) {
+        now += random.int(0, 60);
+        const incoming: Write[] = [];
+        const batch = random.int(1, 3);
+        for (let index = 0; index < batch; index++) {
+          const seq = writes.length + incoming.length;
+          const choice = random.int(0, 2);
+          incoming.push({
+            seq,
+            // A narrow window makes equal event times (and equal created times) common.
+            eventTs: now - random.int(-20, 250),
+            createdTs: random.int(0, 8),
+            slots: [int64(seq), choice === 0 ? undefined : choice === 1 ? NULL_VALUE : text(`w${seq}`)],
+          });
+        }
+        writes.push(...incoming);
+        const existing = bytes === undefined ? [] : FeatureRecord.decode(bytes).versions();
+        bytes = encodeRecord(99, ++revision, 2, mergeVersions(existing, incoming, now, retention));
+
+        const record = FeatureRecord.decode(bytes);
+        if (record.versionCount < new Set(writes.map((write) => write.eventTs)).size) prunedSteps++;
+        if (record.revision !== revision) mismatches.push(`seed ${iteration}: revision ${record.revision} ≠ ${revision}`);
+        for (let index = 1; index < record.versionCount; index++) {
+          if (!(record.eventTs[index - 1]! > record.eventTs[index]!)) mismatches.push(`seed ${iteration}: event times not strictly descending`);
+        }
+        const horizon = now - retention;
+        const probes = [horizon, now, now + 1_000, ...writes.map((write) => write.eventTs).filter((t) => t >= horizon)];
+        for (let index = 0; index < 20; index++) probes.push(horizon + random.int(0, retention + 300));
+        for (const t of probes) {
+          queries++;
+          const expected = bruteForce(writes, t);
+          const at = record.versionAt(t);
+          const where = `seed ${iteration} step ${step} T=${t} (now ${now}, retention ${retention})`;
+          if (expected === undefined) {
+            if (at !== -1) mismatches.push(`${where}: expected no version, got index ${at}`);
+            continue;
+          }
+          if (at === -1) {
+            mismatches.push(`${where}: expected write ${expected.seq}, got no version`);
+            continue;
+          }
+          if (record.eventTs[at] !== expected.eventTs || record.createdTs[at] !== expected.createdTs) {
+            mismatches.push(`${where}: expected (${expected.eventTs}, ${expected.createdTs}), got (${record.eventTs[at]}, ${record.createdTs[at]})`);
+          }
+          if (hex(record.value(at, 0)) !== hex(expected.slots[0]) || hex(record.value(at, 1)) !== hex(expected.slots[1])) {
+            mismatches.push(`${where}: expected the values of write ${expected.seq}`);
+          }
+        }
+      }
+    }
+    expect(mismatches.slice(0, 10)).toEqual([]);
+    expect(queries).toBeGreaterThan(50_000);
+    // The histories do exercise pruning (and the oracle still sees every write ever made).
+    expect(prunedSteps).toBeGreaterThan(1_000);
+  });
+});
