@@ -3,6 +3,7 @@ import type { Registry } from '../config/registry.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { RecordRef } from '../storage/feature-store.js';
+import { asBuffer } from '../util/bytes.js';
 import type { SharedTier } from './tiers.js';
 
 export interface RedisTierOptions {
@@ -99,7 +100,7 @@ export class RedisSharedTier implements SharedTier {
   fill(refs: readonly RecordRef[], records: readonly Uint8Array[]): void {
     if (!this.ready || refs.length === 0) return;
     const pipeline = this.client.pipeline();
-    refs.forEach((ref, index) => pipeline.set(this.redisKey(ref), Buffer.from(records[index]!), 'PX', this.ttlMs, 'NX'));
+    refs.forEach((ref, index) => pipeline.set(this.redisKey(ref), asBuffer(records[index]!), 'PX', this.ttlMs, 'NX'));
     pipeline.exec().catch((error: Error) => this.warn('l2 fill failed', error));
   }
 
@@ -111,7 +112,7 @@ export class RedisSharedTier implements SharedTier {
       const pipeline = this.client.pipeline();
       // Bloom bits first: a replica that can read the record must also pass the gate for it.
       for (const offset of bloomOffsets) pipeline.setbit(this.bloomKey, offset, 1);
-      keys.forEach((key, index) => pipeline.set(key, Buffer.from(records[index]!), 'PX', this.ttlMs));
+      keys.forEach((key, index) => pipeline.set(key, asBuffer(records[index]!), 'PX', this.ttlMs));
       const results = await pipeline.exec();
       const failed = results?.find(([error]) => error !== null);
       if (failed) throw failed[0]!;
@@ -135,7 +136,7 @@ export class RedisSharedTier implements SharedTier {
   async mergeBloom(bits: Uint8Array): Promise<void> {
     const staging = `${this.bloomKey}:merge:${process.pid}:${Date.now()}`;
     try {
-      await this.client.multi().set(staging, Buffer.from(bits), 'PX', 60_000).bitop('OR', this.bloomKey, this.bloomKey, staging).del(staging).exec();
+      await this.client.multi().set(staging, asBuffer(bits), 'PX', 60_000).bitop('OR', this.bloomKey, this.bloomKey, staging).del(staging).exec();
     } catch (error) {
       this.warn('l2 bloom merge failed', error as Error);
     }

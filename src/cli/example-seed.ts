@@ -8,6 +8,7 @@
  */
 import { jsonValues } from '../server/json-values.js';
 import type { ServingCore } from '../server/serving-core.js';
+import { seededRandom } from '../util/seeded-random.js';
 
 const DAY = 86_400_000;
 const COUNTRIES = ['US', 'US', 'US', 'GB', 'DE', 'FR', 'BR', 'IN', 'JP', 'NG'];
@@ -15,25 +16,13 @@ const CATEGORIES = ['grocery', 'electronics', 'fashion', 'travel', 'gaming', 'ho
 const SEGMENTS = ['new', 'casual', 'loyal', 'vip'];
 const OSES = ['ios', 'android', 'windows', 'macos', 'linux'];
 
-/** mulberry32: a tiny seeded PRNG, so every first start writes the same rows. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
-
 const id = (prefix: string, index: number): string => `${prefix}${String(index).padStart(4, '0')}`;
 
 export const EXAMPLE_IDS = { cards: 120, users: 80, devices: 90 } as const;
 
 /** Writes the sample rows; returns how many. */
 export async function seedExample(core: ServingCore, nowMs: number): Promise<number> {
-  const rand = random(42);
+  const rand = seededRandom(42);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(rand() * items.length)]!;
   const int = (low: number, high: number): number => low + Math.floor(rand() * (high - low + 1));
   let rows = 0;

@@ -1,6 +1,7 @@
 import { ClassicLevel } from 'classic-level';
 import type { Registry, ViewDef } from '../config/registry.js';
 import { StrataError } from '../errors.js';
+import { asBuffer } from '../util/bytes.js';
 import type { ValueType } from '../values/value-codec.js';
 import type { FeatureStore, RecordRef, RecordWrite } from './feature-store.js';
 import { RECORD_NAMESPACE, SCHEMA_NAMESPACE, metaKey, schemaKey, viewOfRecordKey } from './keys.js';
@@ -115,7 +116,7 @@ export class LevelStore implements FeatureStore {
       pending.set(id, bytes);
       results.push(bytes);
     });
-    for (const [id, bytes] of pending) batch.put(Buffer.from(id, 'latin1'), Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    for (const [id, bytes] of pending) batch.put(Buffer.from(id, 'latin1'), asBuffer(bytes));
     try {
       await batch.write();
     } catch (error) {

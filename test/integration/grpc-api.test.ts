@@ -5,21 +5,11 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { seededRandom } from '../../src/util/seeded-random.js';
 import { columnsOf, startTestServer, StrataGrpcClient, timestamp, type TestServer } from '../support/strata.js';
 
 const require = createRequire(import.meta.url);
 const HOUR = 3_600_000;
-
-/** mulberry32, so a failing randomized case can be replayed from its seed. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(state ^ (state >>> 15), state | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 let strata: TestServer;
 beforeAll(async () => {
@@ -70,7 +60,7 @@ describe('GetOnlineFeatures and WriteFeatures over gRPC', () => {
   });
 
   it('answers point-in-time reads at many T exactly as a brute-force oracle, ttl included', async () => {
-    const rand = random(7);
+    const rand = seededRandom(7);
     const cards = Array.from({ length: 12 }, (_, index) => `pit-${index}`);
     const base = Date.now() - 30 * HOUR;
     type Write = { card: string; eventMs: number; createdMs: number; limit: number; order: number };
