@@ -18,7 +18,8 @@ export class BloomFilter {
   constructor(capacity: number, falsePositiveRate: number) {
     this.capacity = capacity;
     // Optimal m = -n ln p / (ln 2)^2 and k = m/n ln 2.
-    const bitCount = Math.max(64, Math.ceil((-capacity * Math.log(falsePositiveRate)) / (Math.LN2 * Math.LN2)));
+    // Bit offsets come from 32-bit hashes, so 2^32 bits (512 MiB) is the most a filter can use.
+    const bitCount = Math.min(2 ** 32, Math.max(64, Math.ceil((-capacity * Math.log(falsePositiveRate)) / (Math.LN2 * Math.LN2))));
     this.bitCount = Math.ceil(bitCount / 8) * 8;
     this.hashCount = Math.max(1, Math.round((this.bitCount / capacity) * Math.LN2));
     this.bits = new Uint8Array(this.bitCount / 8);

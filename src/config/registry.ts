@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { LineCounter, parseDocument, isMap, type Document, type Node } from 'yaml';
+import { LineCounter, parseDocument, isMap, isScalar, isSeq, type Document, type Node } from 'yaml';
 import { StrataError } from '../errors.js';
 import { VALUE_TYPES, type ValueType } from '../values/value-codec.js';
 import { parseDuration } from './duration.js';
@@ -71,6 +71,8 @@ export interface Registry {
 interface Problem {
   path: (string | number)[];
   rule: string;
+  /** Source offset, when the path alone cannot place it (a duplicate key shares its path). */
+  offset?: number;
 }
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -79,8 +81,8 @@ const NAME_RULE = 'must be a name: letters, digits and _, not starting with a di
 class Checker {
   readonly problems: Problem[] = [];
 
-  report(path: (string | number)[], rule: string): void {
-    this.problems.push({ path, rule });
+  report(path: (string | number)[], rule: string, offset?: number): void {
+    this.problems.push({ path, rule, offset });
   }
 
   /** Rejects keys not in `allowed` and reports required ones that are absent. */
@@ -126,6 +128,19 @@ function lineOf(doc: Document, lines: LineCounter, path: (string | number)[]): n
   return undefined;
 }
 
+function reportDuplicateKeys(node: unknown, path: (string | number)[], check: Checker): void {
+  if (isSeq(node)) node.items.forEach((item, index) => reportDuplicateKeys(item, [...path, index], check));
+  if (!isMap(node)) return;
+  const seen = new Set<unknown>();
+  for (const pair of node.items) {
+    const key = isScalar(pair.key) ? pair.key.value : String(pair.key);
+    const keyPath = [...path, String(key)];
+    if (seen.has(key)) check.report(keyPath, 'duplicate key: a name may appear only once here', (pair.key as Node).range?.[0]);
+    seen.add(key);
+    reportDuplicateKeys(pair.value, keyPath, check);
+  }
+}
+
 function fingerprint(features: readonly { name: string; type: ValueType }[]): number {
   const digest = createHash('sha256').update(features.map((f) => `${f.name}:${f.type}`).join('\n')).digest();
   return digest.readUInt32BE(0);
@@ -144,16 +159,18 @@ export function loadRegistry(file: string): Registry {
 
 export function compileRegistry(text: string, file: string): Registry {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+  // Duplicate keys are found below, with their paths; the parser would report them with a line only.
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: false, prettyErrors: false });
   if (doc.errors.length > 0) {
     const details = doc.errors.map((error) => `  ${file}:${lines.linePos(error.pos[0]).line}: ${error.message.split('\n')[0]}`);
     throw new StrataError('STRATA_CONFIG_INVALID', `invalid registry YAML:\n${details.join('\n')}`);
   }
   const check = new Checker();
+  reportDuplicateKeys(doc.contents, [], check);
   const registry = compileDocument(doc.toJS() as unknown, file, check);
   if (check.problems.length > 0 || registry === undefined) {
     const details = check.problems.map((problem) => {
-      const line = lineOf(doc, lines, problem.path);
+      const line = problem.offset === undefined ? lineOf(doc, lines, problem.path) : lines.linePos(problem.offset).line;
       const where = line === undefined ? file : `${file}:${line}`;
       return `  ${where}: ${problem.path.join('.') || '(top level)'}: ${problem.rule}`;
     });

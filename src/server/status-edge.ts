@@ -32,11 +32,16 @@ const HTTP_CODE: Readonly<Record<ErrorKind, number>> = {
 export const ERROR_CODE_KEY = 'strata-error-code';
 export const ERROR_FIELD_KEY = 'strata-error-field';
 
+/** Metadata values must be printable ASCII; a field can hold client-chosen names, so anything else is %-escaped. */
+function metadataSafe(text: string): string {
+  return text.replace(/[^\x20-\x7e]|%/g, (char) => encodeURIComponent(char));
+}
+
 export function toGrpcError(thrown: unknown): { error: StrataError; response: Partial<ServerErrorResponse> } {
   const error = asStrataError(thrown);
   const metadata = new Metadata();
   metadata.set(ERROR_CODE_KEY, error.code);
-  if (error.field !== undefined) metadata.set(ERROR_FIELD_KEY, error.field);
+  if (error.field !== undefined) metadata.set(ERROR_FIELD_KEY, metadataSafe(error.field));
   return { error, response: { code: GRPC_CODE[error.kind], details: error.message, metadata } };
 }
 

@@ -110,8 +110,9 @@ function int64FromJson(raw: unknown, field: string, expected: string): Int64Like
   if (typeof raw === 'number' && Number.isSafeInteger(raw)) return raw;
   if (typeof raw === 'string' && INT64_TEXT.test(raw)) {
     const long = Long.fromString(raw);
-    // Long.fromString wraps silently on overflow; round-tripping catches it.
-    if (long.toString() === raw.replace(/^(-?)0+(?=\d)/, '$1')) return long;
+    // Long.fromString wraps silently on overflow; round-tripping the canonical digits catches it.
+    const canonical = raw.replace(/^(-?)0+(?=\d)/, '$1').replace(/^-0$/, '0');
+    if (long.toString() === canonical) return long;
     throw invalid('STRATA_VALUE_TYPE_MISMATCH', field, `${raw} is outside int64 [${INT64_MIN}, ${INT64_MAX}]`);
   }
   throw invalid('STRATA_VALUE_TYPE_MISMATCH', field, `expected ${expected} (an integer, or a string of digits beyond 2^53), got ${describe(raw)}`);
@@ -254,11 +255,14 @@ function listToJson(type: 'list<int64>' | 'list<double>' | 'list<string>', list:
       parts.push(JSON.stringify(list.string()));
       continue;
     }
-    // Packed (wire type 2) is what we write; unpacked is accepted for robustness.
-    const end = (tag & 7) === 2 ? list.uint32() + list.pos : list.pos;
-    do {
-      parts.push(type === 'list<int64>' ? list.int64().toString() : jsonNumber(list.double()));
-    } while (list.pos < end);
+    const item = (): string => (type === 'list<int64>' ? list.int64().toString() : jsonNumber(list.double()));
+    // Packed (wire type 2) is what we write; unpacked elements are accepted too.
+    if ((tag & 7) !== 2) {
+      parts.push(item());
+      continue;
+    }
+    const end = list.uint32() + list.pos;
+    while (list.pos < end) parts.push(item());
   }
   return `[${parts.join(',')}]`;
 }

@@ -158,7 +158,7 @@ describe('resolveServeOptions', () => {
     expect(message).toContain('STRATA_FOO');
     expect(message).toContain('--grpc-port');
     expect(message).toContain('--max-rows = "0": must be an integer from 1 to 1000000');
-    expect(message).toContain('STRATA_BLOOM_CAPACITY = "10": must be an integer from 1000 to 1000000000');
+    expect(message).toContain('STRATA_BLOOM_CAPACITY = "10": must be an integer from 1000 to 400000000');
   });
 
   it('returns a frozen object', () => {

@@ -1,0 +1,269 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { LRUCache } from 'lru-cache';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { LruMemoryTier } from '../../src/cache/lru-memory-tier.js';
+import { ABSENT } from '../../src/cache/tiers.js';
+import { Metrics } from '../../src/observability/metrics.js';
+import { recordKey, recordKeyPrefix } from '../../src/storage/keys.js';
+import { FeatureRecord, encodeRecord } from '../../src/storage/record.js';
+import { seededRandom } from '../../src/util/seeded-random.js';
+
+const PREFIX = recordKeyPrefix('card_profile');
+const id = (index: number): string => recordKey(PREFIX, ['string'], [`card-${index}`]).toString('latin1');
+
+/** A record of `versions` versions of `features` features, each value `valueBytes` long. */
+function record(options: { revision?: number; versions?: number; features?: number; valueBytes?: number } = {}): FeatureRecord {
+  const { revision = 1, versions = 1, features = 1, valueBytes = 2 } = options;
+  const value = new Uint8Array(valueBytes).fill(7);
+  const list = Array.from({ length: versions }, (_, index) => ({ eventTs: 10_000 - index, createdTs: 10_000, slots: Array.from({ length: features }, () => value) }));
+  return FeatureRecord.decode(encodeRecord(1, revision, features, list));
+}
+
+function tier(budgetBytes: number, maxStalenessMs = 60_000): LruMemoryTier {
+  return new LruMemoryTier({ budgetBytes, maxStalenessMs, metrics: new Metrics({ processMetrics: false }) });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('LruMemoryTier byte budget', () => {
+  it('charges an entry its record memoryBytes plus its id length plus a fixed overhead', () => {
+    const small = record();
+    const large = record({ versions: 5, features: 3, valueBytes: 100 });
+    const a = tier(1 << 20);
+    a.offer(id(1), small);
+    const b = tier(1 << 20);
+    b.offer(`${id(2)}-longer-id`, large);
+    const overheadA = a.bytes - small.memoryBytes - id(1).length;
+    const overheadB = b.bytes - large.memoryBytes - `${id(2)}-longer-id`.length;
+    expect(overheadA).toBeGreaterThan(0);
+    expect(overheadB).toBe(overheadA);
+    expect(a.entries).toBe(1);
+  });
+
+  it('charges an ABSENT marker its id and the fixed overhead', () => {
+    const a = tier(1 << 20);
+    a.offer(id(1), record());
+    const perEntry = a.bytes - record().memoryBytes - id(1).length;
+    const b = tier(1 << 20);
+    b.offer(id(1), ABSENT);
+    expect(b.bytes).toBe(perEntry + id(1).length);
+    expect(b.get(id(1))).toBe(ABSENT);
+  });
+
+  it('stays within the budget with many tiny records', () => {
+    const budget = 64 * 1024;
+    const cache = tier(budget);
+    for (let index = 0; index < 10_000; index++) {
+      cache.offer(id(index), record());
+      expect(cache.bytes).toBeLessThanOrEqual(budget);
+    }
+    const perEntry = cache.bytes / cache.entries;
+    expect(cache.entries).toBe(Math.floor(budget / perEntry));
+    // The most recent entries are the ones kept.
+    expect(cache.get(id(9_999))).toBeDefined();
+    expect(cache.get(id(0))).toBeUndefined();
+  });
+
+  it('stays within the budget with a few large records', () => {
+    const budget = 1024 * 1024;
+    const cache = tier(budget);
+    const big = record({ versions: 100, features: 10, valueBytes: 100 }); // ~100 KB, under budget / 8
+    expect(big.memoryBytes).toBeGreaterThan(100_000);
+    expect(big.memoryBytes).toBeLessThan(budget / 8);
+    for (let index = 0; index < 50; index++) {
+      cache.offer(id(index), big);
+      expect(cache.bytes).toBeLessThanOrEqual(budget);
+    }
+    expect(cache.entries).toBeGreaterThanOrEqual(8);
+    expect(cache.entries).toBeLessThanOrEqual(Math.floor(budget / big.memoryBytes));
+  });
+
+  it('refuses a record larger than an eighth of the budget, leaving the rest untouched', () => {
+    const budget = 256 * 1024;
+    const cache = tier(budget);
+    cache.offer(id(1), record());
+    const before = cache.bytes;
+    const huge = record({ versions: 40, features: 10, valueBytes: 100 });
+    expect(huge.memoryBytes).toBeGreaterThan(budget / 8);
+    cache.offer(id(2), huge);
+    expect(cache.get(id(2))).toBeUndefined();
+    expect(cache.get(id(1))).toBeDefined();
+    expect(cache.bytes).toBe(before);
+  });
+
+  it('stays within the budget whatever the mix of record sizes (seeded)', () => {
+    const budget = 512 * 1024;
+    const cache = tier(budget);
+    const random = seededRandom(42);
+    let maxBytes = 0;
+    for (let index = 0; index < 3_000; index++) {
+      const size = Math.floor(random() ** 4 * 60); // mostly tiny, some large
+      cache.offer(id(Math.floor(random() * 1_000)), record({ revision: index, versions: 1 + size, features: 1 + (index % 5), valueBytes: 1 + size * 3 }));
+      maxBytes = Math.max(maxBytes, cache.bytes);
+    }
+    expect(maxBytes).toBeLessThanOrEqual(budget);
+    expect(maxBytes).toBeGreaterThan(budget * 0.8);
+  });
+
+  it('publishes its size through the metrics on observe()', async () => {
+    const metrics = new Metrics({ processMetrics: false });
+    const cache = new LruMemoryTier({ budgetBytes: 1 << 20, maxStalenessMs: 60_000, metrics });
+    cache.offer(id(1), record());
+    cache.offer(id(2), record());
+    cache.observe();
+    expect((await metrics.l1Bytes.get()).values[0]!.value).toBe(cache.bytes);
+    expect((await metrics.l1Entries.get()).values[0]!.value).toBe(2);
+  });
+});
+
+describe('LruMemoryTier.offer', () => {
+  it('stores a record and gives back the same object', () => {
+    const cache = tier(1 << 20);
+    const first = record({ revision: 3 });
+    cache.offer(id(1), first);
+    expect(cache.get(id(1))).toBe(first);
+    expect(cache.get(id(2))).toBeUndefined();
+  });
+
+  it('does not replace an entry with an older revision', () => {
+    const cache = tier(1 << 20);
+    const newer = record({ revision: 5 });
+    cache.offer(id(1), newer);
+    cache.offer(id(1), record({ revision: 4 }));
+    expect(cache.get(id(1))).toBe(newer);
+  });
+
+  it('replaces an entry with a newer or equal revision', () => {
+    const cache = tier(1 << 20);
+    cache.offer(id(1), record({ revision: 5 }));
+    const same = record({ revision: 5 });
+    cache.offer(id(1), same);
+    expect(cache.get(id(1))).toBe(same);
+    const newer = record({ revision: 6 });
+    cache.offer(id(1), newer);
+    expect(cache.get(id(1))).toBe(newer);
+    expect(cache.entries).toBe(1);
+  });
+
+  it('does not let ABSENT replace a record, but lets a record replace ABSENT', () => {
+    const cache = tier(1 << 20);
+    const written = record({ revision: 1 });
+    cache.offer(id(1), written);
+    cache.offer(id(1), ABSENT);
+    expect(cache.get(id(1))).toBe(written);
+    cache.offer(id(2), ABSENT);
+    const found = record({ revision: 1 });
+    cache.offer(id(2), found);
+    expect(cache.get(id(2))).toBe(found);
+  });
+
+  it('updates the byte count when an entry is replaced by a larger one', () => {
+    const cache = tier(1 << 20);
+    cache.offer(id(1), record({ revision: 1 }));
+    const before = cache.bytes;
+    const bigger = record({ revision: 2, versions: 3 });
+    cache.offer(id(1), bigger);
+    expect(cache.bytes - before).toBe(bigger.memoryBytes - record().memoryBytes);
+  });
+});
+
+describe('LruMemoryTier staleness', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('drops an entry once maxStalenessMs has passed', async () => {
+    const cache = tier(1 << 20, 40);
+    const entry = record();
+    cache.offer(id(1), entry);
+    expect(cache.get(id(1))).toBe(entry);
+    await sleep(90);
+    expect(cache.get(id(1))).toBeUndefined();
+    expect(cache.entries).toBe(0);
+  });
+
+  it('does not extend an entry\'s life when it is read', async () => {
+    const cache = tier(1 << 20, 300);
+    cache.offer(id(1), record());
+    await sleep(60);
+    expect(cache.get(id(1))).toBeDefined();
+    await sleep(300);
+    expect(cache.get(id(1))).toBeUndefined();
+  });
+
+  it('does not let an expired newer revision block an older one', async () => {
+    const cache = tier(1 << 20, 30);
+    cache.offer(id(1), record({ revision: 9 }));
+    await sleep(70);
+    const older = record({ revision: 2 });
+    cache.offer(id(1), older);
+    expect(cache.get(id(1))).toBe(older);
+  });
+
+  it('keeps time with lru-cache\'s captured performance clock, which vi fake timers do not drive', () => {
+    // Why the tests above sleep for real: lru-cache captures globalThis.performance at
+    // import, and vi.useFakeTimers replaces the global object rather than patching it.
+    vi.useFakeTimers({ toFake: ['performance', 'setTimeout', 'Date'] });
+    const cache = new LRUCache<string, number>({ max: 10, ttl: 30, ttlResolution: 1 });
+    cache.set('a', 1);
+    vi.advanceTimersByTime(1_000);
+    expect(cache.get('a')).toBe(1);
+  });
+});
+
+describe('LruMemoryTier heap use', () => {
+  it('accounts for the memory it holds: heap + ArrayBuffer growth within ±15 % of a 32 MiB budget with 300k small records', () => {
+    const root = fileURLToPath(new URL('../../', import.meta.url));
+    const module = (path: string): string => JSON.stringify(new URL(`../../src/${path}`, import.meta.url).href);
+    const script = `
+      import { LruMemoryTier } from ${module('cache/lru-memory-tier.ts')};
+      import { FeatureRecord, encodeRecord } from ${module('storage/record.ts')};
+      import { recordKey, recordKeyPrefix } from ${module('storage/keys.ts')};
+      import { Metrics } from ${module('observability/metrics.ts')};
+      const budget = 32 * 1024 * 1024;
+      const metrics = new Metrics({ processMetrics: false });
+      const prefix = recordKeyPrefix('card_profile');
+      const value = new Uint8Array([8, 42]);
+      const make = (i) => FeatureRecord.decode(encodeRecord(1, 1, 2, [{ eventTs: 1_000 + i, createdTs: 2_000 + i, slots: [value, new Uint8Array(0)] }]));
+      // Warm up every code path first so compiled code and lazily built tables are not counted.
+      const warm = new LruMemoryTier({ budgetBytes: 1 << 20, maxStalenessMs: 600_000, metrics });
+      for (let i = 0; i < 20_000; i++) warm.offer(recordKey(prefix, ['string'], ['w' + i]).toString('latin1'), make(i));
+      gc(); gc();
+      const before = process.memoryUsage();
+      const tier = new LruMemoryTier({ budgetBytes: budget, maxStalenessMs: 600_000, metrics });
+      for (let i = 0; i < 300_000; i++) tier.offer(recordKey(prefix, ['string'], ['card-' + i]).toString('latin1'), make(i));
+      gc(); gc();
+      const after = process.memoryUsage();
+      const sample = make(0);
+      console.log(JSON.stringify({
+        budget, heapGrowth: after.heapUsed - before.heapUsed, arrayBufferGrowth: after.arrayBuffers - before.arrayBuffers,
+        entries: tier.entries, accountedBytes: tier.bytes, recordMemoryBytes: sample.memoryBytes, idLength: recordKey(prefix, ['string'], ['card-0']).length,
+      }));
+    `;
+    const child = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', '--input-type=module', '-e', script], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+    expect(child.status, child.stderr).toBe(0);
+    const result = JSON.parse(child.stdout.trim().split('\n').at(-1)!) as {
+      budget: number;
+      heapGrowth: number;
+      arrayBufferGrowth: number;
+      entries: number;
+      accountedBytes: number;
+      recordMemoryBytes: number;
+      idLength: number;
+    };
+    const ratio = (result.heapGrowth + result.arrayBufferGrowth) / result.budget;
+    const measuredPerEntry = result.heapGrowth / result.entries;
+    const accountedPerEntry = result.accountedBytes / result.entries;
+    console.log(
+      `L1 heap: growth ${(result.heapGrowth / 2 ** 20).toFixed(1)} MiB for a 32 MiB budget (ratio ${ratio.toFixed(2)}); ` +
+        `${result.entries} entries; per entry: measured ${measuredPerEntry.toFixed(0)} B heap + ${(result.arrayBufferGrowth / result.entries).toFixed(0)} B ArrayBuffers, ` +
+        `accounted ${accountedPerEntry.toFixed(0)} B (record memoryBytes ${result.recordMemoryBytes}, id ${result.idLength})`,
+    );
+    expect(result.accountedBytes).toBeLessThanOrEqual(result.budget);
+    expect(result.entries).toBeGreaterThan(10_000);
+    // Both ways: over budget means RSS overshoots; far under means the budget is wasted.
+    expect(ratio).toBeLessThanOrEqual(1.15);
+    expect(ratio).toBeGreaterThanOrEqual(0.85);
+  }, 60_000);
+});
