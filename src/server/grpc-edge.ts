@@ -65,10 +65,17 @@ export class GrpcEdge {
       const started = performance.now();
       const done = (code: string): void => metrics.requestSeconds.observe({ protocol: 'grpc', method: name, code }, (performance.now() - started) / 1000);
       const fail = (thrown: unknown): void => {
-        const { error, response } = toGrpcError(thrown);
-        if (error.kind === 'internal') logger.error('grpc call failed', { method: name, error: error.message, cause: String((error.cause as Error | undefined)?.stack ?? '') });
-        callback(response);
-        done(grpcCodeName(error));
+        try {
+          const { error, response } = toGrpcError(thrown);
+          if (error.kind === 'internal') logger.error('grpc call failed', { method: name, error: error.message, cause: String((error.cause as Error | undefined)?.stack ?? '') });
+          callback(response);
+          done(grpcCodeName(error));
+        } catch (mappingError) {
+          // The last line of defence: mapping itself failed; still answer, and with INTERNAL rather than UNKNOWN.
+          logger.error('grpc error mapping failed', { method: name, error: String(mappingError) });
+          callback({ code: grpc.status.INTERNAL, details: 'internal error' });
+          done('INTERNAL');
+        }
       };
       if (this.core.isShuttingDown()) return fail(new StrataError('STRATA_SHUTTING_DOWN', 'the server is shutting down; retry on another replica'));
       if (call.request.length > limits.maxMessageBytes) {

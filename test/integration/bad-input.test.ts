@@ -95,6 +95,13 @@ describe('bad reads name the offending item', () => {
     expect(response.json.error).toMatchObject({ code: 'STRATA_MESSAGE_TOO_LARGE' });
   });
 
+  it('names a non-ASCII join key safely in gRPC metadata', async () => {
+    const error = await grpcError(strata.grpc.getOnlineFeatures({ features: { refs: ['card_profile:credit_limit'] }, entities: { card_id: { values: [card('a')] }, 'kärte\n': { values: [card('a')] } } }));
+    expect(error.code).toBe(GrpcStatus.INVALID_ARGUMENT);
+    expect(error.metadata.get('strata-error-field')).toEqual(['entities.k%C3%A4rte%0A']);
+    expect(error.details).toContain('kärte');
+  });
+
   it('answers unknown HTTP routes with 404 and a stable code', async () => {
     const response = await strata.http('/get-online-feature', {});
     expect(response.status).toBe(404);
