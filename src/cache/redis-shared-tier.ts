@@ -19,8 +19,6 @@ export interface RedisTierOptions {
   readonly logger: Logger;
 }
 
-const INVALIDATION_ATTEMPTS = 5;
-
 /**
  * L2 on Redis (ioredis): record bytes under `prefix + view schema fingerprint
  * + ':' + record key`. The fingerprint in the key means replicas running a
@@ -104,23 +102,36 @@ export class RedisSharedTier implements SharedTier {
     pipeline.exec().catch((error: Error) => this.warn('l2 fill failed', error));
   }
 
-  async put(refs: readonly RecordRef[], records: readonly Uint8Array[], bloomOffsets: readonly number[]): Promise<void> {
-    if (refs.length === 0) return;
-    const keys = refs.map((ref) => this.redisKey(ref));
+  async put(refs: readonly RecordRef[], records: readonly Uint8Array[], bloomOffsets: readonly number[]): Promise<boolean> {
+    if (refs.length === 0) return true;
+    if (!this.ready) return false;
     try {
-      if (!this.ready) throw new Error(`redis is ${this.client.status}`);
       const pipeline = this.client.pipeline();
       // Bloom bits first: a replica that can read the record must also pass the gate for it.
       for (const offset of bloomOffsets) pipeline.setbit(this.bloomKey, offset, 1);
-      keys.forEach((key, index) => pipeline.set(key, asBuffer(records[index]!), 'PX', this.ttlMs));
+      refs.forEach((ref, index) => pipeline.set(this.redisKey(ref), asBuffer(records[index]!), 'PX', this.ttlMs));
       const results = await pipeline.exec();
       const failed = results?.find(([error]) => error !== null);
       if (failed) throw failed[0]!;
+      return true;
     } catch (error) {
-      // L3 has the write; what L2 holds for these keys is now older than it. Drop it, retrying in the background.
-      this.warn('l2 write-through failed; invalidating', error as Error);
-      this.invalidate(keys, 1);
+      this.warn('l2 write-through failed; it will be retried from L3', error as Error);
+      return false;
     }
+  }
+
+  waitUntilReady(timeoutMs: number): Promise<boolean> {
+    if (this.ready) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (ready: boolean): void => {
+        clearTimeout(timer);
+        this.client.off('ready', onReady);
+        resolve(ready);
+      };
+      const onReady = (): void => done(true);
+      const timer = setTimeout(() => done(false), timeoutMs);
+      this.client.on('ready', onReady);
+    });
   }
 
   async fetchBloom(): Promise<Uint8Array | undefined> {
@@ -145,18 +156,6 @@ export class RedisSharedTier implements SharedTier {
   onReady(listener: () => void): void {
     this.client.on('ready', listener);
     if (this.ready) listener();
-  }
-
-  private invalidate(keys: readonly Buffer[], attempt: number): void {
-    const retry = (): void => {
-      if (attempt >= INVALIDATION_ATTEMPTS) {
-        this.logger.error('l2 invalidation gave up; replicas may read an older record until l2 ttl', { keys: keys.length });
-        return;
-      }
-      setTimeout(() => this.invalidate(keys, attempt + 1), 100 * 2 ** attempt).unref();
-    };
-    if (!this.ready) return retry();
-    this.client.del(...keys).catch(retry);
   }
 
   async close(): Promise<void> {

@@ -5,6 +5,10 @@ import { FeatureRecord } from '../storage/record.js';
 import { BloomGate } from './bloom-gate.js';
 import { ABSENT, type MemoryTier, type SharedTier } from './tiers.js';
 
+/** Most keys remembered for re-publishing to L2; beyond it they are dropped (and counted). */
+const MAX_UNPUBLISHED = 100_000;
+const REPUBLISH_BATCH = 1_000;
+
 /** A record to look up: its ref plus the latin1 string of its key, which is its L1 id. */
 export interface RecordLookup extends RecordRef {
   readonly id: string;
@@ -35,6 +39,16 @@ export class TieredRecordStore {
   private readonly metrics: Metrics;
   private readonly logger: Logger;
   private bloomSync: NodeJS.Timeout | undefined;
+  /**
+   * Every L2 write runs on this chain, in L3 commit order, and a re-publish
+   * reads L3 inside it: so L2 never ends up holding an older record than the
+   * last one written through.
+   */
+  private publishChain: Promise<unknown> = Promise.resolve();
+  /** Keys whose L2 write-through failed: L2 lacks them or holds an older record. Re-published from L3. */
+  private readonly unpublished = new Map<string, RecordLookup>();
+  private republishTimer: NodeJS.Timeout | undefined;
+  private closed = false;
 
   private constructor(options: TieredRecordStoreOptions, gate: BloomGate) {
     this.l1 = options.l1;
@@ -154,11 +168,65 @@ export class TieredRecordStore {
     this.metrics.bloomKeys.set(this.gate.size);
     const records = await this.l3.applyWrites(writes, nowMs);
     for (let index = 0; index < writes.length; index++) this.l1?.offer(writes[index]!.id, FeatureRecord.decode(records[index]!));
-    await this.l2?.put(writes, records, bloomOffsets);
+    const l2 = this.l2;
+    if (l2 === undefined) return;
+    await this.publish(async () => {
+      if (!(await l2.put(writes, records, bloomOffsets))) this.queueRepublish(writes);
+    });
+  }
+
+  private publish(task: () => Promise<void>): Promise<void> {
+    const run = this.publishChain.then(task);
+    this.publishChain = run.catch(() => undefined);
+    return run;
+  }
+
+  private queueRepublish(lookups: readonly RecordLookup[]): void {
+    let dropped = 0;
+    for (const { view, key, id } of lookups) {
+      if (this.unpublished.size >= MAX_UNPUBLISHED && !this.unpublished.has(id)) dropped++;
+      else this.unpublished.set(id, { view, key, id });
+    }
+    if (dropped > 0) {
+      this.metrics.l2RepublishDropped.inc(dropped);
+      this.logger.error('l2 re-publish backlog full; replicas may miss these writes until the keys are written again or l2 ttl', { dropped });
+    }
+    this.scheduleRepublish(250);
+  }
+
+  private scheduleRepublish(delayMs: number): void {
+    if (this.republishTimer !== undefined || this.closed || this.unpublished.size === 0) return;
+    this.republishTimer = setTimeout(() => {
+      this.republishTimer = undefined;
+      void this.publish(() => this.republish());
+    }, delayMs);
+    this.republishTimer.unref();
+  }
+
+  /** Writes a batch of un-published keys to L2 from their current L3 records. */
+  private async republish(): Promise<void> {
+    const l2 = this.l2!;
+    let delivered = false;
+    try {
+      if (!l2.ready) return;
+      const batch = [...this.unpublished.values()].slice(0, REPUBLISH_BATCH);
+      const records = await this.l3.getRecords(batch);
+      const refs = batch.filter((_, index) => records[index] !== undefined);
+      const found = records.filter((record): record is Uint8Array => record !== undefined);
+      delivered = await l2.put(refs, found, refs.flatMap((ref) => this.gate.add(ref.key)));
+      if (delivered) for (const lookup of batch) this.unpublished.delete(lookup.id);
+    } catch (error) {
+      this.logger.warn('l2 re-publish failed', { error: (error as Error).message });
+    } finally {
+      this.scheduleRepublish(delivered ? 0 : 1_000);
+    }
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     clearInterval(this.bloomSync);
+    clearTimeout(this.republishTimer);
+    await this.publishChain;
     await this.l2?.close();
     await this.l3.close();
   }

@@ -23,8 +23,10 @@ export interface SharedTier {
   getMany(refs: readonly RecordRef[]): Promise<(Uint8Array | undefined)[]>;
   /** Fills after a lower-tier read: only where the key is absent, so it never overwrites a newer write. */
   fill(refs: readonly RecordRef[], records: readonly Uint8Array[]): void;
-  /** Write-through after an L3 commit, with the shared bloom bits of the written keys. */
-  put(refs: readonly RecordRef[], records: readonly Uint8Array[], bloomOffsets: readonly number[]): Promise<void>;
+  /** Write-through after an L3 commit, with the shared bloom bits of the written keys. False when not stored. */
+  put(refs: readonly RecordRef[], records: readonly Uint8Array[], bloomOffsets: readonly number[]): Promise<boolean>;
+  /** Resolves true once connected, false after `timeoutMs`. */
+  waitUntilReady(timeoutMs: number): Promise<boolean>;
   /** The shared bloom bits every replica publishes (see BloomGate); undefined when unreadable. */
   fetchBloom(): Promise<Uint8Array | undefined>;
   /** ORs a whole filter into the shared bloom bits. */

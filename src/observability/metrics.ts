@@ -55,6 +55,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly l2RepublishDropped = new Counter({
+    name: 'strata_l2_republish_dropped_total',
+    help: 'Keys whose failed L2 write-through could not be queued for re-publishing (backlog full).',
+    registers: [this.registry],
+  });
+
   readonly rowsWritten = new Counter({
     name: 'strata_rows_written_total',
     help: 'Feature rows written, per view.',

@@ -51,6 +51,9 @@ export async function startServer(
           metrics,
           logger,
         });
+  if (l2 !== undefined && !(await l2.waitUntilReady(Math.max(1_000, options.redisTimeoutMs)))) {
+    logger.warn('l2 redis not reachable at start; serving from L1 and L3 until it is', { url: options.redisUrl });
+  }
   const store = await TieredRecordStore.open({ l1, l2, l3, bloomCapacity: options.bloomCapacity, bloomSyncMs: options.bloomSyncMs, metrics, logger });
 
   let shuttingDown = false;

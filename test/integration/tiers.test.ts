@@ -153,12 +153,28 @@ describe('L2 Redis', () => {
 
     await redis.resume();
     await eventually(async () => (await server.metric('strata_l2_up')) === 1, 10_000);
+    // What was written while Redis was down is re-published from L3, so another replica serves it.
+    const replica = await start({ 'redis-url': redis.url, 'l1-budget': '0', 'bloom-sync': '20ms' });
+    await eventually(async () => JSON.stringify((await readLimits(replica, cards.slice(0, 5))).values) === JSON.stringify([12, 12, 12, 12, 12]));
     const hitsBefore = await tierCount(server, 'l2', 'hit');
     await readLimits(server, cards); // L3 answers and fills L2
     await eventually(async () => {
       await readLimits(server, cards);
       return (await tierCount(server, 'l2', 'hit')) >= hitsBefore + 50;
     });
+  });
+
+  it('does not hold a read past --redis-timeout when Redis is slow', async () => {
+    const server = await start({ 'redis-url': redis.url, 'l1-budget': '0', 'redis-timeout': '50ms' });
+    await pushCards(server, ['slow'], 4, Date.now());
+    expect((await readLimits(server, ['slow'])).values).toEqual([4]);
+    const sleeping = redis.command('DEBUG', 'SLEEP', '0.7');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const started = Date.now();
+    expect((await readLimits(server, ['slow'])).values).toEqual([4]);
+    expect(Date.now() - started).toBeLessThan(500);
+    expect(await tierCount(server, 'l3', 'hit')).toBeGreaterThanOrEqual(1);
+    await sleeping;
   });
 
   it('is a warning, not a crash, when Redis is down at start', async () => {

@@ -24,7 +24,7 @@ export class RedisServer {
 
   /** (Re)starts the server on its port. */
   async resume(): Promise<void> {
-    this.child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no', '--loglevel', 'warning'], { stdio: 'ignore' });
+    this.child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no', '--loglevel', 'warning', '--enable-debug-command', 'local'], { stdio: 'ignore' });
     const deadline = Date.now() + 10_000;
     while (!(await this.ping())) {
       if (Date.now() > deadline) throw new Error(`redis-server did not start on port ${this.port}`);
