@@ -109,8 +109,10 @@ export class TieredRecordStore {
         missing.push(index);
       }
     }
-    this.metrics.countTier('l1', 'hit', l1Hits);
-    this.metrics.countTier('l1', 'miss', lookups.length - l1Hits);
+    if (l1 !== undefined) {
+      this.metrics.countTier('l1', 'hit', l1Hits);
+      this.metrics.countTier('l1', 'miss', lookups.length - l1Hits);
+    }
     if (gated > 0) this.metrics.bloomNegatives.inc(gated);
     if (missing.length === 0) return results;
 

@@ -13,6 +13,11 @@ type UnaryHandler = (body: Buffer) => Promise<Buffer>;
 
 const identity = (bytes: Buffer): Buffer => bytes;
 
+/** A unary method whose messages cross grpc-js as raw bytes, for handlers that (de)serialize themselves. */
+export function bytesMethod(path: string): grpc.MethodDefinition<Buffer, Buffer> {
+  return { path, requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity };
+}
+
 /**
  * `strata.v1.FeatureService` on grpc-js, plus grpc.health.v1 and server
  * reflection. Messages pass through grpc-js as raw bytes (identity
@@ -36,15 +41,7 @@ export class GrpcEdge {
     const response = describeRegistry(core.registry);
     this.registryResponse = Buffer.from(ProtoTypes.ListFeatureViewsResponse.encode(ProtoTypes.ListFeatureViewsResponse.fromObject(response)).finish());
 
-    const method = (name: string): grpc.MethodDefinition<Buffer, Buffer> => ({
-      path: `/${SERVICE_NAME}/${name}`,
-      requestStream: false,
-      responseStream: false,
-      requestSerialize: identity,
-      requestDeserialize: identity,
-      responseSerialize: identity,
-      responseDeserialize: identity,
-    });
+    const method = (name: string) => bytesMethod(`/${SERVICE_NAME}/${name}`);
     this.server.addService(
       { GetOnlineFeatures: method('GetOnlineFeatures'), WriteFeatures: method('WriteFeatures'), ListFeatureViews: method('ListFeatureViews') },
       {
