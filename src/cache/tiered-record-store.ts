@@ -1,3 +1,4 @@
+import type { ViewDef } from '../config/registry.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { FeatureStore, RecordRef, RecordWrite } from '../storage/feature-store.js';
@@ -9,9 +10,16 @@ import { ABSENT, type MemoryTier, type SharedTier } from './tiers.js';
 const MAX_UNPUBLISHED = 100_000;
 const REPUBLISH_BATCH = 1_000;
 
-/** A record to look up: its ref plus the latin1 string of its key, which is its L1 id. */
-export interface RecordLookup extends RecordRef {
+/** A record to look up, by view and L1 id (the latin1 string of its record key). */
+export interface RecordLookup {
+  readonly view: ViewDef;
   readonly id: string;
+}
+
+/** A lookup that went past L1: with its key bytes and its position in the request. */
+interface Miss extends RecordRef {
+  readonly id: string;
+  readonly index: number;
 }
 
 export interface TieredRecordStoreOptions {
@@ -46,7 +54,7 @@ export class TieredRecordStore {
    */
   private publishChain: Promise<unknown> = Promise.resolve();
   /** Keys whose L2 write-through failed: L2 lacks them or holds an older record. Re-published from L3. */
-  private readonly unpublished = new Map<string, RecordLookup>();
+  private readonly unpublished = new Map<string, RecordRef & { readonly id: string }>();
   private republishTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -93,21 +101,21 @@ export class TieredRecordStore {
   /** The record of each lookup, or undefined where none was ever written. */
   async read(lookups: readonly RecordLookup[]): Promise<(FeatureRecord | undefined)[]> {
     const results: (FeatureRecord | undefined)[] = new Array(lookups.length).fill(undefined);
-    const missing: number[] = [];
+    const missing: Miss[] = [];
     const l1 = this.l1;
     let l1Hits = 0;
     let gated = 0;
     for (let index = 0; index < lookups.length; index++) {
-      const lookup = lookups[index]!;
-      const cached = l1?.get(lookup.id);
+      const { view, id } = lookups[index]!;
+      const cached = l1?.get(id);
       if (cached !== undefined) {
         l1Hits++;
         if (cached !== ABSENT) results[index] = cached as FeatureRecord;
-      } else if (!this.gate.mightContain(lookup.key)) {
-        gated++;
-      } else {
-        missing.push(index);
+        continue;
       }
+      const key = Buffer.from(id, 'latin1');
+      if (this.gate.mightContain(key)) missing.push({ view, key, id, index });
+      else gated++;
     }
     if (l1 !== undefined) {
       this.metrics.countTier('l1', 'hit', l1Hits);
@@ -116,50 +124,49 @@ export class TieredRecordStore {
     if (gated > 0) this.metrics.bloomNegatives.inc(gated);
     if (missing.length === 0) return results;
 
-    const afterL2 = await this.readL2(lookups, missing, results);
-    if (afterL2.length > 0) await this.readL3(lookups, afterL2, results);
+    const afterL2 = await this.readL2(missing, results);
+    if (afterL2.length > 0) await this.readL3(afterL2, results);
     return results;
   }
 
-  private async readL2(lookups: readonly RecordLookup[], missing: number[], results: (FeatureRecord | undefined)[]): Promise<number[]> {
+  private async readL2(missing: Miss[], results: (FeatureRecord | undefined)[]): Promise<Miss[]> {
     if (this.l2 === undefined) return missing;
-    const found = await this.l2.getMany(missing.map((index) => lookups[index]!));
-    const stillMissing: number[] = [];
+    const found = await this.l2.getMany(missing);
+    const stillMissing: Miss[] = [];
     found.forEach((bytes, position) => {
-      const index = missing[position]!;
+      const miss = missing[position]!;
       if (bytes === undefined) {
-        stillMissing.push(index);
+        stillMissing.push(miss);
         return;
       }
       const record = FeatureRecord.decode(bytes);
-      results[index] = record;
-      this.l1?.offer(lookups[index]!.id, record);
+      results[miss.index] = record;
+      this.l1?.offer(miss.id, record);
     });
     this.metrics.countTier('l2', 'hit', missing.length - stillMissing.length);
     this.metrics.countTier('l2', 'miss', stillMissing.length);
     return stillMissing;
   }
 
-  private async readL3(lookups: readonly RecordLookup[], missing: number[], results: (FeatureRecord | undefined)[]): Promise<void> {
-    const refs = missing.map((index) => lookups[index]!);
-    const found = await this.l3.getRecords(refs);
+  private async readL3(missing: Miss[], results: (FeatureRecord | undefined)[]): Promise<void> {
+    const found = await this.l3.getRecords(missing);
     const promotedRefs: RecordRef[] = [];
     const promoted: Uint8Array[] = [];
     found.forEach((bytes, position) => {
-      const lookup = refs[position]!;
+      const miss = missing[position]!;
       if (bytes === undefined) {
         // A bloom false positive: remember the absence so the next read stops at L1.
-        this.l1?.offer(lookup.id, ABSENT);
+        this.l1?.offer(miss.id, ABSENT);
         return;
       }
       const record = FeatureRecord.decode(bytes);
-      results[missing[position]!] = record;
-      this.l1?.offer(lookup.id, record);
-      promotedRefs.push(lookup);
+      results[miss.index] = record;
+      this.l1?.offer(miss.id, record);
+      promotedRefs.push(miss);
       promoted.push(record.bytes);
     });
     this.metrics.countTier('l3', 'hit', promoted.length);
-    this.metrics.countTier('l3', 'miss', refs.length - promoted.length);
+    this.metrics.countTier('l3', 'miss', missing.length - promoted.length);
     this.l2?.fill(promotedRefs, promoted);
   }
 
@@ -183,7 +190,7 @@ export class TieredRecordStore {
     return run;
   }
 
-  private queueRepublish(lookups: readonly RecordLookup[]): void {
+  private queueRepublish(lookups: readonly (RecordRef & { readonly id: string })[]): void {
     let dropped = 0;
     for (const { view, key, id } of lookups) {
       if (this.unpublished.size >= MAX_UNPUBLISHED && !this.unpublished.has(id)) dropped++;

@@ -5,7 +5,8 @@ import { HealthImplementation } from 'grpc-health-check';
 import { invalid, StrataError } from '../errors.js';
 import { describeRegistry } from '../serving/registry-description.js';
 import type { ServingCore } from './serving-core.js';
-import { decodeRequest, encodeOnlineResponse, PROTO_FILE, ProtoTypes, SERVICE_NAME, type GetOnlineFeaturesMessage, type WriteFeaturesMessage } from './proto.js';
+import { encodeOnlineResponse } from './online-response.js';
+import { decodeRequest, PROTO_FILE, ProtoTypes, SERVICE_NAME, type GetOnlineFeaturesMessage, type WriteFeaturesMessage } from './proto.js';
 import { protoValues, timestampToMs } from './proto-values.js';
 import { grpcCodeName, toGrpcError } from './status-edge.js';
 
@@ -98,9 +99,9 @@ export class GrpcEdge {
       protoValues,
       Date.now(),
     );
-    const joinKeyValues = result.plan.joinKeys.map((joinKey) => entities.get(joinKey)!.map((value) => ProtoTypes.Value.encode(value).finish()));
+    const joinKeyTypes = result.plan.joinKeys.map((joinKey) => this.core.registry.entitiesByJoinKey.get(joinKey)!.type);
     const names = [...result.plan.joinKeys, ...result.plan.features.map((feature) => (message.full_feature_names ? feature.fullName : feature.name))];
-    return encodeOnlineResponse(result, joinKeyValues, names);
+    return encodeOnlineResponse(result, joinKeyTypes, names);
   }
 
   private async writeFeatures(body: Buffer): Promise<Buffer> {

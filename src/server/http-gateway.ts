@@ -7,7 +7,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { invalid, StrataError } from '../errors.js';
-import { FIELD_STATUS_NAMES, FieldStatus, type OnlineResult } from '../serving/online-reader.js';
+import { eventTimeOf, FIELD_STATUS_NAMES, FieldStatus, valueOf, type OnlineResult } from '../serving/online-reader.js';
 import { describeRegistry } from '../serving/registry-description.js';
 import { valueBytesToJson } from '../values/value-codec.js';
 import { formatTimestamp, jsonValues, parseJsonTimestamp } from './json-values.js';
@@ -196,9 +196,10 @@ function onlineResultJson(result: OnlineResult, entities: ReadonlyMap<string, un
     const statuses: string[] = [];
     const times: string[] = [];
     for (let row = 0; row < result.rowCount; row++) {
-      values.push(valueBytesToJson(column.values[row]!));
+      values.push(valueBytesToJson(valueOf(column, row)));
       statuses.push(STATUS_JSON[column.statuses[row]!]!);
-      times.push(column.eventTs[row] === 0 ? EPOCH : JSON.stringify(formatTimestamp(column.eventTs[row]!)));
+      const ms = eventTimeOf(column, row);
+      times.push(ms === 0 ? EPOCH : JSON.stringify(formatTimestamp(ms)));
     }
     parts.push(`{"values":[${values.join(',')}],"statuses":[${statuses.join(',')}],"event_timestamps":[${times.join(',')}]}`);
   }

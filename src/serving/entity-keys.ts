@@ -1,11 +1,16 @@
 import type { JoinKeyType, Registry, ViewDef } from '../config/registry.js';
-import type { RecordLookup } from '../cache/tiered-record-store.js';
-import { recordKey, recordKeyPrefix, type JoinKeyValue } from '../storage/keys.js';
+import { recordKeyLength, recordKeyPrefix, writeRecordKey, type JoinKeyValue } from '../storage/keys.js';
 
-/** Builds record lookups for entity rows; per-view prefixes and key types are computed once. */
+/**
+ * Builds the L1 ids (latin1 strings of record keys, see storage/keys.ts) of
+ * entity rows. Keys are assembled in one reused scratch buffer, so a row
+ * costs one string and no Buffer; the Buffer form is made only for keys that
+ * go past L1.
+ */
 export class EntityKeys {
   private readonly prefixes = new Map<ViewDef, Buffer>();
   private readonly types = new Map<ViewDef, readonly JoinKeyType[]>();
+  private scratch = Buffer.allocUnsafe(256);
 
   constructor(registry: Registry) {
     for (const view of registry.views.values()) {
@@ -14,10 +19,16 @@ export class EntityKeys {
     }
   }
 
-  /** `columns` holds typed join key values by join key; `row` picks the entity row. */
-  lookup(view: ViewDef, columns: ReadonlyMap<string, readonly JoinKeyValue[]>, row: number): RecordLookup {
-    const values = view.joinKeys.map((joinKey) => columns.get(joinKey)![row]!);
-    const key = recordKey(this.prefixes.get(view)!, this.types.get(view)!, values);
-    return { view, key, id: key.toString('latin1') };
+  /** The view's join key columns, in its key order, out of a request's columns by join key. */
+  static keyColumns(view: ViewDef, columns: ReadonlyMap<string, readonly JoinKeyValue[]>): (readonly JoinKeyValue[])[] {
+    return view.joinKeys.map((joinKey) => columns.get(joinKey)!);
+  }
+
+  id(view: ViewDef, keyColumns: readonly (readonly JoinKeyValue[])[], row: number): string {
+    const prefix = this.prefixes.get(view)!;
+    const types = this.types.get(view)!;
+    const size = recordKeyLength(prefix, types, keyColumns, row);
+    if (size > this.scratch.length) this.scratch = Buffer.allocUnsafe(Math.max(size, this.scratch.length * 2));
+    return this.scratch.toString('latin1', 0, writeRecordKey(this.scratch, prefix, types, keyColumns, row));
   }
 }

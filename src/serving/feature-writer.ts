@@ -1,7 +1,8 @@
 import type { Registry } from '../config/registry.js';
-import type { RecordLookup, TieredRecordStore } from '../cache/tiered-record-store.js';
+import type { TieredRecordStore } from '../cache/tiered-record-store.js';
 import { invalid } from '../errors.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { RecordWrite } from '../storage/feature-store.js';
 import type { JoinKeyValue } from '../storage/keys.js';
 import type { Version } from '../storage/record.js';
 import { EntityKeys } from './entity-keys.js';
@@ -69,13 +70,14 @@ export class FeatureWriter {
     const createdTs = request.createdTimestamps?.map((raw, row) => wire.timestamp(raw, `created_timestamps[${row}]`));
 
     // Rows of one entity become versions of one record write, in row order.
-    const writes = new Map<string, RecordLookup & { versions: Version[] }>();
+    const writes = new Map<string, RecordWrite & { id: string; versions: Version[] }>();
+    const viewKeyColumns = EntityKeys.keyColumns(view, keyColumns);
     for (let row = 0; row < rowCount; row++) {
-      const lookup = this.keys.lookup(view, keyColumns, row);
-      let write = writes.get(lookup.id);
+      const id = this.keys.id(view, viewKeyColumns, row);
+      let write = writes.get(id);
       if (write === undefined) {
-        write = { ...lookup, versions: [] };
-        writes.set(lookup.id, write);
+        write = { view, id, key: Buffer.from(id, 'latin1'), versions: [] };
+        writes.set(id, write);
       }
       write.versions.push({ eventTs: eventTs[row]!, createdTs: createdTs?.[row] ?? nowMs, slots: encoded.map((values) => values[row]!) });
     }

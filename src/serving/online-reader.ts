@@ -2,6 +2,7 @@ import type { FeatureDef, Registry } from '../config/registry.js';
 import type { RecordLookup, TieredRecordStore } from '../cache/tiered-record-store.js';
 import { invalid, StrataError } from '../errors.js';
 import type { JoinKeyValue } from '../storage/keys.js';
+import type { FeatureRecord } from '../storage/record.js';
 import { NULL_VALUE } from '../values/value-codec.js';
 import { EntityKeys } from './entity-keys.js';
 import { planFeatures, resolveFeatureRefs, type ReadPlan } from './plan.js';
@@ -20,20 +21,44 @@ export interface OnlineRequest {
   readonly asOfMs: number | undefined;
 }
 
-/** One output column: a value, status and event time per entity row. */
+/**
+ * What one view holds for each entity row: the record (undefined: none) and
+ * the version visible at T in it (-1: none). Shared by the view's columns.
+ */
+export interface ViewRows {
+  readonly records: readonly (FeatureRecord | undefined)[];
+  readonly versions: Int32Array;
+}
+
+/**
+ * One output column. Values are not copied out of their records: a PRESENT
+ * value is `rows.records[row]`'s cell for (rows.versions[row], feature.index),
+ * and the edges copy those bytes straight into responses.
+ */
 export interface FeatureColumn {
   readonly feature: FeatureDef;
-  /** `Value` bytes per row; NULL_VALUE (empty) when there is none. */
-  readonly values: Uint8Array[];
+  readonly rows: ViewRows;
   readonly statuses: Uint8Array;
-  /** Event time in ms per row; 0 when no version was found. */
-  readonly eventTs: Float64Array;
 }
 
 export interface OnlineResult {
   readonly plan: ReadPlan;
   readonly rowCount: number;
+  /** The request's join key values, typed, by join key. */
+  readonly joinKeys: ReadonlyMap<string, readonly JoinKeyValue[]>;
   readonly columns: readonly FeatureColumn[];
+}
+
+/** Event time of a column's value in a row, in ms; 0 where no version holds the feature. */
+export function eventTimeOf(column: FeatureColumn, row: number): number {
+  if (column.statuses[row] === FieldStatus.NOT_FOUND) return 0;
+  return column.rows.records[row]!.eventTs[column.rows.versions[row]!]!;
+}
+
+/** A column's `Value` bytes in a row: a view into the record, or NULL_VALUE unless PRESENT. */
+export function valueOf(column: FeatureColumn, row: number): Uint8Array {
+  if (column.statuses[row] !== FieldStatus.PRESENT) return NULL_VALUE;
+  return column.rows.records[row]!.value(column.rows.versions[row]!, column.feature.index)!;
 }
 
 export interface ReadLimits {
@@ -124,52 +149,54 @@ export class OnlineReader {
 
     // One lookup per distinct (view, entity); rows point at their lookup.
     const lookups: RecordLookup[] = [];
-    const rowLookup = plan.views.map(() => new Int32Array(rowCount));
-    plan.views.forEach((viewPlan, viewIndex) => {
+    const rowLookup = plan.views.map((viewPlan) => {
+      const view = viewPlan.view;
+      const keyColumns = EntityKeys.keyColumns(view, entityColumns);
+      const positions = new Int32Array(rowCount);
       const seen = new Map<string, number>();
       for (let row = 0; row < rowCount; row++) {
-        const lookup = this.keys.lookup(viewPlan.view, entityColumns, row);
-        let position = seen.get(lookup.id);
+        const id = this.keys.id(view, keyColumns, row);
+        let position = seen.get(id);
         if (position === undefined) {
-          position = lookups.push(lookup) - 1;
-          seen.set(lookup.id, position);
+          position = lookups.push({ view, id }) - 1;
+          seen.set(id, position);
         }
-        rowLookup[viewIndex]![row] = position;
+        positions[row] = position;
       }
+      return positions;
     });
-    const records = await this.store.read(lookups);
+    const found = await this.store.read(lookups);
 
-    const columns: FeatureColumn[] = plan.features.map((feature) => ({
-      feature,
-      values: new Array<Uint8Array>(rowCount).fill(NULL_VALUE),
-      statuses: new Uint8Array(rowCount).fill(FieldStatus.NOT_FOUND),
-      eventTs: new Float64Array(rowCount),
-    }));
+    const columns: FeatureColumn[] = new Array(plan.features.length);
     plan.views.forEach((viewPlan, viewIndex) => {
-      const ttlMs = viewPlan.view.ttlMs;
-      const rows = rowLookup[viewIndex]!;
+      const positions = rowLookup[viewIndex]!;
+      const records: (FeatureRecord | undefined)[] = new Array(rowCount);
+      const versions = new Int32Array(rowCount);
       for (let row = 0; row < rowCount; row++) {
-        const record = records[rows[row]!];
-        const version = record?.versionAt(at) ?? -1;
-        if (version < 0) continue;
-        const eventTs = record!.eventTs[version]!;
-        const expired = ttlMs > 0 && at - eventTs > ttlMs;
-        viewPlan.features.forEach((feature, position) => {
-          const bytes = record!.value(version, feature.index);
-          if (bytes === undefined) return; // the feature did not exist when this version was written
-          const column = columns[viewPlan.outputColumns[position]!]!;
-          column.eventTs[row] = eventTs;
-          if (expired) column.statuses[row] = FieldStatus.OUTSIDE_MAX_AGE;
-          else if (bytes.length === 0) column.statuses[row] = FieldStatus.NULL_VALUE;
-          else {
-            column.statuses[row] = FieldStatus.PRESENT;
-            column.values[row] = bytes;
-          }
-        });
+        const record = found[positions[row]!];
+        records[row] = record;
+        versions[row] = record === undefined ? -1 : record.versionAt(at);
       }
+      const rows: ViewRows = { records, versions };
+      const ttlMs = viewPlan.view.ttlMs;
+      viewPlan.features.forEach((feature, position) => {
+        const statuses = new Uint8Array(rowCount);
+        for (let row = 0; row < rowCount; row++) statuses[row] = statusAt(records[row], versions[row]!, feature.index, at, ttlMs);
+        columns[viewPlan.outputColumns[position]!] = { feature, rows, statuses };
+      });
     });
-    return { plan, rowCount, columns };
+    return { plan, rowCount, joinKeys: entityColumns, columns };
   }
+}
+
+/** The status of one feature of one row, given the version visible at `at`. */
+function statusAt(record: FeatureRecord | undefined, version: number, feature: number, at: number, ttlMs: number): number {
+  if (version < 0) return FieldStatus.NOT_FOUND;
+  const length = record!.valueLength(record!.cell(version, feature));
+  // Absent: the feature did not exist in the view when this version was written.
+  if (length < 0) return FieldStatus.NOT_FOUND;
+  if (ttlMs > 0 && at - record!.eventTs[version]! > ttlMs) return FieldStatus.OUTSIDE_MAX_AGE;
+  return length === 0 ? FieldStatus.NULL_VALUE : FieldStatus.PRESENT;
 }
 
 function tooManyFeatures(field: string, count: number, limit: number): StrataError {

@@ -48,36 +48,49 @@ export function viewOfRecordKey(key: Uint8Array): string {
 export type JoinKeyValue = string | Int64Like;
 
 /**
- * Builds a record key from a view's prefix and its join key values (already
- * type-checked by the caller).
+ * Writes the record key of entity row `row` into `target` (which must be
+ * large enough: see recordKeyLength) and returns its length. `columns` holds
+ * the view's join key values column by column, in the view's entity order,
+ * already type-checked by the caller.
  */
-export function recordKey(prefix: Buffer, types: readonly JoinKeyType[], values: readonly JoinKeyValue[]): Buffer {
-  let size = prefix.length;
-  for (let index = 0; index < types.length; index++) {
-    size += types[index] === 'int64' ? 9 : 1 + 5 + Buffer.byteLength(values[index] as string);
-  }
-  const key = Buffer.allocUnsafe(size);
-  prefix.copy(key, 0);
+export function writeRecordKey(target: Buffer, prefix: Buffer, types: readonly JoinKeyType[], columns: readonly (readonly JoinKeyValue[])[], row: number): number {
+  prefix.copy(target, 0);
   let at = prefix.length;
   for (let index = 0; index < types.length; index++) {
-    const value = values[index]!;
+    const value = columns[index]![row]!;
     if (types[index] === 'int64') {
-      key[at++] = INT64_TAG;
+      target[at++] = INT64_TAG;
       const long = Long.isLong(value) ? (value as Long) : Long.fromValue(typeof value === 'bigint' ? value.toString() : (value as number | string));
-      key.writeInt32BE(long.high, at);
-      key.writeInt32BE(long.low, at + 4);
+      target.writeInt32BE(long.high, at);
+      target.writeInt32BE(long.low, at + 4);
       at += 8;
     } else {
-      key[at++] = STRING_TAG;
+      target[at++] = STRING_TAG;
       const text = value as string;
       let length = Buffer.byteLength(text);
       while (length >= 0x80) {
-        key[at++] = (length & 0x7f) | 0x80;
+        target[at++] = (length & 0x7f) | 0x80;
         length >>>= 7;
       }
-      key[at++] = length;
-      at += key.write(text, at, 'utf8');
+      target[at++] = length;
+      at += target.write(text, at, 'utf8');
     }
   }
-  return key.subarray(0, at);
+  return at;
+}
+
+/** An upper bound of writeRecordKey's length for row `row`. */
+export function recordKeyLength(prefix: Buffer, types: readonly JoinKeyType[], columns: readonly (readonly JoinKeyValue[])[], row: number): number {
+  let size = prefix.length;
+  for (let index = 0; index < types.length; index++) {
+    size += types[index] === 'int64' ? 9 : 1 + 5 + Buffer.byteLength(columns[index]![row] as string);
+  }
+  return size;
+}
+
+/** The record key of one entity: its join key values in the view's entity order. */
+export function recordKey(prefix: Buffer, types: readonly JoinKeyType[], values: readonly JoinKeyValue[]): Buffer {
+  const columns = values.map((value) => [value]);
+  const key = Buffer.alloc(recordKeyLength(prefix, types, columns, 0));
+  return key.subarray(0, writeRecordKey(key, prefix, types, columns, 0));
 }

@@ -143,9 +143,24 @@ export class FeatureRecord {
     return low < eventTs.length ? low : -1;
   }
 
-  /** Value bytes of a feature in a version; an empty array is NULL, undefined is absent. */
+  /** The cell of a feature in a version: what valueStart and valueLength take. */
+  cell(version: number, feature: number): number {
+    return version * this.featureCount + feature;
+  }
+
+  /** Length of a cell's `Value` bytes in `bytes`: 0 is NULL, -1 absent. */
+  valueLength(cell: number): number {
+    return this.slotLength[cell]!;
+  }
+
+  /** Offset of a cell's `Value` bytes in `bytes`. */
+  valueStart(cell: number): number {
+    return this.slotStart[cell]!;
+  }
+
+  /** Value bytes of a feature in a version (a view, not a copy); empty is NULL, undefined absent. */
   value(version: number, feature: number): Uint8Array | undefined {
-    const cell = version * this.featureCount + feature;
+    const cell = this.cell(version, feature);
     const length = this.slotLength[cell]!;
     if (length < 0) return undefined;
     const start = this.slotStart[cell]!;

@@ -1,0 +1,282 @@
+/**
+ * GetOnlineFeaturesResponse, encoded by hand in two passes — sizes, then
+ * bytes into one exactly-sized Buffer — with every feature value copied
+ * straight out of its record. protobufjs's Writer (a linked list of small op
+ * objects, forked per nested message) made this the costliest step of a
+ * 100-row read: 583 µs per 100 rows × 10 features (24 KB), against ~170 µs
+ * here — measured in-process on the same requests and machine, where a bare
+ * JS loop storing 24 KB byte by byte already takes ~80 µs.
+ *
+ * Wire layout (proto/strata/v1/feature_service.proto):
+ *   1 metadata       { 1 repeated string feature_names }
+ *   2 results        repeated FeatureVector {
+ *                      1 repeated Value values
+ *                      2 packed FieldStatus statuses
+ *                      3 repeated Timestamp event_timestamps { 1 int64 seconds, 2 int32 nanos } }
+ */
+import Long from 'long';
+import type { JoinKeyType } from '../config/registry.js';
+import { FieldStatus, type FeatureColumn, type OnlineResult } from '../serving/online-reader.js';
+import type { JoinKeyValue } from '../storage/keys.js';
+
+const TAG_METADATA = 0x0a; // field 1, length-delimited
+const TAG_RESULTS = 0x12; // field 2, length-delimited
+const TAG_NAME = 0x0a;
+const TAG_VALUE = 0x0a;
+const TAG_STATUSES = 0x12;
+const TAG_TIMESTAMP = 0x1a;
+const TAG_SECONDS = 0x08;
+const TAG_NANOS = 0x10;
+const TAG_INT64_VAL = 0x08; // Value.int64_val, field 1, varint
+const TAG_STRING_VAL = 0x1a; // Value.string_val, field 3, length-delimited
+
+function varintSize(value: number): number {
+  let size = 1;
+  while (value >= 0x80) {
+    value = Math.floor(value / 128);
+    size++;
+  }
+  return size;
+}
+
+/** Size of an int64 as a varint: negative values take the full 10 bytes (two's complement). */
+function varint64Size(value: number): number {
+  return value < 0 ? 10 : varintSize(value);
+}
+
+/** The same for a Long, exact beyond 2^53. */
+function longVarintSize(long: Long): number {
+  if (long.isNegative()) return 10;
+  let low = long.low >>> 0;
+  let high = long.high >>> 0;
+  let size = 1;
+  while (high !== 0 || low >= 0x80) {
+    low = ((low >>> 7) | (high << 25)) >>> 0;
+    high >>>= 7;
+    size++;
+  }
+  return size;
+}
+
+class ByteWriter {
+  at = 0;
+  constructor(readonly bytes: Buffer) {}
+
+  byte(value: number): void {
+    this.bytes[this.at++] = value;
+  }
+
+  varint(value: number): void {
+    const bytes = this.bytes;
+    let at = this.at;
+    while (value >= 0x80) {
+      bytes[at++] = (value & 0x7f) | 0x80;
+      value = Math.floor(value / 128);
+    }
+    bytes[at++] = value;
+    this.at = at;
+  }
+
+  varint64(value: number | Long): void {
+    if (typeof value === 'number' && value >= 0) return this.varint(value);
+    const long = typeof value === 'number' ? Long.fromNumber(value) : value;
+    let low = long.low >>> 0;
+    let high = long.high >>> 0;
+    while (high !== 0 || low >= 0x80) {
+      this.bytes[this.at++] = (low & 0x7f) | 0x80;
+      low = ((low >>> 7) | (high << 25)) >>> 0;
+      high >>>= 7;
+    }
+    this.bytes[this.at++] = low;
+  }
+
+  copy(source: Uint8Array, start: number, length: number): void {
+    // Feature values are mostly a few bytes: a loop beats a native call, and needs no subarray.
+    const bytes = this.bytes;
+    const at = this.at;
+    if (length <= 32) {
+      for (let index = 0; index < length; index++) bytes[at + index] = source[start + index]!;
+    } else {
+      bytes.set(source.subarray(start, start + length), at);
+    }
+    this.at = at + length;
+  }
+}
+
+/**
+ * The event timestamps of a view's rows, split into Timestamp fields once and
+ * shared by all the view's columns: seconds, nanos and the message size (0 for
+ * rows without a version, which encode as an empty Timestamp).
+ */
+interface RowTimestamps {
+  readonly seconds: Float64Array;
+  readonly nanos: Int32Array;
+  readonly sizes: Uint8Array;
+}
+
+function rowTimestamps(column: FeatureColumn, rowCount: number): RowTimestamps {
+  const { records, versions } = column.rows;
+  const seconds = new Float64Array(rowCount);
+  const nanos = new Int32Array(rowCount);
+  const sizes = new Uint8Array(rowCount);
+  for (let row = 0; row < rowCount; row++) {
+    const version = versions[row]!;
+    if (version < 0) continue;
+    const ms = records[row]!.eventTs[version]!;
+    const whole = Math.floor(ms / 1000);
+    const nano = (ms - whole * 1000) * 1_000_000;
+    seconds[row] = whole;
+    nanos[row] = nano;
+    sizes[row] = (whole === 0 ? 0 : 1 + varint64Size(whole)) + (nano === 0 ? 0 : 1 + varintSize(nano));
+  }
+  return { seconds, nanos, sizes };
+}
+
+function int64Of(value: JoinKeyValue): Long {
+  if (Long.isLong(value)) return value as Long;
+  return Long.fromValue(typeof value === 'bigint' ? value.toString() : (value as number | string));
+}
+
+/** Join key columns echo the request: PRESENT, no event time. */
+function joinKeyVectorSize(type: JoinKeyType, values: readonly JoinKeyValue[]): number {
+  let size = 0;
+  for (const value of values) {
+    const valueSize = type === 'int64' ? 1 + longVarintSize(int64Of(value)) : 1 + varintSize(Buffer.byteLength(value as string)) + Buffer.byteLength(value as string);
+    size += 1 + varintSize(valueSize) + valueSize;
+  }
+  if (values.length > 0) size += 1 + varintSize(values.length) + values.length;
+  return size + 2 * values.length;
+}
+
+function writeJoinKeyVector(writer: ByteWriter, type: JoinKeyType, values: readonly JoinKeyValue[]): void {
+  for (const value of values) {
+    writer.byte(TAG_VALUE);
+    if (type === 'int64') {
+      const long = int64Of(value);
+      writer.varint(1 + longVarintSize(long));
+      writer.byte(TAG_INT64_VAL);
+      writer.varint64(long);
+    } else {
+      const length = Buffer.byteLength(value as string);
+      writer.varint(1 + varintSize(length) + length);
+      writer.byte(TAG_STRING_VAL);
+      writer.varint(length);
+      writer.at += writer.bytes.write(value as string, writer.at, 'utf8');
+    }
+  }
+  if (values.length > 0) {
+    writer.byte(TAG_STATUSES);
+    writer.varint(values.length);
+    for (let row = 0; row < values.length; row++) writer.byte(FieldStatus.PRESENT);
+  }
+  for (let row = 0; row < values.length; row++) {
+    writer.byte(TAG_TIMESTAMP);
+    writer.byte(0);
+  }
+}
+
+function featureVectorSize(column: FeatureColumn, rowCount: number, times: RowTimestamps): number {
+  const { records, versions } = column.rows;
+  const feature = column.feature.index;
+  const statuses = column.statuses;
+  let size = rowCount > 0 ? 1 + varintSize(rowCount) + rowCount : 0;
+  for (let row = 0; row < rowCount; row++) {
+    const status = statuses[row];
+    if (status === FieldStatus.PRESENT) {
+      const record = records[row]!;
+      const length = record.valueLength(record.cell(versions[row]!, feature));
+      size += 1 + varintSize(length) + length;
+    } else {
+      size += 2;
+    }
+    // A NOT_FOUND value has no event time even when its row has a version (the feature was absent from it).
+    size += status === FieldStatus.NOT_FOUND ? 2 : 2 + times.sizes[row]!;
+  }
+  return size;
+}
+
+function writeFeatureVector(writer: ByteWriter, column: FeatureColumn, rowCount: number, times: RowTimestamps): void {
+  const { records, versions } = column.rows;
+  const feature = column.feature.index;
+  const statuses = column.statuses;
+  for (let row = 0; row < rowCount; row++) {
+    writer.byte(TAG_VALUE);
+    if (statuses[row] !== FieldStatus.PRESENT) {
+      writer.byte(0);
+      continue;
+    }
+    const record = records[row]!;
+    const cell = record.cell(versions[row]!, feature);
+    const length = record.valueLength(cell);
+    writer.varint(length);
+    writer.copy(record.bytes, record.valueStart(cell), length);
+  }
+  if (rowCount > 0) {
+    writer.byte(TAG_STATUSES);
+    writer.varint(rowCount);
+    for (let row = 0; row < rowCount; row++) writer.byte(statuses[row]!);
+  }
+  for (let row = 0; row < rowCount; row++) {
+    writer.byte(TAG_TIMESTAMP);
+    const size = statuses[row] === FieldStatus.NOT_FOUND ? 0 : times.sizes[row]!;
+    writer.byte(size);
+    if (size === 0) continue;
+    const seconds = times.seconds[row]!;
+    const nanos = times.nanos[row]!;
+    if (seconds !== 0) {
+      writer.byte(TAG_SECONDS);
+      writer.varint64(seconds);
+    }
+    if (nanos !== 0) {
+      writer.byte(TAG_NANOS);
+      writer.varint(nanos);
+    }
+  }
+}
+
+/** Encodes the response: join key columns first, then features, names as given. */
+export function encodeOnlineResponse(result: OnlineResult, joinKeyTypes: readonly JoinKeyType[], names: readonly string[]): Buffer {
+  const { plan, rowCount } = result;
+  let metadataSize = 0;
+  for (const name of names) {
+    const length = Buffer.byteLength(name);
+    metadataSize += 1 + varintSize(length) + length;
+  }
+  const timestamps = new Map<FeatureColumn['rows'], RowTimestamps>();
+  const timesOf = (column: FeatureColumn): RowTimestamps => {
+    let times = timestamps.get(column.rows);
+    if (times === undefined) {
+      times = rowTimestamps(column, rowCount);
+      timestamps.set(column.rows, times);
+    }
+    return times;
+  };
+  const vectorSizes = [
+    ...plan.joinKeys.map((joinKey, index) => joinKeyVectorSize(joinKeyTypes[index]!, result.joinKeys.get(joinKey)!)),
+    ...result.columns.map((column) => featureVectorSize(column, rowCount, timesOf(column))),
+  ];
+  let total = 1 + varintSize(metadataSize) + metadataSize;
+  for (const size of vectorSizes) total += 1 + varintSize(size) + size;
+
+  const writer = new ByteWriter(Buffer.allocUnsafe(total));
+  writer.byte(TAG_METADATA);
+  writer.varint(metadataSize);
+  for (const name of names) {
+    writer.byte(TAG_NAME);
+    writer.varint(Buffer.byteLength(name));
+    writer.at += writer.bytes.write(name, writer.at, 'utf8');
+  }
+  let vector = 0;
+  plan.joinKeys.forEach((joinKey, index) => {
+    writer.byte(TAG_RESULTS);
+    writer.varint(vectorSizes[vector++]!);
+    writeJoinKeyVector(writer, joinKeyTypes[index]!, result.joinKeys.get(joinKey)!);
+  });
+  for (const column of result.columns) {
+    writer.byte(TAG_RESULTS);
+    writer.varint(vectorSizes[vector++]!);
+    writeFeatureVector(writer, column, rowCount, timesOf(column));
+  }
+  if (writer.at !== total) throw new Error(`response encoder wrote ${writer.at} bytes, sized ${total}`);
+  return writer.bytes;
+}

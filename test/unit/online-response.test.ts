@@ -1,0 +1,74 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import Long from 'long';
+import protobuf from 'protobufjs';
+import { describe, expect, it } from 'vitest';
+import { compileRegistry } from '../../src/config/registry.js';
+import { encodeOnlineResponse } from '../../src/server/online-response.js';
+import { FieldStatus, type FeatureColumn, type OnlineResult, type ViewRows } from '../../src/serving/online-reader.js';
+import { planFeatures } from '../../src/serving/plan.js';
+import { encodeRecord, FeatureRecord } from '../../src/storage/record.js';
+import { encodeTypedValue, NULL_VALUE } from '../../src/values/value-codec.js';
+
+const root = new protobuf.Root().loadSync(fileURLToPath(new URL('../../proto/strata/v1/feature_service.proto', import.meta.url)), { keepCase: true });
+const Response = root.lookupType('strata.v1.GetOnlineFeaturesResponse');
+const registry = compileRegistry(readFileSync(fileURLToPath(new URL('../fixtures/registry.yaml', import.meta.url)), 'utf8'), 'registry.yaml');
+
+function decode(bytes: Buffer) {
+  return Response.toObject(Response.decode(bytes), { longs: String, enums: String, defaults: true, oneofs: true }) as {
+    metadata: { feature_names: string[] };
+    results: { values: Record<string, unknown>[]; statuses: string[]; event_timestamps: { seconds: string; nanos: number }[] }[];
+  };
+}
+
+describe('encodeOnlineResponse', () => {
+  it('writes protobuf that decodes to the values, statuses and times of each row', () => {
+    const view = registry.views.get('store_stats')!;
+    const record = FeatureRecord.decode(
+      encodeRecord(view.schemaFingerprint, 1, 1, [
+        { eventTs: 1_700_000_000_123, createdTs: 1, slots: [encodeTypedValue({ type: 'double', value: 2.5 })] },
+        { eventTs: -1_500, createdTs: 1, slots: [NULL_VALUE] },
+      ]),
+    );
+    const rows: ViewRows = { records: [record, record, undefined], versions: Int32Array.from([0, 1, -1]) };
+    const plan = planFeatures([view.featuresByName.get('revenue')!]);
+    const column: FeatureColumn = { feature: plan.features[0]!, rows, statuses: Uint8Array.from([FieldStatus.PRESENT, FieldStatus.NULL_VALUE, FieldStatus.NOT_FOUND]) };
+    const result: OnlineResult = { plan, rowCount: 3, joinKeys: new Map([['store_id', [Long.fromString('-9223372036854775808'), 7, Long.fromString('9223372036854775807')]]]), columns: [column] };
+    const decoded = decode(encodeOnlineResponse(result, ['int64'], ['store_id', 'revenue']));
+    expect(decoded.metadata.feature_names).toEqual(['store_id', 'revenue']);
+    expect(decoded.results[0]!.values.map((value) => value.int64_val)).toEqual(['-9223372036854775808', '7', '9223372036854775807']);
+    expect(decoded.results[0]!.statuses).toEqual(['PRESENT', 'PRESENT', 'PRESENT']);
+    expect(decoded.results[1]!.values.map((value) => value.kind ?? null)).toEqual(['double_val', null, null]);
+    expect(decoded.results[1]!.values[0]!.double_val).toBe(2.5);
+    expect(decoded.results[1]!.statuses).toEqual(['PRESENT', 'NULL_VALUE', 'NOT_FOUND']);
+    // Pre-1970 times have negative seconds and non-negative nanos, as google.protobuf.Timestamp requires.
+    expect(decoded.results[1]!.event_timestamps).toEqual([
+      { seconds: '1700000000', nanos: 123_000_000 },
+      { seconds: '-2', nanos: 500_000_000 },
+      { seconds: '0', nanos: 0 },
+    ]);
+  });
+
+  it('copies long values and strings with multi-byte characters exactly', () => {
+    const view = registry.views.get('everything')!;
+    const long = 'ü'.repeat(150);
+    const record = FeatureRecord.decode(
+      encodeRecord(view.schemaFingerprint, 1, view.features.length, [
+        { eventTs: 5_000, createdTs: 1, slots: view.features.map((feature) => (feature.name === 's' ? encodeTypedValue({ type: 'string', value: long }) : NULL_VALUE)) },
+      ]),
+    );
+    const plan = planFeatures([view.featuresByName.get('s')!]);
+    const column: FeatureColumn = { feature: plan.features[0]!, rows: { records: [record], versions: Int32Array.of(0) }, statuses: Uint8Array.of(FieldStatus.PRESENT) };
+    const decoded = decode(encodeOnlineResponse({ plan, rowCount: 1, joinKeys: new Map([['user_id', ['ünïcode']]]), columns: [column] }, ['string'], ['user_id', 'everything__s']));
+    expect(decoded.results[0]!.values[0]!.string_val).toBe('ünïcode');
+    expect(decoded.results[1]!.values[0]!.string_val).toBe(long);
+    expect(decoded.results[1]!.event_timestamps[0]).toEqual({ seconds: '5', nanos: 0 });
+  });
+
+  it('encodes a request with no rows', () => {
+    const plan = planFeatures([registry.featuresByRef.get('card_profile:credit_limit')!]);
+    const rows: ViewRows = { records: [], versions: new Int32Array(0) };
+    const decoded = decode(encodeOnlineResponse({ plan, rowCount: 0, joinKeys: new Map([['card_id', []]]), columns: [{ feature: plan.features[0]!, rows, statuses: new Uint8Array(0) }] }, ['string'], ['card_id', 'credit_limit']));
+    expect(decoded.results.map((result) => result.values.length)).toEqual([0, 0]);
+  });
+});
