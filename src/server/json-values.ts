@@ -8,7 +8,10 @@ const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\
 
 /** Request values as JSON gives them (Feast's HTTP shapes): plain values, RFC 3339 strings or epoch ms. */
 export const jsonValues: WireValues = {
-  joinKey(type: JoinKeyType, raw: unknown, field: string): JoinKeyValue {
+  joinKey(type: JoinKeyType, raw: unknown, column: string, row: number): JoinKeyValue {
+    // The common case, without building the field name an error would need.
+    if (type === 'string' ? typeof raw === 'string' : Number.isSafeInteger(raw)) return raw as JoinKeyValue;
+    const field = `${column}[${row}]`;
     const typed = typedValueFromJson(type, raw, field);
     if (typed === null) throw invalid('STRATA_VALUE_TYPE_MISMATCH', field, `a join key value must not be null (expected ${type})`);
     return typed.value as JoinKeyValue;

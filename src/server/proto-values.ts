@@ -8,8 +8,12 @@ import type { TimestampMessage } from './proto.js';
 
 /** Request values as protobufjs decodes them: `Value` messages and `google.protobuf.Timestamp`s. */
 export const protoValues: WireValues = {
-  joinKey(type: JoinKeyType, raw: unknown, field: string): JoinKeyValue {
-    const typed = typedValueFromMessage(type, raw as ValueMessage, field);
+  joinKey(type: JoinKeyType, raw: unknown, column: string, row: number): JoinKeyValue {
+    const message = raw as ValueMessage;
+    // The common case, without building the field name an error would need.
+    if (type === 'string' ? message.kind === 'string_val' : message.kind === 'int64_val') return (type === 'string' ? message.string_val : message.int64_val)!;
+    const field = `${column}[${row}]`;
+    const typed = typedValueFromMessage(type, message, field);
     if (typed === null) throw invalid('STRATA_VALUE_TYPE_MISMATCH', field, `a join key value must not be null (expected ${type})`);
     return typed.value as JoinKeyValue;
   },

@@ -61,7 +61,7 @@ export class FeatureWriter {
 
     const keyColumns = new Map<string, JoinKeyValue[]>();
     for (const entity of view.entities) {
-      keyColumns.set(entity.joinKey, column(entity.joinKey, 'STRATA_MISSING_JOIN_KEY').map((raw, row) => wire.joinKey(entity.type, raw, `columns.${entity.joinKey}[${row}]`)));
+      keyColumns.set(entity.joinKey, column(entity.joinKey, 'STRATA_MISSING_JOIN_KEY').map((raw, row) => wire.joinKey(entity.type, raw, `columns.${entity.joinKey}`, row)));
     }
     const encoded = view.features.map((feature) =>
       column(feature.name, 'STRATA_MISSING_COLUMN').map((raw, row) => wire.feature(feature.type, raw, `columns.${feature.name}[${row}]`)),

@@ -134,7 +134,8 @@ export class OnlineReader {
         throw invalid('STRATA_COLUMN_LENGTH_MISMATCH', `entities.${joinKey}`, `has ${raw.length} values but entities.${firstKey} has ${rowCount}`);
       }
       const type = this.registry.entitiesByJoinKey.get(joinKey)!.type;
-      columns.set(joinKey, raw.map((value, row) => wire.joinKey(type, value, `entities.${joinKey}[${row}]`)));
+      const column = `entities.${joinKey}`;
+      columns.set(joinKey, raw.map((value, row) => wire.joinKey(type, value, column, row)));
     }
     return { columns, rowCount: Math.max(rowCount, 0) };
   }

@@ -8,7 +8,8 @@ import type { ValueType } from '../values/value-codec.js';
  * method throws an INVALID_ARGUMENT StrataError naming `field` on bad input.
  */
 export interface WireValues {
-  joinKey(type: JoinKeyType, raw: unknown, field: string): JoinKeyValue;
+  /** `column` and `row` name the value in errors (`column[row]`); nothing is built from them unless it is bad. */
+  joinKey(type: JoinKeyType, raw: unknown, column: string, row: number): JoinKeyValue;
   /** Encoded `Value` bytes; the empty array for NULL. */
   feature(type: ValueType, raw: unknown, field: string): Uint8Array;
   /** Milliseconds since the epoch. */
