@@ -199,6 +199,25 @@ describe('L2 Redis', () => {
   });
 });
 
+describe('concurrent writes and reads', () => {
+  it('converge: no tier keeps an older record once writes stop', async () => {
+    const writer = await start({ 'redis-url': redis.url, 'l1-max-staleness': '1h' });
+    const replica = await start({ 'redis-url': redis.url, 'l1-max-staleness': '200ms', 'bloom-sync': '20ms' });
+    const cards = Array.from({ length: 20 }, (_, index) => `race-${index}`);
+    const base = Date.now() - 60_000;
+    const work: Promise<unknown>[] = [];
+    for (let round = 1; round <= 15; round++) {
+      // Writes of one round go out together with reads on both servers, so fills and write-throughs interleave.
+      work.push(pushCards(writer, cards, round, base + round));
+      for (let reader = 0; reader < 3; reader++) work.push(readLimits(writer, cards), readLimits(replica, cards));
+      if (round % 5 === 0) await Promise.all(work.splice(0));
+    }
+    await Promise.all(work);
+    expect((await readLimits(writer, cards)).values).toEqual(cards.map(() => 15));
+    await eventually(async () => (await readLimits(replica, cards)).values.every((value) => value === 15), 3_000);
+  });
+});
+
 describe('the writing process', () => {
   it('serves its own writes immediately, whatever its L1 holds', async () => {
     const server = await start({ 'l1-max-staleness': '1h' });
