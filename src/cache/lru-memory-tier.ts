@@ -13,22 +13,22 @@ const ENTRY_OVERHEAD_BYTES = 200;
  * L1 on lru-cache, bounded by an estimate of the heap bytes each entry holds
  * (record bytes + offset tables + object headers + key), never by count, so
  * memory stays near the budget whatever the size of the records. Entries live
- * at most `maxStalenessMs`: that is how stale this process can be about a
- * write made through another replica.
+ * at most `maxStalenessMs` (0: until evicted): that is how stale this process
+ * can be about a write made through another replica.
  */
 export class LruMemoryTier implements MemoryTier {
   private readonly cache: LRUCache<string, Cached>;
   private readonly metrics: Metrics;
 
   constructor(options: { budgetBytes: number; maxStalenessMs: number; metrics: Metrics }) {
+    const ttl = options.maxStalenessMs > 0 ? { ttl: options.maxStalenessMs, ttlResolution: 1 } : {};
     this.metrics = options.metrics;
     this.cache = new LRUCache<string, Cached>({
       maxSize: options.budgetBytes,
       // An entry larger than an eighth of the budget would evict too much to earn its place.
       maxEntrySize: Math.max(1, Math.floor(options.budgetBytes / 8)),
       sizeCalculation: (entry, id) => entry.memoryBytes + id.length + ENTRY_OVERHEAD_BYTES,
-      ttl: options.maxStalenessMs,
-      ttlResolution: 1,
+      ...ttl,
       updateAgeOnGet: false,
       allowStale: false,
     });

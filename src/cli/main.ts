@@ -66,7 +66,7 @@ async function serve(argv: string[]): Promise<void> {
   });
   process.stdout.write(
     `strata serving grpc=${options.host}:${server.grpcPort} http=${options.host}:${server.httpPort}${options.unixSocket ? ` unix=${options.unixSocket}` : ''}` +
-      ` l1=${options.l1BudgetBytes > 0 ? `${Math.round(options.l1BudgetBytes / 1024 ** 2)}MiB/${formatDuration(options.l1MaxStalenessMs)}` : 'off'} l2=${options.redisUrl ? 'redis' : 'off'} data=${options.dataDir}\n`,
+      ` l1=${options.l1BudgetBytes > 0 ? `${Math.round(options.l1BudgetBytes / 1024 ** 2)}MiB${options.redisUrl ? `/${formatDuration(options.l1MaxStalenessMs)}` : ''}` : 'off'} l2=${options.redisUrl ? 'redis' : 'off'} data=${options.dataDir}\n`,
   );
   let stopping = false;
   const stop = (signal: string): void => {

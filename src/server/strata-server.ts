@@ -37,7 +37,9 @@ export async function startServer(
   const metrics = new Metrics({ processMetrics: extras.processMetrics ?? false });
   mkdirSync(options.dataDir, { recursive: true });
   const l3 = await LevelStore.open({ dataDir: options.dataDir, registry, retentionMs: options.retentionMs });
-  const l1 = options.l1BudgetBytes > 0 ? new LruMemoryTier({ budgetBytes: options.l1BudgetBytes, maxStalenessMs: options.l1MaxStalenessMs, metrics }) : undefined;
+  // Without L2 every write this process can see comes through it (and through L1), so L1 entries need no expiry.
+  const l1MaxStalenessMs = options.redisUrl === undefined ? 0 : options.l1MaxStalenessMs;
+  const l1 = options.l1BudgetBytes > 0 ? new LruMemoryTier({ budgetBytes: options.l1BudgetBytes, maxStalenessMs: l1MaxStalenessMs, metrics }) : undefined;
   const l2 =
     options.redisUrl === undefined
       ? undefined
