@@ -3,6 +3,7 @@ import type { Registry } from '../config/registry.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { RecordRef } from '../storage/feature-store.js';
+import { RECORD_FORMAT } from '../storage/record.js';
 import { asBuffer } from '../util/bytes.js';
 import type { SharedTier } from './tiers.js';
 
@@ -20,9 +21,10 @@ export interface RedisTierOptions {
 }
 
 /**
- * L2 on Redis (ioredis): record bytes under `prefix + view schema fingerprint
- * + ':' + record key`. The fingerprint in the key means replicas running a
- * different registry never read each other's record layouts. Reads are one
+ * L2 on Redis (ioredis): record bytes under `prefix + 'r' + record format +
+ * ':' + view schema fingerprint + ':' + record key`. Format and fingerprint in
+ * the key mean replicas running another version or registry never read each
+ * other's record layouts. Reads are one
  * MGET per request; no command is queued while disconnected
  * (enableOfflineQueue: false) and none outlives `timeoutMs`, so a slow or
  * dead Redis costs a request at most that long, then L3 answers. ioredis
@@ -43,7 +45,8 @@ export class RedisSharedTier implements SharedTier {
     this.logger = options.logger;
     this.bloomKey = `${options.keyPrefix}bloom:${options.bloomGeometry}`;
     for (const view of options.registry.views.values()) {
-      this.prefixes.set(view.name, Buffer.from(`${options.keyPrefix}${view.schemaFingerprint.toString(16).padStart(8, '0')}:`, 'latin1'));
+      // Record format and schema in the key: processes that would lay out a record differently never share it.
+      this.prefixes.set(view.name, Buffer.from(`${options.keyPrefix}r${RECORD_FORMAT}:${view.schemaFingerprint.toString(16).padStart(8, '0')}:`, 'latin1'));
     }
     this.client = new Redis(options.url, {
       enableOfflineQueue: false,
@@ -100,6 +103,11 @@ export class RedisSharedTier implements SharedTier {
     const pipeline = this.client.pipeline();
     refs.forEach((ref, index) => pipeline.set(this.redisKey(ref), asBuffer(records[index]!), 'PX', this.ttlMs, 'NX'));
     pipeline.exec().catch((error: Error) => this.warn('l2 fill failed', error));
+  }
+
+  discard(refs: readonly RecordRef[]): void {
+    if (!this.ready || refs.length === 0) return;
+    this.client.del(...refs.map((ref) => this.redisKey(ref))).catch((error: Error) => this.warn('l2 discard failed', error));
   }
 
   async put(refs: readonly RecordRef[], records: readonly Uint8Array[], bloomOffsets: readonly number[]): Promise<boolean> {

@@ -2,7 +2,7 @@ import type { ViewDef } from '../config/registry.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { FeatureStore, RecordRef, RecordWrite } from '../storage/feature-store.js';
-import { FeatureRecord } from '../storage/record.js';
+import { CorruptRecordError, FeatureRecord } from '../storage/record.js';
 import { BloomGate } from './bloom-gate.js';
 import { ABSENT, type MemoryTier, type SharedTier } from './tiers.js';
 
@@ -133,16 +133,31 @@ export class TieredRecordStore {
     if (this.l2 === undefined) return missing;
     const found = await this.l2.getMany(missing);
     const stillMissing: Miss[] = [];
+    const corrupt: Miss[] = [];
     found.forEach((bytes, position) => {
       const miss = missing[position]!;
       if (bytes === undefined) {
         stillMissing.push(miss);
         return;
       }
-      const record = FeatureRecord.decode(bytes);
+      let record: FeatureRecord;
+      try {
+        record = FeatureRecord.decode(bytes);
+      } catch (error) {
+        // L2 is a cache: an entry it cannot decode is a miss (and is dropped), never a failed read.
+        if (!(error instanceof CorruptRecordError)) throw error;
+        corrupt.push(miss);
+        stillMissing.push(miss);
+        return;
+      }
       results[miss.index] = record;
       this.l1?.offer(miss.id, record);
     });
+    if (corrupt.length > 0) {
+      this.metrics.countTier('l2', 'error', corrupt.length);
+      this.logger.warn('l2 held records that do not decode; dropped them', { keys: corrupt.length });
+      this.l2.discard(corrupt);
+    }
     this.metrics.countTier('l2', 'hit', missing.length - stillMissing.length);
     this.metrics.countTier('l2', 'miss', stillMissing.length);
     return stillMissing;

@@ -23,6 +23,8 @@ export interface SharedTier {
   getMany(refs: readonly RecordRef[]): Promise<(Uint8Array | undefined)[]>;
   /** Fills after a lower-tier read: only where the key is absent, so it never overwrites a newer write. */
   fill(refs: readonly RecordRef[], records: readonly Uint8Array[]): void;
+  /** Deletes entries (ones that could not be decoded). Best effort. */
+  discard(refs: readonly RecordRef[]): void;
   /** Write-through after an L3 commit, with the shared bloom bits of the written keys. False when not stored. */
   put(refs: readonly RecordRef[], records: readonly Uint8Array[], bloomOffsets: readonly number[]): Promise<boolean>;
   /** Resolves true once connected, false after `timeoutMs`. */

@@ -27,6 +27,7 @@ export interface ServeOptions {
   readonly maxRows: number;
   readonly maxFeatures: number;
   readonly maxMessageBytes: number;
+  readonly maxResponseBytes: number;
   readonly bloomCapacity: number;
   readonly bloomSyncMs: number;
   readonly shutdownGraceMs: number;
@@ -81,6 +82,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'maxRows', flag: 'max-rows', env: 'STRATA_MAX_ROWS', parse: integer(1, 1_000_000), fallback: 1_000, help: 'entity rows per call' },
   { key: 'maxFeatures', flag: 'max-features', env: 'STRATA_MAX_FEATURES', parse: integer(1, 100_000), fallback: 500, help: 'features per call' },
   { key: 'maxMessageBytes', flag: 'max-message-size', env: 'STRATA_MAX_MESSAGE_SIZE', parse: bytes, fallback: 4 * 1024 ** 2, help: 'largest request body' },
+  { key: 'maxResponseBytes', flag: 'max-response-size', env: 'STRATA_MAX_RESPONSE_SIZE', parse: bytes, fallback: 64 * 1024 ** 2, help: 'largest response (value bytes + 32 per value)' },
   { key: 'bloomCapacity', flag: 'bloom-capacity', env: 'STRATA_BLOOM_CAPACITY', parse: integer(1_000, 400_000_000), fallback: 1_000_000, help: 'keys the bloom gate is sized for (the local part grows; the shared part does not: same value on every replica)' },
   { key: 'bloomSyncMs', flag: 'bloom-sync', env: 'STRATA_BLOOM_SYNC', parse: duration(10), fallback: 1_000, help: 'with L2: how often keys written through other replicas are learnt' },
   { key: 'shutdownGraceMs', flag: 'shutdown-grace', env: 'STRATA_SHUTDOWN_GRACE', parse: duration(0), fallback: 5_000, help: 'time in-flight calls get on SIGTERM' },

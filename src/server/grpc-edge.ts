@@ -88,7 +88,7 @@ export class GrpcEdge {
 
   private async getOnlineFeatures(body: Buffer): Promise<Buffer> {
     const message = decodeRequest<GetOnlineFeaturesMessage>(ProtoTypes.GetOnlineFeaturesRequest, body);
-    const entities = new Map(Object.entries(message.entities ?? {}).map(([joinKey, column]) => [joinKey, column.values ?? []]));
+    const entities = new Map(Object.entries(message.entities ?? {}).map(([joinKey, column]) => [joinKey, column?.values ?? []]));
     const result = await this.core.reader.read(
       {
         features: message.kind === 'features' ? (message.features?.refs ?? []) : undefined,
@@ -110,7 +110,7 @@ export class GrpcEdge {
     const rows = await this.core.writer.write(
       {
         view: message.feature_view ?? '',
-        columns: new Map(Object.entries(message.columns ?? {}).map(([name, column]) => [name, column.values ?? []])),
+        columns: new Map(Object.entries(message.columns ?? {}).map(([name, column]) => [name, column?.values ?? []])),
         eventTimestamps: message.event_timestamps ?? [],
         createdTimestamps: created.length > 0 ? created : undefined,
       },

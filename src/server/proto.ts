@@ -37,14 +37,15 @@ export interface GetOnlineFeaturesMessage {
   kind?: 'features' | 'feature_service';
   features?: { refs?: string[] };
   feature_service?: string;
-  entities?: Record<string, RepeatedValueMessage>;
+  /** A map entry sent without a value decodes as null. */
+  entities?: Record<string, RepeatedValueMessage | null>;
   as_of?: TimestampMessage | null;
   full_feature_names?: boolean;
 }
 
 export interface WriteFeaturesMessage {
   feature_view?: string;
-  columns?: Record<string, RepeatedValueMessage>;
+  columns?: Record<string, RepeatedValueMessage | null>;
   event_timestamps?: TimestampMessage[];
   created_timestamps?: TimestampMessage[];
 }

@@ -21,7 +21,7 @@ const HTTP_CODE: Readonly<Record<ErrorKind, number>> = {
   invalid_argument: 400,
   out_of_range: 400,
   not_found: 404,
-  resource_exhausted: 429,
+  resource_exhausted: 413,
   failed_precondition: 412,
   unavailable: 503,
   deadline_exceeded: 504,
@@ -32,9 +32,17 @@ const HTTP_CODE: Readonly<Record<ErrorKind, number>> = {
 export const ERROR_CODE_KEY = 'strata-error-code';
 export const ERROR_FIELD_KEY = 'strata-error-field';
 
+/** Messages and fields quote client-chosen names; past these lengths they are cut (a 100 KB status stalls grpc-js). */
+const MAX_MESSAGE_CHARS = 1_000;
+const MAX_FIELD_CHARS = 200;
+
+function truncate(text: string, limit: number): string {
+  return text.length <= limit ? text : `${text.slice(0, limit)}…(${text.length - limit} more characters)`;
+}
+
 /** Metadata values must be printable ASCII; a field can hold client-chosen names, so anything else is %-escaped. */
 function metadataSafe(text: string): string {
-  return text.replace(/[^\x20-\x7e]|%/g, (char) => encodeURIComponent(char));
+  return truncate(text, MAX_FIELD_CHARS).replace(/[^\x20-\x7e]|%/g, (char) => encodeURIComponent(char));
 }
 
 export function toGrpcError(thrown: unknown): { error: StrataError; response: Partial<ServerErrorResponse> } {
@@ -42,12 +50,12 @@ export function toGrpcError(thrown: unknown): { error: StrataError; response: Pa
   const metadata = new Metadata();
   metadata.set(ERROR_CODE_KEY, error.code);
   if (error.field !== undefined) metadata.set(ERROR_FIELD_KEY, metadataSafe(error.field));
-  return { error, response: { code: GRPC_CODE[error.kind], details: error.message, metadata } };
+  return { error, response: { code: GRPC_CODE[error.kind], details: truncate(error.message, MAX_MESSAGE_CHARS), metadata } };
 }
 
 export function toHttpError(thrown: unknown): { error: StrataError; status: number; body: string } {
   const error = asStrataError(thrown);
-  const body = JSON.stringify({ error: { code: error.code, message: error.message, ...(error.field === undefined ? {} : { field: error.field }) } });
+  const body = JSON.stringify({ error: { code: error.code, message: truncate(error.message, MAX_MESSAGE_CHARS), ...(error.field === undefined ? {} : { field: truncate(error.field, MAX_FIELD_CHARS) }) } });
   return { error, status: HTTP_CODE[error.kind], body };
 }
 

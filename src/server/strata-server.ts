@@ -61,7 +61,7 @@ export async function startServer(
   let shuttingDown = false;
   const core: ServingCore = {
     registry,
-    reader: new OnlineReader(registry, store, { maxRows: options.maxRows, maxFeatures: options.maxFeatures, retentionMs: options.retentionMs }),
+    reader: new OnlineReader(registry, store, { maxRows: options.maxRows, maxFeatures: options.maxFeatures, maxResponseBytes: options.maxResponseBytes, retentionMs: options.retentionMs }),
     writer: new FeatureWriter(registry, store, { maxRows: options.maxRows, metrics }),
     metrics,
     logger,

@@ -8,6 +8,9 @@ import { EntityKeys } from './entity-keys.js';
 import { planFeatures, resolveFeatureRefs, type ReadPlan } from './plan.js';
 import type { WireValues } from './wire-values.js';
 
+/** Protocol overhead allowed per value when checking maxResponseBytes (tags, lengths, status, timestamp). */
+const RESPONSE_BYTES_PER_VALUE = 32;
+
 /** Per-value status; the numbers are those of `strata.v1.FieldStatus` (and Feast's). */
 export const FieldStatus = { INVALID: 0, PRESENT: 1, NULL_VALUE: 2, NOT_FOUND: 3, OUTSIDE_MAX_AGE: 4 } as const;
 export const FIELD_STATUS_NAMES = ['INVALID', 'PRESENT', 'NULL_VALUE', 'NOT_FOUND', 'OUTSIDE_MAX_AGE'] as const;
@@ -64,6 +67,8 @@ export function valueOf(column: FeatureColumn, row: number): Uint8Array {
 export interface ReadLimits {
   readonly maxRows: number;
   readonly maxFeatures: number;
+  /** Bound on value bytes + RESPONSE_BYTES_PER_VALUE per value: one record repeated over many rows can be huge. */
+  readonly maxResponseBytes: number;
   readonly retentionMs: number;
 }
 
@@ -169,6 +174,7 @@ export class OnlineReader {
     const found = await this.store.read(lookups);
 
     const columns: FeatureColumn[] = new Array(plan.features.length);
+    let responseBytes = RESPONSE_BYTES_PER_VALUE * rowCount * (plan.features.length + plan.joinKeys.length);
     plan.views.forEach((viewPlan, viewIndex) => {
       const positions = rowLookup[viewIndex]!;
       const records: (FeatureRecord | undefined)[] = new Array(rowCount);
@@ -182,10 +188,17 @@ export class OnlineReader {
       const ttlMs = viewPlan.view.ttlMs;
       viewPlan.features.forEach((feature, position) => {
         const statuses = new Uint8Array(rowCount);
-        for (let row = 0; row < rowCount; row++) statuses[row] = statusAt(records[row], versions[row]!, feature.index, at, ttlMs);
+        for (let row = 0; row < rowCount; row++) {
+          const status = statusAt(records[row], versions[row]!, feature.index, at, ttlMs);
+          statuses[row] = status;
+          if (status === FieldStatus.PRESENT) responseBytes += records[row]!.valueLength(records[row]!.cell(versions[row]!, feature.index));
+        }
         columns[viewPlan.outputColumns[position]!] = { feature, rows, statuses };
       });
     });
+    if (responseBytes > this.limits.maxResponseBytes) {
+      throw new StrataError('STRATA_RESPONSE_TOO_LARGE', `the response would hold about ${responseBytes} bytes, over the limit of ${this.limits.maxResponseBytes}; ask for fewer rows or features per call`);
+    }
     return { plan, rowCount, joinKeys: entityColumns, columns };
   }
 }

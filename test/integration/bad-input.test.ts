@@ -1,10 +1,11 @@
 import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
+import protobuf from 'protobufjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, timestamp, type Json, type TestServer } from '../support/strata.js';
 
 let strata: TestServer;
 beforeAll(async () => {
-  strata = await startTestServer({ 'max-rows': '50', 'max-features': '3', 'max-message-size': '64kb' });
+  strata = await startTestServer({ 'max-rows': '50', 'max-features': '3', 'max-message-size': '64kb', 'max-response-size': '1mb' });
 });
 afterAll(async () => {
   await strata?.stop();
@@ -21,6 +22,13 @@ const cardColumns = (rows: number, override: Record<string, unknown> = {}) => ({
 });
 const without = (columns: Json, name: string): Json => Object.fromEntries(Object.entries(columns).filter(([key]) => key !== name));
 const times = (rows: number) => Array.from({ length: rows }, () => timestamp(Date.now()));
+
+/** A request sent as raw bytes, for bodies a well-behaved client library would never produce. */
+function sendRaw(method: string, body: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) =>
+    strata.grpc.client.makeUnaryRequest(`/strata.v1.FeatureService/${method}`, (bytes: Buffer) => bytes, (bytes: Buffer) => bytes, body, (error, reply) => (error ? reject(error) : resolve(reply!))),
+  );
+}
 
 async function grpcError(call: Promise<unknown>): Promise<ServiceError> {
   try {
@@ -70,11 +78,7 @@ describe('bad reads name the offending item', () => {
   });
 
   it('rejects unparseable bodies and unknown JSON fields', async () => {
-    const garbage = await grpcError(
-      new Promise((resolve, reject) =>
-        strata.grpc.client.makeUnaryRequest('/strata.v1.FeatureService/GetOnlineFeatures', (bytes: Buffer) => bytes, (bytes: Buffer) => bytes, Buffer.from([0x0a, 0xff, 0xff, 0xff, 0x0f]), (error, reply) => (error ? reject(error) : resolve(reply))),
-      ),
-    );
+    const garbage = await grpcError(sendRaw('GetOnlineFeatures', Buffer.from([0x0a, 0xff, 0xff, 0xff, 0x0f])));
     expect(garbage.code).toBe(GrpcStatus.INVALID_ARGUMENT);
     expect(garbage.metadata.get('strata-error-code')).toEqual(['STRATA_MALFORMED_REQUEST']);
     const notJson = await strata.http('/get-online-features', '{"features": [');
@@ -100,6 +104,34 @@ describe('bad reads name the offending item', () => {
     expect(error.code).toBe(GrpcStatus.INVALID_ARGUMENT);
     expect(error.metadata.get('strata-error-field')).toEqual(['entities.k%C3%A4rte%0A']);
     expect(error.details).toContain('kärte');
+  });
+
+  it('refuses a response over --max-response-size with RESOURCE_EXHAUSTED / 413, even from a small request', async () => {
+    // 40 kB in one record, asked for 50 times: a 2 MB answer to a 1 kB question (the limit here is 1 MB).
+    const big = 'x'.repeat(40_000);
+    await strata.grpc.writeFeatures({ feature_view: 'card_profile', columns: cardColumns(1, { card_id: { values: [card('huge')] }, home_country: { values: [{ string_val: big }] } }), event_timestamps: times(1) });
+    const request = { features: { refs: ['card_profile:home_country'] }, entities: { card_id: { values: Array.from({ length: 50 }, () => card('huge')) } } };
+    const error = await grpcError(strata.grpc.getOnlineFeatures(request));
+    expect(error.code).toBe(GrpcStatus.RESOURCE_EXHAUSTED);
+    expect(error.metadata.get('strata-error-code')).toEqual(['STRATA_RESPONSE_TOO_LARGE']);
+    const response = await strata.http('/get-online-features', { features: ['card_profile:home_country'], entities: { card_id: Array.from({ length: 50 }, () => 'huge') } });
+    expect(response.status).toBe(413);
+  });
+
+  it('reads a map entry sent without a value as an empty column, not an internal error', async () => {
+    const writer = protobuf.Writer.create();
+    writer.uint32(10).fork().uint32(10).string('card_profile:credit_limit').ldelim();
+    writer.uint32(26).fork().uint32(10).string('card_id').ldelim();
+    const empty = await sendRaw('GetOnlineFeatures', Buffer.from(writer.finish()));
+    expect(empty.length).toBeGreaterThan(0);
+  });
+
+  it('cuts long client-chosen names out of error messages', async () => {
+    const name = 'k'.repeat(100_000);
+    const error = await grpcError(strata.grpc.getOnlineFeatures({ features: { refs: ['card_profile:credit_limit'] }, entities: { card_id: { values: [card('a')] }, [name]: { values: [card('a')] } } }));
+    expect(error.code).toBe(GrpcStatus.INVALID_ARGUMENT);
+    expect(error.details.length).toBeLessThan(1_200);
+    expect(String(error.metadata.get('strata-error-field')[0]).length).toBeLessThan(300);
   });
 
   it('answers unknown HTTP routes with 404 and a stable code', async () => {

@@ -9,7 +9,7 @@ const EXPECTED: Record<ErrorKind, { grpc: GrpcStatus; http: number }> = {
   invalid_argument: { grpc: GrpcStatus.INVALID_ARGUMENT, http: 400 },
   out_of_range: { grpc: GrpcStatus.OUT_OF_RANGE, http: 400 },
   not_found: { grpc: GrpcStatus.NOT_FOUND, http: 404 },
-  resource_exhausted: { grpc: GrpcStatus.RESOURCE_EXHAUSTED, http: 429 },
+  resource_exhausted: { grpc: GrpcStatus.RESOURCE_EXHAUSTED, http: 413 },
   failed_precondition: { grpc: GrpcStatus.FAILED_PRECONDITION, http: 412 },
   unavailable: { grpc: GrpcStatus.UNAVAILABLE, http: 503 },
   deadline_exceeded: { grpc: GrpcStatus.DEADLINE_EXCEEDED, http: 504 },
