@@ -44,6 +44,10 @@ export class LruMemoryTier implements MemoryTier {
     this.cache.set(id, entry);
   }
 
+  set(id: string, entry: Cached): void {
+    this.cache.set(id, entry);
+  }
+
   get bytes(): number {
     return this.cache.calculatedSize;
   }

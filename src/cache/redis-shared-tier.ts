@@ -12,6 +12,7 @@ export interface RedisTierOptions {
   readonly keyPrefix: string;
   /** Per-command timeout: past it a read is a miss and falls through to L3. */
   readonly timeoutMs: number;
+  /** Lifetime of fills (records promoted from L3); written records do not expire. */
   readonly ttlMs: number;
   /** Names the shared bloom filter's geometry (BloomGate.sharedGeometry). */
   readonly bloomGeometry: string;
@@ -117,7 +118,7 @@ export class RedisSharedTier implements SharedTier {
       const pipeline = this.client.pipeline();
       // Bloom bits first: a replica that can read the record must also pass the gate for it.
       for (const offset of bloomOffsets) pipeline.setbit(this.bloomKey, offset, 1);
-      refs.forEach((ref, index) => pipeline.set(this.redisKey(ref), asBuffer(records[index]!), 'PX', this.ttlMs));
+      refs.forEach((ref, index) => pipeline.set(this.redisKey(ref), asBuffer(records[index]!)));
       const results = await pipeline.exec();
       const failed = results?.find(([error]) => error !== null);
       if (failed) throw failed[0]!;
@@ -158,6 +159,16 @@ export class RedisSharedTier implements SharedTier {
       await this.client.multi().set(staging, asBuffer(bits), 'PX', 60_000).bitop('OR', this.bloomKey, this.bloomKey, staging).del(staging).exec();
     } catch (error) {
       this.warn('l2 bloom merge failed', error as Error);
+    }
+  }
+
+  async runId(): Promise<string | undefined> {
+    if (!this.ready) return undefined;
+    try {
+      return /run_id:(\w+)/.exec(await this.client.info('server'))?.[1];
+    } catch (error) {
+      this.warn('l2 info failed', error as Error);
+      return undefined;
     }
   }
 

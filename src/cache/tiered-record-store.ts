@@ -9,6 +9,8 @@ import { ABSENT, type MemoryTier, type SharedTier } from './tiers.js';
 /** Most keys remembered for re-publishing to L2; beyond it they are dropped (and counted). */
 const MAX_UNPUBLISHED = 100_000;
 const REPUBLISH_BATCH = 1_000;
+/** Write-throughs waiting for L2 at most; beyond, written keys are queued for re-publishing. */
+const MAX_PENDING_PUBLISHES = 64;
 
 /** A record to look up, by view and L1 id (the latin1 string of its record key). */
 export interface RecordLookup {
@@ -37,7 +39,7 @@ export interface TieredRecordStoreOptions {
  * Read-through over the tiers: L1 → bloom gate → L2 → L3, each tier asked
  * once per request for all the keys the tier above missed, and every hit
  * promoted upward (L3 → L2 and L1, L2 → L1). Writes go to L3 first (the
- * truth), then through to L1 and L2.
+ * truth), then through to L1 and, without holding the caller, to L2.
  */
 export class TieredRecordStore {
   private readonly l1: MemoryTier | undefined;
@@ -56,6 +58,9 @@ export class TieredRecordStore {
   /** Keys whose L2 write-through failed: L2 lacks them or holds an older record. Re-published from L3. */
   private readonly unpublished = new Map<string, RecordRef & { readonly id: string }>();
   private republishTimer: NodeJS.Timeout | undefined;
+  private pendingPublishes = 0;
+  /** The Redis run id last connected to: a change means Redis restarted, maybe empty. */
+  private redisRunId: string | undefined;
   private closed = false;
 
   private constructor(options: TieredRecordStoreOptions, gate: BloomGate) {
@@ -79,6 +84,7 @@ export class TieredRecordStore {
       l2.mergeBloom(snapshot)
         .then(pull)
         .catch((error: Error) => this.logger.warn('bloom publish failed', { error: error.message }));
+      void this.republishAllIfRedisRestarted(l2);
     });
     this.bloomSync = setInterval(() => void pull().catch((error: Error) => this.logger.warn('bloom sync failed', { error: error.message })), intervalMs);
     this.bloomSync.unref();
@@ -88,7 +94,7 @@ export class TieredRecordStore {
   static async open(options: TieredRecordStoreOptions): Promise<TieredRecordStore> {
     const started = Date.now();
     const keys: Buffer[] = [];
-    await options.l3.forEachRecordKey((key) => keys.push(key));
+    for await (const ref of options.l3.recordRefs()) keys.push(ref.key);
     const gate = new BloomGate(Math.max(options.bloomCapacity, keys.length * 2), options.l2 === undefined ? undefined : options.bloomCapacity);
     for (const key of keys) gate.add(key);
     options.metrics.bloomKeys.set(gate.size);
@@ -191,12 +197,60 @@ export class TieredRecordStore {
     const bloomOffsets = writes.flatMap((write) => this.gate.add(write.key));
     this.metrics.bloomKeys.set(this.gate.size);
     const records = await this.l3.applyWrites(writes, nowMs);
-    for (let index = 0; index < writes.length; index++) this.l1?.offer(writes[index]!.id, FeatureRecord.decode(records[index]!));
+    for (let index = 0; index < writes.length; index++) this.l1?.set(writes[index]!.id, FeatureRecord.decode(records[index]!));
     const l2 = this.l2;
     if (l2 === undefined) return;
-    await this.publish(async () => {
+    // The caller does not wait for L2: L3 has the write and L1 serves it here. A slow Redis
+    // must not hold writes either, so past a bounded queue, keys go to re-publishing instead.
+    if (this.pendingPublishes >= MAX_PENDING_PUBLISHES || !l2.ready) {
+      this.queueRepublish(writes);
+      return;
+    }
+    this.pendingPublishes++;
+    this.publish(async () => {
       if (!(await l2.put(writes, records, bloomOffsets))) this.queueRepublish(writes);
-    });
+    })
+      .catch((error: Error) => this.logger.error('l2 publish failed', { error: error.message }))
+      .finally(() => this.pendingPublishes--);
+  }
+
+  /**
+   * Records written through L2 have no expiry there, so replicas can rely on
+   * it; but a Redis that restarted without persistence has lost them. A new
+   * Redis run id on reconnection means exactly that: publish every record of
+   * this process's L3 again, in batches, in the publish chain.
+   */
+  private async republishAllIfRedisRestarted(l2: SharedTier): Promise<void> {
+    const runId = await l2.runId();
+    const previous = this.redisRunId;
+    if (runId === undefined || runId === previous) return;
+    this.redisRunId = runId;
+    if (previous === undefined) return;
+    this.logger.warn('l2 redis restarted; publishing this process\'s records to it again', { runId });
+    let batch: RecordRef[] = [];
+    let published = 0;
+    const flush = async (refs: RecordRef[]): Promise<void> => {
+      await this.publish(async () => {
+        const records = await this.l3.getRecords(refs);
+        const present = refs.filter((_, index) => records[index] !== undefined);
+        const ok = await l2.put(present, records.filter((record): record is Uint8Array => record !== undefined), present.flatMap((ref) => this.gate.add(ref.key)));
+        if (!ok) throw new Error('l2 put failed');
+        published += present.length;
+      });
+    };
+    try {
+      for await (const ref of this.l3.recordRefs()) {
+        if (this.closed) return;
+        batch.push(ref);
+        if (batch.length >= REPUBLISH_BATCH) await flush(batch.splice(0));
+      }
+      if (batch.length > 0) await flush(batch);
+      this.logger.info('l2 re-published after redis restart', { records: published });
+    } catch (error) {
+      // Redis went away again; the next reconnection starts over (its run id is new once more, or the same and nothing was lost).
+      this.redisRunId = previous;
+      this.logger.warn('l2 re-publish after restart interrupted', { published, error: (error as Error).message });
+    }
   }
 
   private publish(task: () => Promise<void>): Promise<void> {

@@ -13,6 +13,8 @@ export interface MemoryTier {
   get(id: string): Cached | undefined;
   /** Stores `entry` unless the tier already holds a newer revision of it (a racing write got there first). */
   offer(id: string, entry: Cached): void;
+  /** Stores `entry` whatever the tier holds: for this process's own writes, which are the newest by definition. */
+  set(id: string, entry: Cached): void;
   readonly bytes: number;
   readonly entries: number;
 }
@@ -25,7 +27,11 @@ export interface SharedTier {
   fill(refs: readonly RecordRef[], records: readonly Uint8Array[]): void;
   /** Deletes entries (ones that could not be decoded). Best effort. */
   discard(refs: readonly RecordRef[]): void;
-  /** Write-through after an L3 commit, with the shared bloom bits of the written keys. False when not stored. */
+  /**
+   * Write-through after an L3 commit, with the shared bloom bits of the
+   * written keys. Written records do not expire in L2 (fills do): replicas
+   * rely on L2 for what they did not write. False when not stored.
+   */
   put(refs: readonly RecordRef[], records: readonly Uint8Array[], bloomOffsets: readonly number[]): Promise<boolean>;
   /** Resolves true once connected, false after `timeoutMs`. */
   waitUntilReady(timeoutMs: number): Promise<boolean>;
@@ -33,6 +39,8 @@ export interface SharedTier {
   fetchBloom(): Promise<Uint8Array | undefined>;
   /** ORs a whole filter into the shared bloom bits. */
   mergeBloom(bits: Uint8Array): Promise<void>;
+  /** The server's run id (changes when Redis restarts); undefined when unreachable. */
+  runId(): Promise<string | undefined>;
   /** Called on every (re)connection. */
   onReady(listener: () => void): void;
   readonly ready: boolean;

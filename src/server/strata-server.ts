@@ -56,7 +56,14 @@ export async function startServer(
   if (l2 !== undefined && !(await l2.waitUntilReady(Math.max(1_000, options.redisTimeoutMs)))) {
     logger.warn('l2 redis not reachable at start; serving from L1 and L3 until it is', { url: options.redisUrl });
   }
-  const store = await TieredRecordStore.open({ l1, l2, l3, bloomCapacity: options.bloomCapacity, bloomSyncMs: options.bloomSyncMs, metrics, logger });
+  let store: TieredRecordStore;
+  try {
+    store = await TieredRecordStore.open({ l1, l2, l3, bloomCapacity: options.bloomCapacity, bloomSyncMs: options.bloomSyncMs, metrics, logger });
+  } catch (error) {
+    await l2?.close();
+    await l3.close();
+    throw error;
+  }
 
   let shuttingDown = false;
   const core: ServingCore = {
@@ -83,13 +90,13 @@ export async function startServer(
       core,
       stop: async () => {
         shuttingDown = true;
-        await Promise.all([grpcEdge.shutdown(options.shutdownGraceMs), http.close()]);
+        await Promise.all([grpcEdge.shutdown(options.shutdownGraceMs), http.close(options.shutdownGraceMs)]);
         await store.close();
       },
     };
   } catch (error) {
     grpcEdge.server.forceShutdown();
-    await http.close();
+    await http.close(0);
     await store.close();
     throw error;
   }

@@ -23,8 +23,8 @@ export interface FeatureStore {
    * writes in one atomic batch. Returns the new record bytes, one per write.
    */
   applyWrites(writes: readonly RecordWrite[], nowMs: number): Promise<Uint8Array[]>;
-  /** Calls `visit` with every record key; returns how many there were. */
-  forEachRecordKey(visit: (key: Buffer) => void): Promise<number>;
+  /** Every record's ref, in key order, for views still in the registry. */
+  recordRefs(): AsyncIterable<RecordRef>;
   getMeta(name: string): Promise<string | undefined>;
   putMeta(name: string, value: string): Promise<void>;
   close(): Promise<void>;

@@ -5,7 +5,7 @@ import { asBuffer } from '../util/bytes.js';
 import type { ValueType } from '../values/value-codec.js';
 import type { FeatureStore, RecordRef, RecordWrite } from './feature-store.js';
 import { RECORD_NAMESPACE, SCHEMA_NAMESPACE, metaKey, schemaKey, viewOfRecordKey } from './keys.js';
-import { FeatureRecord, encodeRecord, mergeVersions, type Version } from './record.js';
+import { FeatureRecord, encodeRecord, mergeVersions, nextRevision, type Version } from './record.js';
 
 type SchemaFields = readonly { name: string; type: ValueType }[];
 
@@ -112,7 +112,7 @@ export class LevelStore implements FeatureStore {
       const before = pending.get(id) ?? existing[index];
       const record = before === undefined ? undefined : FeatureRecord.decode(before);
       const versions = mergeVersions(record?.versions() ?? [], write.versions, nowMs, this.retentionMs);
-      const bytes = encodeRecord(write.view.schemaFingerprint, (record?.revision ?? 0) + 1, write.view.features.length, versions);
+      const bytes = encodeRecord(write.view.schemaFingerprint, nextRevision(record?.revision ?? 0, nowMs), write.view.features.length, versions);
       pending.set(id, bytes);
       results.push(bytes);
     });
@@ -125,15 +125,11 @@ export class LevelStore implements FeatureStore {
     return results;
   }
 
-  async forEachRecordKey(visit: (key: Buffer) => void): Promise<number> {
-    let count = 0;
+  async *recordRefs(): AsyncIterable<RecordRef> {
     for await (const key of this.db.keys({ gte: Buffer.of(RECORD_NAMESPACE), lt: Buffer.of(RECORD_NAMESPACE + 1) })) {
-      if (this.registry.views.has(viewOfRecordKey(key))) {
-        visit(key);
-        count++;
-      }
+      const view = this.registry.views.get(viewOfRecordKey(key));
+      if (view !== undefined) yield { view, key };
     }
-    return count;
   }
 
   async getMeta(name: string): Promise<string | undefined> {

@@ -7,7 +7,8 @@
  * Layout (all integers big-endian):
  *   u8     format            RECORD_FORMAT
  *   u32    schema            the view's schema fingerprint the slots follow
- *   u32    revision          +1 on every write of this record; orders cache fills
+ *   f64    revision          write clock: max(previous + 1, µs since epoch at the
+ *                            write); orders cache fills within and across processes
  *   u16    featureCount      F
  *   u32    versionCount      V
  *   V ×    version, newest event time first:
@@ -23,7 +24,7 @@
  */
 
 export const RECORD_FORMAT = 1;
-const HEADER_BYTES = 1 + 4 + 4 + 2 + 4;
+const HEADER_BYTES = 1 + 4 + 8 + 2 + 4;
 
 /** One version on its way into a record. A slot is Value bytes, NULL_VALUE (empty), or undefined = absent. */
 export interface Version {
@@ -88,9 +89,9 @@ export class FeatureRecord {
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.bytes = bytes;
     this.schema = view.getUint32(1);
-    this.revision = view.getUint32(5);
-    this.featureCount = view.getUint16(9);
-    this.versionCount = view.getUint32(11);
+    this.revision = view.getFloat64(5);
+    this.featureCount = view.getUint16(13);
+    this.versionCount = view.getUint32(15);
     // Every version takes at least 16 bytes of times and a byte per slot: check before sizing arrays by the header.
     if (this.versionCount * (16 + this.featureCount) > bytes.length - HEADER_BYTES) {
       throw new CorruptRecordError(`header claims ${this.versionCount} versions of ${this.featureCount} features in ${bytes.length} bytes`);
@@ -191,6 +192,11 @@ export class FeatureRecord {
  */
 export const RECORD_OBJECT_OVERHEAD = 750;
 
+/** The revision of a record written at `nowMs` whose previous revision was `previous` (0 if new). */
+export function nextRevision(previous: number, nowMs: number): number {
+  return Math.max(previous + 1, nowMs * 1000);
+}
+
 export function encodeRecord(schema: number, revision: number, featureCount: number, versions: readonly Version[]): Uint8Array {
   let size = HEADER_BYTES;
   for (const version of versions) {
@@ -205,9 +211,9 @@ export function encodeRecord(schema: number, revision: number, featureCount: num
   const view = new DataView(bytes.buffer);
   bytes[0] = RECORD_FORMAT;
   view.setUint32(1, schema);
-  view.setUint32(5, revision >>> 0);
-  view.setUint16(9, featureCount);
-  view.setUint32(11, versions.length);
+  view.setFloat64(5, revision);
+  view.setUint16(13, featureCount);
+  view.setUint32(15, versions.length);
   let at = HEADER_BYTES;
   for (const version of versions) {
     view.setFloat64(at, version.eventTs);

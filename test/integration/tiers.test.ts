@@ -153,9 +153,11 @@ describe('L2 Redis', () => {
 
     await redis.resume();
     await eventually(async () => (await server.metric('strata_l2_up')) === 1, 10_000);
-    // What was written while Redis was down is re-published from L3, so another replica serves it.
+    // Redis came back empty. What was written while it was down, and everything written before,
+    // is published again from L3, so a replica that never saw the writes serves them.
     const replica = await start({ 'redis-url': redis.url, 'l1-budget': '0', 'bloom-sync': '20ms' });
-    await eventually(async () => JSON.stringify((await readLimits(replica, cards.slice(0, 5))).values) === JSON.stringify([12, 12, 12, 12, 12]));
+    const expected = JSON.stringify(cards.map((_, index) => (index < 5 ? 12 : 11)));
+    await eventually(async () => JSON.stringify((await readLimits(replica, cards)).values) === expected);
     const hitsBefore = await tierCount(server, 'l2', 'hit');
     await readLimits(server, cards); // L3 answers and fills L2
     await eventually(async () => {
@@ -196,6 +198,26 @@ describe('L2 Redis', () => {
     const started = Date.now();
     await eventually(async () => (await readLimits(reader, ['shared'])).values[0] === 2, 2_000);
     expect(Date.now() - started).toBeLessThan(1_000);
+  });
+});
+
+describe('replicas sharing Redis', () => {
+  it('serve a key written through another replica after its fill ttl has passed', async () => {
+    const writer = await start({ 'redis-url': redis.url, 'l2-ttl': '1s' });
+    const reader = await start({ 'redis-url': redis.url, 'l2-ttl': '1s', 'l1-budget': '0', 'bloom-sync': '20ms' });
+    await pushCards(writer, ['durable'], 21, Date.now());
+    await eventually(async () => (await readLimits(reader, ['durable'])).values[0] === 21);
+    await new Promise((resolve) => setTimeout(resolve, 1_300));
+    expect((await readLimits(reader, ['durable'])).values).toEqual([21]);
+  });
+
+  it('let a process serve its own write after caching another replica\'s record', async () => {
+    const a = await start({ 'redis-url': redis.url, 'l1-max-staleness': '1h', 'bloom-sync': '20ms' });
+    const b = await start({ 'redis-url': redis.url });
+    for (let round = 1; round <= 3; round++) await pushCards(b, ['mixed'], round, Date.now() - 10_000 + round);
+    await eventually(async () => (await readLimits(a, ['mixed'])).values[0] === 3);
+    await pushCards(a, ['mixed'], 99, Date.now());
+    expect((await readLimits(a, ['mixed'])).values).toEqual([99]);
   });
 });
 

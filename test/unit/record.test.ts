@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CorruptRecordError, FeatureRecord, RECORD_FORMAT, RECORD_OBJECT_OVERHEAD, encodeRecord, mergeVersions, type Version } from '../../src/storage/record.js';
+import { CorruptRecordError, FeatureRecord, RECORD_FORMAT, RECORD_OBJECT_OVERHEAD, encodeRecord, mergeVersions, nextRevision, type Version } from '../../src/storage/record.js';
 import { seededRandom } from '../../src/util/seeded-random.js';
 import { encodeTypedValue, NULL_VALUE } from '../../src/values/value-codec.js';
 
@@ -60,9 +60,12 @@ describe('encodeRecord / FeatureRecord.decode', () => {
     expect(empty.versions()).toEqual([]);
   });
 
-  it('stores the revision as an unsigned 32-bit number', () => {
-    expect(FeatureRecord.decode(encodeRecord(1, 2 ** 32 + 5, 1, [])).revision).toBe(5);
-    expect(FeatureRecord.decode(encodeRecord(1, 2 ** 32 - 1, 1, [])).revision).toBe(2 ** 32 - 1);
+  it('stores the revision as a microsecond write clock', () => {
+    const clock = 1_763_800_000_000_123;
+    expect(FeatureRecord.decode(encodeRecord(1, clock, 1, [])).revision).toBe(clock);
+    // Strictly increasing within a record even if the wall clock stands still or steps back.
+    expect(nextRevision(clock, 1_000)).toBe(clock + 1);
+    expect(nextRevision(5, 1_763_800_000_001)).toBe(1_763_800_000_001_000);
   });
 
   it('counts payload, offset tables and object overhead in memoryBytes', () => {
@@ -121,22 +124,22 @@ describe('FeatureRecord.decode rejects corrupt bytes with CorruptRecordError', (
 
   it('rejects a slot length that runs past the end', () => {
     const bytes = encodeRecord(1, 1, 1, [version(1, 1, [int64(5)])]);
-    bytes[15 + 16] = 0x7f; // slot varint claims 126 value bytes
+    bytes[19 + 16] = 0x7f; // slot varint claims 126 value bytes
     expect(() => FeatureRecord.decode(bytes)).toThrow(CorruptRecordError);
   });
 
   it('rejects a header claiming more versions than the bytes hold', () => {
     const bytes = Uint8Array.from(valid);
-    new DataView(bytes.buffer).setUint32(11, 1_000);
+    new DataView(bytes.buffer).setUint32(15, 1_000);
     expect(() => FeatureRecord.decode(bytes)).toThrow(CorruptRecordError);
   });
 
-  it('rejects a 15-byte header claiming 2^32-1 versions of 65535 features as corrupt', () => {
-    const header = new Uint8Array(15);
+  it('rejects a bare header claiming 100k versions of 65535 features as corrupt', () => {
+    const header = new Uint8Array(19);
     const view = new DataView(header.buffer);
     header[0] = RECORD_FORMAT;
-    view.setUint16(9, 0xffff);
-    view.setUint32(11, 100_000); // cells = 6.5e9: "Invalid typed array length" without allocating
+    view.setUint16(13, 0xffff);
+    view.setUint32(15, 100_000); // cells = 6.5e9: "Invalid typed array length" without allocating
     expect(() => FeatureRecord.decode(header)).toThrow(CorruptRecordError);
   });
 });
