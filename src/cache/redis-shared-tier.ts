@@ -7,6 +7,9 @@ import { RECORD_FORMAT } from '../storage/record.js';
 import { asBuffer } from '../util/bytes.js';
 import type { SharedTier } from './tiers.js';
 
+const BLOOM_CHUNK_BYTES = 1024 * 1024;
+const BLOOM_TIMEOUT_MS = 10_000;
+
 export interface RedisTierOptions {
   readonly url: string;
   readonly keyPrefix: string;
@@ -35,6 +38,7 @@ export class RedisSharedTier implements SharedTier {
   private readonly client: Redis;
   private readonly prefixes = new Map<string, Buffer>();
   private readonly bloomKey: string;
+  private bloomClient: Redis | undefined;
   private readonly ttlMs: number;
   private readonly metrics: Metrics;
   private readonly logger: Logger;
@@ -143,10 +147,32 @@ export class RedisSharedTier implements SharedTier {
     });
   }
 
+  /**
+   * The shared bloom bits move on a connection of their own, in 1 MiB pieces
+   * with a generous timeout: a filter sized for tens of millions of keys is
+   * tens of megabytes, which must neither fail on the read timeout nor queue
+   * request reads behind it.
+   */
+  private bloomConnection(): Redis {
+    if (this.bloomClient === undefined) {
+      this.bloomClient = this.client.duplicate({ commandTimeout: BLOOM_TIMEOUT_MS, enableAutoPipelining: false });
+      this.bloomClient.on('error', (error: Error) => this.warn('l2 bloom connection error', error));
+    }
+    return this.bloomClient;
+  }
+
   async fetchBloom(): Promise<Uint8Array | undefined> {
     if (!this.ready) return undefined;
     try {
-      return (await this.client.getBuffer(this.bloomKey)) ?? undefined;
+      const connection = this.bloomConnection();
+      const length = await connection.strlen(this.bloomKey);
+      if (length === 0) return undefined;
+      const pipeline = connection.pipeline();
+      for (let start = 0; start < length; start += BLOOM_CHUNK_BYTES) pipeline.getrangeBuffer(this.bloomKey, start, Math.min(length, start + BLOOM_CHUNK_BYTES) - 1);
+      const pieces = (await pipeline.exec()) ?? [];
+      const failed = pieces.find(([error]) => error !== null);
+      if (failed) throw failed[0]!;
+      return Buffer.concat(pieces.map(([, piece]) => piece as Buffer));
     } catch (error) {
       this.warn('l2 bloom fetch failed', error as Error);
       return undefined;
@@ -156,7 +182,13 @@ export class RedisSharedTier implements SharedTier {
   async mergeBloom(bits: Uint8Array): Promise<void> {
     const staging = `${this.bloomKey}:merge:${process.pid}:${Date.now()}`;
     try {
-      await this.client.multi().set(staging, asBuffer(bits), 'PX', 60_000).bitop('OR', this.bloomKey, this.bloomKey, staging).del(staging).exec();
+      const connection = this.bloomConnection();
+      const pipeline = connection.pipeline();
+      for (let start = 0; start < bits.length; start += BLOOM_CHUNK_BYTES) pipeline.setrange(staging, start, asBuffer(bits.subarray(start, start + BLOOM_CHUNK_BYTES)));
+      pipeline.pexpire(staging, 60_000);
+      const staged = (await pipeline.exec())?.find(([error]) => error !== null);
+      if (staged) throw staged[0]!;
+      await connection.multi().bitop('OR', this.bloomKey, this.bloomKey, staging).del(staging).exec();
     } catch (error) {
       this.warn('l2 bloom merge failed', error as Error);
     }
@@ -179,6 +211,7 @@ export class RedisSharedTier implements SharedTier {
 
   async close(): Promise<void> {
     this.client.disconnect();
+    this.bloomClient?.disconnect();
   }
 }
 

@@ -24,6 +24,7 @@ export interface ServeOptions {
   readonly l1BudgetBytes: number;
   readonly l1MaxStalenessMs: number;
   readonly retentionMs: number;
+  readonly maxVersions: number;
   readonly maxRows: number;
   readonly maxFeatures: number;
   readonly maxMessageBytes: number;
@@ -79,6 +80,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'l1BudgetBytes', flag: 'l1-budget', env: 'STRATA_L1_BUDGET', parse: bytes, fallback: 256 * 1024 ** 2, help: 'L1 memory budget (0 disables L1)' },
   { key: 'l1MaxStalenessMs', flag: 'l1-max-staleness', env: 'STRATA_L1_MAX_STALENESS', parse: duration(1), fallback: 5_000, help: 'with L2: max age of an L1 entry, i.e. how stale a replica can be about writes through another' },
   { key: 'retentionMs', flag: 'retention', env: 'STRATA_RETENTION', parse: duration(60_000), fallback: 7 * 86_400_000, help: 'history kept for point-in-time reads' },
+  { key: 'maxVersions', flag: 'max-versions', env: 'STRATA_MAX_VERSIONS', parse: integer(1, 1_000_000), fallback: 1_000, help: 'most versions kept per entity and view, whatever the retention' },
   { key: 'maxRows', flag: 'max-rows', env: 'STRATA_MAX_ROWS', parse: integer(1, 1_000_000), fallback: 1_000, help: 'entity rows per call' },
   { key: 'maxFeatures', flag: 'max-features', env: 'STRATA_MAX_FEATURES', parse: integer(1, 100_000), fallback: 500, help: 'features per call' },
   { key: 'maxMessageBytes', flag: 'max-message-size', env: 'STRATA_MAX_MESSAGE_SIZE', parse: bytes, fallback: 4 * 1024 ** 2, help: 'largest request body' },

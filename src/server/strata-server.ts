@@ -36,7 +36,7 @@ export async function startServer(
   const logger = extras.logger ?? createLogger(options.logLevel);
   const metrics = new Metrics({ processMetrics: extras.processMetrics ?? false });
   mkdirSync(options.dataDir, { recursive: true });
-  const l3 = await LevelStore.open({ dataDir: options.dataDir, registry, retentionMs: options.retentionMs });
+  const l3 = await LevelStore.open({ dataDir: options.dataDir, registry, retentionMs: options.retentionMs, maxVersions: options.maxVersions });
   // Without L2 every write this process can see comes through it (and through L1), so L1 entries need no expiry.
   const l1MaxStalenessMs = options.redisUrl === undefined ? 0 : options.l1MaxStalenessMs;
   const l1 = options.l1BudgetBytes > 0 ? new LruMemoryTier({ budgetBytes: options.l1BudgetBytes, maxStalenessMs: l1MaxStalenessMs, metrics }) : undefined;

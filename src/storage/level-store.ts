@@ -13,6 +13,8 @@ export interface LevelStoreOptions {
   readonly dataDir: string;
   readonly registry: Registry;
   readonly retentionMs: number;
+  /** Most versions kept per record, whatever the retention. */
+  readonly maxVersions: number;
 }
 
 function storageError(action: string, error: unknown): StrataError {
@@ -24,6 +26,7 @@ export class LevelStore implements FeatureStore {
   private readonly db: ClassicLevel<Buffer, Buffer>;
   private readonly registry: Registry;
   private readonly retentionMs: number;
+  private readonly maxVersions: number;
   /** Per view: for each older schema fingerprint seen in this store, where each current feature sits in it (-1: absent). */
   private readonly upgrades = new Map<string, Map<number, Int32Array>>();
   /** Writes are read-modify-write of whole records; this chain runs them one at a time. */
@@ -33,6 +36,7 @@ export class LevelStore implements FeatureStore {
     this.db = new ClassicLevel<Buffer, Buffer>(options.dataDir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
     this.registry = options.registry;
     this.retentionMs = options.retentionMs;
+    this.maxVersions = options.maxVersions;
   }
 
   static async open(options: LevelStoreOptions): Promise<LevelStore> {
@@ -111,7 +115,7 @@ export class LevelStore implements FeatureStore {
       const id = write.key.toString('latin1');
       const before = pending.get(id) ?? existing[index];
       const record = before === undefined ? undefined : FeatureRecord.decode(before);
-      const versions = mergeVersions(record?.versions() ?? [], write.versions, nowMs, this.retentionMs);
+      const versions = mergeVersions(record?.versions() ?? [], write.versions, nowMs, this.retentionMs, this.maxVersions);
       const bytes = encodeRecord(write.view.schemaFingerprint, nextRevision(record?.revision ?? 0, nowMs), write.view.features.length, versions);
       pending.set(id, bytes);
       results.push(bytes);

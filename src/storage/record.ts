@@ -240,11 +240,13 @@ function newerFirst(a: Version, b: Version): number {
  * Merges incoming versions into existing ones and prunes history: every
  * version with event time ≥ now − retention is kept, plus the newest older
  * one (it is what a read at the retention boundary sees), so a read at any
- * T ≥ now − retention is answered as if nothing had been pruned.
+ * T ≥ now − retention is answered as if nothing had been pruned — unless the
+ * record holds more than `maxVersions`, when only the newest `maxVersions`
+ * stay (each write re-encodes the whole record, so it must stay bounded).
  * Incoming versions are applied in order; for equal event times the later
  * created time wins, and for equal created times the later write wins.
  */
-export function mergeVersions(existing: readonly Version[], incoming: readonly Version[], nowMs: number, retentionMs: number): Version[] {
+export function mergeVersions(existing: readonly Version[], incoming: readonly Version[], nowMs: number, retentionMs: number, maxVersions = Infinity): Version[] {
   const byEventTs = new Map<number, Version>();
   for (const version of existing) byEventTs.set(version.eventTs, version);
   for (const version of incoming) {
@@ -254,5 +256,6 @@ export function mergeVersions(existing: readonly Version[], incoming: readonly V
   const merged = [...byEventTs.values()].sort(newerFirst);
   const horizon = nowMs - retentionMs;
   const firstBeyond = merged.findIndex((version) => version.eventTs < horizon);
-  return firstBeyond === -1 ? merged : merged.slice(0, firstBeyond + 1);
+  const kept = firstBeyond === -1 ? merged.length : firstBeyond + 1;
+  return merged.slice(0, Math.min(kept, maxVersions));
 }

@@ -221,6 +221,17 @@ describe('replicas sharing Redis', () => {
   });
 });
 
+describe('the shared bloom bits', () => {
+  it('reach other replicas when the filter is tens of megabytes', async () => {
+    // 20M keys at 1 %: a 24 MB bit string, far past what one read within --redis-timeout could move.
+    const flags = { 'redis-url': redis.url, 'bloom-capacity': '20000000', 'bloom-sync': '100ms', 'l1-budget': '0' };
+    const writer = await start(flags);
+    const reader = await start(flags);
+    await pushCards(writer, ['big-filter'], 5, Date.now());
+    await eventually(async () => (await readLimits(reader, ['big-filter'])).values[0] === 5, 10_000);
+  });
+});
+
 describe('concurrent writes and reads', () => {
   it('converge: no tier keeps an older record once writes stop', async () => {
     const writer = await start({ 'redis-url': redis.url, 'l1-max-staleness': '1h' });

@@ -300,3 +300,11 @@ describe('point-in-time reads after merging and pruning match a brute-force orac
     expect(prunedSteps).toBeGreaterThan(1_000);
   });
 });
+
+describe('mergeVersions with a version cap', () => {
+  it('keeps only the newest maxVersions, whatever the retention', () => {
+    const versions = Array.from({ length: 10 }, (_, index) => ({ eventTs: 1_000 + index, createdTs: 1, slots: [] }));
+    const merged = mergeVersions([], versions, 2_000, 1_000_000, 3);
+    expect(merged.map((version) => version.eventTs)).toEqual([1_009, 1_008, 1_007]);
+  });
+});
