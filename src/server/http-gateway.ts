@@ -7,7 +7,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { invalid, StrataError } from '../errors.js';
-import { eventTimeOf, FIELD_STATUS_NAMES, FieldStatus, valueOf, type OnlineResult } from '../serving/online-reader.js';
+import { eventTimeOf, FIELD_STATUS_NAMES, FieldStatus, valueOf, type OnlineResult, type ViewRows } from '../serving/online-reader.js';
 import { describeRegistry } from '../serving/registry-description.js';
 import { valueBytesToJson } from '../values/value-codec.js';
 import { formatTimestamp, jsonValues, parseJsonTimestamp } from './json-values.js';
@@ -196,15 +196,22 @@ function onlineResultJson(result: OnlineResult, entities: ReadonlyMap<string, un
     const present = STATUS_JSON[FieldStatus.PRESENT]!;
     parts.push(`{"values":${JSON.stringify(values)},"statuses":[${values.map(() => present).join(',')}],"event_timestamps":[${values.map(() => EPOCH).join(',')}]}`);
   }
+  // A view's features share one event time per row: format it once per view, not once per value.
+  const formatted = new Map<ViewRows, (string | undefined)[]>();
   for (const column of result.columns) {
     const values: string[] = [];
     const statuses: string[] = [];
     const times: string[] = [];
+    let rowTimes = formatted.get(column.rows);
+    if (rowTimes === undefined) {
+      rowTimes = new Array<string | undefined>(result.rowCount);
+      formatted.set(column.rows, rowTimes);
+    }
     for (let row = 0; row < result.rowCount; row++) {
       values.push(valueBytesToJson(valueOf(column, row)));
       statuses.push(STATUS_JSON[column.statuses[row]!]!);
       const ms = eventTimeOf(column, row);
-      times.push(ms === 0 ? EPOCH : JSON.stringify(formatTimestamp(ms)));
+      times.push(ms === 0 ? EPOCH : (rowTimes[row] ??= JSON.stringify(formatTimestamp(ms))));
     }
     parts.push(`{"values":[${values.join(',')}],"statuses":[${statuses.join(',')}],"event_timestamps":[${times.join(',')}]}`);
   }

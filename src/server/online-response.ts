@@ -137,39 +137,54 @@ function int64Of(value: JoinKeyValue): Long {
   return Long.fromValue(typeof value === 'bigint' ? value.toString() : (value as number | string));
 }
 
-/** Join key columns echo the request: PRESENT, no event time. */
-function joinKeyVectorSize(type: JoinKeyType, values: readonly JoinKeyValue[]): number {
-  let size = 0;
-  for (const value of values) {
-    const valueSize = type === 'int64' ? 1 + longVarintSize(int64Of(value)) : 1 + varintSize(Buffer.byteLength(value as string)) + Buffer.byteLength(value as string);
-    size += 1 + varintSize(valueSize) + valueSize;
-  }
-  if (values.length > 0) size += 1 + varintSize(values.length) + values.length;
-  return size + 2 * values.length;
+/**
+ * A join key column, echoed from the request (PRESENT, no event time), with
+ * each value's encoding measured once for both passes.
+ */
+interface JoinKeyColumn {
+  readonly type: JoinKeyType;
+  /** int64 values as Longs, string values as they are. */
+  readonly values: readonly (Long | string)[];
+  /** Bytes of each value's payload: the varint, or the UTF-8 text. */
+  readonly payloadSizes: Int32Array;
+  readonly size: number;
 }
 
-function writeJoinKeyVector(writer: ByteWriter, type: JoinKeyType, values: readonly JoinKeyValue[]): void {
-  for (const value of values) {
+function joinKeyColumn(type: JoinKeyType, raw: readonly JoinKeyValue[]): JoinKeyColumn {
+  const values = type === 'int64' ? raw.map(int64Of) : (raw as readonly string[]);
+  const payloadSizes = new Int32Array(values.length);
+  let size = values.length > 0 ? 1 + varintSize(values.length) + values.length : 0;
+  values.forEach((value, row) => {
+    const payload = type === 'int64' ? longVarintSize(value as Long) : Buffer.byteLength(value as string);
+    payloadSizes[row] = payload;
+    const valueSize = type === 'int64' ? 1 + payload : 1 + varintSize(payload) + payload;
+    size += 1 + varintSize(valueSize) + valueSize + 2;
+  });
+  return { type, values, payloadSizes, size };
+}
+
+function writeJoinKeyVector(writer: ByteWriter, column: JoinKeyColumn): void {
+  column.values.forEach((value, row) => {
+    const payload = column.payloadSizes[row]!;
     writer.byte(TAG_VALUE);
-    if (type === 'int64') {
-      const long = int64Of(value);
-      writer.varint(1 + longVarintSize(long));
+    if (column.type === 'int64') {
+      writer.varint(1 + payload);
       writer.byte(TAG_INT64_VAL);
-      writer.varint64(long);
+      writer.varint64(value as Long);
     } else {
-      const length = Buffer.byteLength(value as string);
-      writer.varint(1 + varintSize(length) + length);
+      writer.varint(1 + varintSize(payload) + payload);
       writer.byte(TAG_STRING_VAL);
-      writer.varint(length);
+      writer.varint(payload);
       writer.at += writer.bytes.write(value as string, writer.at, 'utf8');
     }
-  }
-  if (values.length > 0) {
+  });
+  const rows = column.values.length;
+  if (rows > 0) {
     writer.byte(TAG_STATUSES);
-    writer.varint(values.length);
-    for (let row = 0; row < values.length; row++) writer.byte(FieldStatus.PRESENT);
+    writer.varint(rows);
+    for (let row = 0; row < rows; row++) writer.byte(FieldStatus.PRESENT);
   }
-  for (let row = 0; row < values.length; row++) {
+  for (let row = 0; row < rows; row++) {
     writer.byte(TAG_TIMESTAMP);
     writer.byte(0);
   }
@@ -251,10 +266,8 @@ export function encodeOnlineResponse(result: OnlineResult, joinKeyTypes: readonl
     }
     return times;
   };
-  const vectorSizes = [
-    ...plan.joinKeys.map((joinKey, index) => joinKeyVectorSize(joinKeyTypes[index]!, result.joinKeys.get(joinKey)!)),
-    ...result.columns.map((column) => featureVectorSize(column, rowCount, timesOf(column))),
-  ];
+  const joinKeyColumns = plan.joinKeys.map((joinKey, index) => joinKeyColumn(joinKeyTypes[index]!, result.joinKeys.get(joinKey)!));
+  const vectorSizes = [...joinKeyColumns.map((column) => column.size), ...result.columns.map((column) => featureVectorSize(column, rowCount, timesOf(column)))];
   let total = 1 + varintSize(metadataSize) + metadataSize;
   for (const size of vectorSizes) total += 1 + varintSize(size) + size;
 
@@ -267,11 +280,11 @@ export function encodeOnlineResponse(result: OnlineResult, joinKeyTypes: readonl
     writer.at += writer.bytes.write(name, writer.at, 'utf8');
   }
   let vector = 0;
-  plan.joinKeys.forEach((joinKey, index) => {
+  for (const column of joinKeyColumns) {
     writer.byte(TAG_RESULTS);
     writer.varint(vectorSizes[vector++]!);
-    writeJoinKeyVector(writer, joinKeyTypes[index]!, result.joinKeys.get(joinKey)!);
-  });
+    writeJoinKeyVector(writer, column);
+  }
   for (const column of result.columns) {
     writer.byte(TAG_RESULTS);
     writer.varint(vectorSizes[vector++]!);
