@@ -18,6 +18,7 @@ import Long from 'long';
 import type { JoinKeyType } from '../config/registry.js';
 import { FieldStatus, type FeatureColumn, type OnlineResult } from '../serving/online-reader.js';
 import type { JoinKeyValue } from '../storage/keys.js';
+import { varintLength } from '../util/varint.js';
 
 const TAG_METADATA = 0x0a; // field 1, length-delimited
 const TAG_RESULTS = 0x12; // field 2, length-delimited
@@ -30,18 +31,9 @@ const TAG_NANOS = 0x10;
 const TAG_INT64_VAL = 0x08; // Value.int64_val, field 1, varint
 const TAG_STRING_VAL = 0x1a; // Value.string_val, field 3, length-delimited
 
-function varintSize(value: number): number {
-  let size = 1;
-  while (value >= 0x80) {
-    value = Math.floor(value / 128);
-    size++;
-  }
-  return size;
-}
-
 /** Size of an int64 as a varint: negative values take the full 10 bytes (two's complement). */
 function varint64Size(value: number): number {
-  return value < 0 ? 10 : varintSize(value);
+  return value < 0 ? 10 : varintLength(value);
 }
 
 /** The same for a Long, exact beyond 2^53. */
@@ -127,7 +119,7 @@ function rowTimestamps(column: FeatureColumn, rowCount: number): RowTimestamps {
     const nano = (ms - whole * 1000) * 1_000_000;
     seconds[row] = whole;
     nanos[row] = nano;
-    sizes[row] = (whole === 0 ? 0 : 1 + varint64Size(whole)) + (nano === 0 ? 0 : 1 + varintSize(nano));
+    sizes[row] = (whole === 0 ? 0 : 1 + varint64Size(whole)) + (nano === 0 ? 0 : 1 + varintLength(nano));
   }
   return { seconds, nanos, sizes };
 }
@@ -153,12 +145,12 @@ interface JoinKeyColumn {
 function joinKeyColumn(type: JoinKeyType, raw: readonly JoinKeyValue[]): JoinKeyColumn {
   const values = type === 'int64' ? raw.map(int64Of) : (raw as readonly string[]);
   const payloadSizes = new Int32Array(values.length);
-  let size = values.length > 0 ? 1 + varintSize(values.length) + values.length : 0;
+  let size = values.length > 0 ? 1 + varintLength(values.length) + values.length : 0;
   values.forEach((value, row) => {
     const payload = type === 'int64' ? longVarintSize(value as Long) : Buffer.byteLength(value as string);
     payloadSizes[row] = payload;
-    const valueSize = type === 'int64' ? 1 + payload : 1 + varintSize(payload) + payload;
-    size += 1 + varintSize(valueSize) + valueSize + 2;
+    const valueSize = type === 'int64' ? 1 + payload : 1 + varintLength(payload) + payload;
+    size += 1 + varintLength(valueSize) + valueSize + 2;
   });
   return { type, values, payloadSizes, size };
 }
@@ -172,7 +164,7 @@ function writeJoinKeyVector(writer: ByteWriter, column: JoinKeyColumn): void {
       writer.byte(TAG_INT64_VAL);
       writer.varint64(value as Long);
     } else {
-      writer.varint(1 + varintSize(payload) + payload);
+      writer.varint(1 + varintLength(payload) + payload);
       writer.byte(TAG_STRING_VAL);
       writer.varint(payload);
       writer.at += writer.bytes.write(value as string, writer.at, 'utf8');
@@ -194,13 +186,13 @@ function featureVectorSize(column: FeatureColumn, rowCount: number, times: RowTi
   const { records, versions } = column.rows;
   const feature = column.feature.index;
   const statuses = column.statuses;
-  let size = rowCount > 0 ? 1 + varintSize(rowCount) + rowCount : 0;
+  let size = rowCount > 0 ? 1 + varintLength(rowCount) + rowCount : 0;
   for (let row = 0; row < rowCount; row++) {
     const status = statuses[row];
     if (status === FieldStatus.PRESENT) {
       const record = records[row]!;
       const length = record.valueLength(record.cell(versions[row]!, feature));
-      size += 1 + varintSize(length) + length;
+      size += 1 + varintLength(length) + length;
     } else {
       size += 2;
     }
@@ -255,7 +247,7 @@ export function encodeOnlineResponse(result: OnlineResult, joinKeyTypes: readonl
   let metadataSize = 0;
   for (const name of names) {
     const length = Buffer.byteLength(name);
-    metadataSize += 1 + varintSize(length) + length;
+    metadataSize += 1 + varintLength(length) + length;
   }
   const timestamps = new Map<FeatureColumn['rows'], RowTimestamps>();
   const timesOf = (column: FeatureColumn): RowTimestamps => {
@@ -268,8 +260,8 @@ export function encodeOnlineResponse(result: OnlineResult, joinKeyTypes: readonl
   };
   const joinKeyColumns = plan.joinKeys.map((joinKey, index) => joinKeyColumn(joinKeyTypes[index]!, result.joinKeys.get(joinKey)!));
   const vectorSizes = [...joinKeyColumns.map((column) => column.size), ...result.columns.map((column) => featureVectorSize(column, rowCount, timesOf(column)))];
-  let total = 1 + varintSize(metadataSize) + metadataSize;
-  for (const size of vectorSizes) total += 1 + varintSize(size) + size;
+  let total = 1 + varintLength(metadataSize) + metadataSize;
+  for (const size of vectorSizes) total += 1 + varintLength(size) + size;
 
   const writer = new ByteWriter(Buffer.allocUnsafe(total));
   writer.byte(TAG_METADATA);

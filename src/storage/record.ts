@@ -23,6 +23,8 @@
  * other is dropped when they meet (equal created times: the later write wins).
  */
 
+import { varintLength } from '../util/varint.js';
+
 export const RECORD_FORMAT = 1;
 const HEADER_BYTES = 1 + 4 + 8 + 2 + 4;
 
@@ -47,15 +49,6 @@ function readVarint(bytes: Uint8Array, at: number): [value: number, next: number
     shift += 7;
   }
   throw new CorruptRecordError('truncated varint');
-}
-
-function varintLength(value: number): number {
-  let length = 1;
-  while (value >= 0x80) {
-    value = Math.floor(value / 128);
-    length++;
-  }
-  return length;
 }
 
 function writeVarint(target: Uint8Array, at: number, value: number): number {
