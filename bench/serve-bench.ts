@@ -24,7 +24,6 @@
  * its first measured run; grpc-js takes seconds of load to reach full speed),
  * BENCH_WARMUP_S (1.5: unrecorded start of every run), BENCH_DURATION_S (6),
  * BENCH_INFLIGHT (32), BENCH_CHANNELS (4), BENCH_POOL (10000),
- * BENCH_L1_STALENESS (unset: the server's default --l1-max-staleness),
  * BENCH_MAX_S (480: the whole run is aborted past it).
  */
 import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
@@ -76,7 +75,6 @@ const INFLIGHT = Math.round(setting('BENCH_INFLIGHT', 32, 1, 1024));
 const CHANNELS = Math.round(setting('BENCH_CHANNELS', 4, 1, 64));
 const POOL = Math.round(setting('BENCH_POOL', 10_000, 100, 100_000));
 const MAX_MS = setting('BENCH_MAX_S', 480, 30, 3600) * 1000;
-const L1_STALENESS = process.env.BENCH_L1_STALENESS || undefined;
 const WRITE_BATCH = 1000;
 const WIDE_ROWS = 100;
 const CALL_TIMEOUT_MS = 10_000;
@@ -564,7 +562,7 @@ async function main(): Promise<void> {
 
   // Phase 1: default L1.
   const hot = hotSet(ENTITIES, HOT, HOT_SEED);
-  const serverHot = await startStrata(dataDir, L1_STALENESS === undefined ? [] : ['--l1-max-staleness', L1_STALENESS]);
+  const serverHot = await startStrata(dataDir, []);
   console.log(`\n[phase 1] ${serverHot.banner}`);
   const load = await loadEntities(serverHot.grpcTarget);
   console.log(`  loaded ${int(load.rows)} rows via WriteFeatures (${WRITE_BATCH}-row batches) in ${(load.ms / 1000).toFixed(1)} s (${int((load.rows / load.ms) * 1000)} rows/s)`);
@@ -616,10 +614,6 @@ async function main(): Promise<void> {
   console.log(`  from /proc/stat; other sandboxes on this kernel are invisible to ps). High values mean the run measured a shared machine.`);
   console.log(`\nWhich tier answered (strata_tier_lookups_total deltas over the measured windows, all runs):\n`);
   printTiers(all);
-  if (L1_STALENESS === undefined) {
-    console.log(`\n  L1 entries live at most --l1-max-staleness (default 5s) however often they are read, so in a and b a hot key`);
-    console.log(`  goes back to L3 about once per 5 s; BENCH_L1_STALENESS=1h measures a hot set that stays in L1.`);
-  }
   console.log('\nServer log lines of note:');
   for (const line of [...hotLogs.map((l) => `  [L1 on ] ${l}`), ...coldLogs.map((l) => `  [L1 off] ${l}`)]) console.log(line);
   console.log(`\ntotal time ${((Date.now() - benchStarted) / 1000).toFixed(0)} s`);
