@@ -18,7 +18,7 @@ const OSES = ['ios', 'android', 'windows', 'macos', 'linux'];
 
 const id = (prefix: string, index: number): string => `${prefix}${String(index).padStart(4, '0')}`;
 
-export const EXAMPLE_IDS = { cards: 120, users: 80, devices: 90 } as const;
+const EXAMPLE_IDS = { cards: 120, users: 80, devices: 90 } as const;
 
 /** Writes the sample rows; returns how many. */
 export async function seedExample(core: ServingCore, nowMs: number): Promise<number> {

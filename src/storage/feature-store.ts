@@ -25,7 +25,5 @@ export interface FeatureStore {
   applyWrites(writes: readonly RecordWrite[], nowMs: number): Promise<Uint8Array[]>;
   /** Every record's ref, in key order, for views still in the registry. */
   recordRefs(): AsyncIterable<RecordRef>;
-  getMeta(name: string): Promise<string | undefined>;
-  putMeta(name: string, value: string): Promise<void>;
   close(): Promise<void>;
 }

@@ -3,7 +3,6 @@
  *
  *   'r' view-name 0x00 entity-key        → feature record (see record.ts)
  *   's' view-name 0x00 u32 fingerprint   → JSON [{name, type}]: a schema some record was written with
- *   'm' name                             → store metadata (e.g. whether the example was seeded)
  *
  * entity-key is the view's join key values in the view's entity order, each
  * as a tag byte then the value: 0x01 varint(length) utf8 for strings, 0x02
@@ -18,7 +17,6 @@ import type { Int64Like } from '../values/value-codec.js';
 
 export const RECORD_NAMESPACE = 0x72; // 'r'
 export const SCHEMA_NAMESPACE = 0x73; // 's'
-export const META_NAMESPACE = 0x6d; // 'm'
 
 const STRING_TAG = 0x01;
 const INT64_TAG = 0x02;
@@ -34,10 +32,6 @@ export function schemaKey(view: string, fingerprint: number): Buffer {
   key.write(view, 1, 'utf8');
   key.writeUInt32BE(fingerprint, key.length - 4);
   return key;
-}
-
-export function metaKey(name: string): Buffer {
-  return Buffer.concat([Buffer.of(META_NAMESPACE), Buffer.from(name, 'utf8')]);
 }
 
 /** The view name of a record key (keys are only ever built by recordKey, so the separator exists). */

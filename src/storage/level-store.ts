@@ -4,7 +4,7 @@ import { StrataError } from '../errors.js';
 import { asBuffer } from '../util/bytes.js';
 import type { ValueType } from '../values/value-codec.js';
 import type { FeatureStore, RecordRef, RecordWrite } from './feature-store.js';
-import { RECORD_NAMESPACE, SCHEMA_NAMESPACE, metaKey, schemaKey, viewOfRecordKey } from './keys.js';
+import { RECORD_NAMESPACE, SCHEMA_NAMESPACE, schemaKey, viewOfRecordKey } from './keys.js';
 import { FeatureRecord, encodeRecord, mergeVersions, nextRevision, type Version } from './record.js';
 
 type SchemaFields = readonly { name: string; type: ValueType }[];
@@ -134,15 +134,6 @@ export class LevelStore implements FeatureStore {
       const view = this.registry.views.get(viewOfRecordKey(key));
       if (view !== undefined) yield { view, key };
     }
-  }
-
-  async getMeta(name: string): Promise<string | undefined> {
-    const value = await this.db.get(metaKey(name));
-    return value?.toString('utf8');
-  }
-
-  async putMeta(name: string, value: string): Promise<void> {
-    await this.db.put(metaKey(name), Buffer.from(value, 'utf8'));
   }
 
   async close(): Promise<void> {

@@ -1,10 +1,8 @@
 import Long from 'long';
 import { describe, expect, it } from 'vitest';
 import {
-  META_NAMESPACE,
   RECORD_NAMESPACE,
   SCHEMA_NAMESPACE,
-  metaKey,
   recordKey,
   recordKeyPrefix,
   schemaKey,
@@ -113,18 +111,14 @@ describe('viewOfRecordKey', () => {
   });
 });
 
-describe('schemaKey and metaKey', () => {
+describe('schemaKey', () => {
   it('lays out a schema key as namespace, view and a big-endian fingerprint', () => {
     const built = schemaKey('card', 0x01020304);
     expect(built[0]).toBe(SCHEMA_NAMESPACE);
     expect(hex(built)).toBe('73' + Buffer.from('card').toString('hex') + '00' + '01020304');
   });
 
-  it('prefixes meta keys with their namespace', () => {
-    expect(hex(metaKey('seeded'))).toBe(META_NAMESPACE.toString(16) + Buffer.from('seeded').toString('hex'));
-  });
-
-  it('keeps the three namespaces apart', () => {
-    expect(new Set([recordKeyPrefix('a')[0], schemaKey('a', 1)[0], metaKey('a')[0]]).size).toBe(3);
+  it('keeps the record and schema namespaces apart', () => {
+    expect(recordKeyPrefix('a')[0]).not.toBe(schemaKey('a', 1)[0]);
   });
 });
