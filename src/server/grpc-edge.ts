@@ -5,9 +5,9 @@ import { HealthImplementation } from 'grpc-health-check';
 import { invalid, StrataError } from '../errors.js';
 import { describeRegistry } from '../serving/registry-description.js';
 import type { ServingCore } from './serving-core.js';
-import { encodeOnlineResponse } from './online-response.js';
-import { decodeRequest, PROTO_FILE, ProtoTypes, SERVICE_NAME, type GetOnlineFeaturesMessage, type WriteFeaturesMessage } from './proto.js';
-import { protoValues, timestampToMs } from './proto-values.js';
+import { OnlineFeaturesRpc } from './online-features-rpc.js';
+import { decodeRequest, PROTO_FILE, ProtoTypes, SERVICE_NAME, type WriteFeaturesMessage } from './proto.js';
+import { protoValues } from './proto-values.js';
 import { grpcCodeName, toGrpcError } from './status-edge.js';
 
 type UnaryHandler = (body: Buffer) => Promise<Buffer>;
@@ -30,9 +30,11 @@ export class GrpcEdge {
   private readonly health: HealthImplementation;
   private readonly core: ServingCore;
   private readonly registryResponse: Buffer;
+  private readonly onlineFeatures: OnlineFeaturesRpc;
 
   constructor(core: ServingCore) {
     this.core = core;
+    this.onlineFeatures = new OnlineFeaturesRpc(core.registry, core.reader);
     this.server = new grpc.Server({
       // Strata checks the configured limit itself to answer INVALID_ARGUMENT; grpc-js only stops absurd sizes.
       'grpc.max_receive_message_length': core.limits.maxMessageBytes * 4,
@@ -46,7 +48,7 @@ export class GrpcEdge {
     this.server.addService(
       { GetOnlineFeatures: method('GetOnlineFeatures'), WriteFeatures: method('WriteFeatures'), ListFeatureViews: method('ListFeatureViews') },
       {
-        GetOnlineFeatures: this.unary('GetOnlineFeatures', (body) => this.getOnlineFeatures(body)),
+        GetOnlineFeatures: this.unary('GetOnlineFeatures', (body) => this.onlineFeatures.handle(body, Date.now())),
         WriteFeatures: this.unary('WriteFeatures', (body) => this.writeFeatures(body)),
         ListFeatureViews: this.unary('ListFeatureViews', async () => this.registryResponse),
       },
@@ -84,24 +86,6 @@ export class GrpcEdge {
         done('OK');
       }, fail);
     };
-  }
-
-  private async getOnlineFeatures(body: Buffer): Promise<Buffer> {
-    const message = decodeRequest<GetOnlineFeaturesMessage>(ProtoTypes.GetOnlineFeaturesRequest, body);
-    const entities = new Map(Object.entries(message.entities ?? {}).map(([joinKey, column]) => [joinKey, column?.values ?? []]));
-    const result = await this.core.reader.read(
-      {
-        features: message.kind === 'features' ? (message.features?.refs ?? []) : undefined,
-        featureService: message.kind === 'feature_service' ? message.feature_service : undefined,
-        entities,
-        asOfMs: message.as_of ? timestampToMs(message.as_of, 'as_of') : undefined,
-      },
-      protoValues,
-      Date.now(),
-    );
-    const joinKeyTypes = result.plan.joinKeys.map((joinKey) => this.core.registry.entitiesByJoinKey.get(joinKey)!.type);
-    const names = [...result.plan.joinKeys, ...result.plan.features.map((feature) => (message.full_feature_names ? feature.fullName : feature.name))];
-    return encodeOnlineResponse(result, joinKeyTypes, names);
   }
 
   private async writeFeatures(body: Buffer): Promise<Buffer> {

@@ -64,6 +64,18 @@ export function valueOf(column: FeatureColumn, row: number): Uint8Array {
   return column.rows.records[row]!.value(column.rows.versions[row]!, column.feature.index)!;
 }
 
+/** A validated, planned request: the records to look up, and which lookup each row of each view reads. */
+export interface PreparedRead {
+  readonly plan: ReadPlan;
+  readonly rowCount: number;
+  readonly joinKeys: ReadonlyMap<string, readonly JoinKeyValue[]>;
+  /** The time read at: as_of, else now. */
+  readonly at: number;
+  readonly lookups: readonly RecordLookup[];
+  /** Per plan view, per row: the index in `lookups` of the row's record. */
+  readonly rowLookups: readonly Int32Array[];
+}
+
 export interface ReadLimits {
   readonly maxRows: number;
   readonly maxFeatures: number;
@@ -146,6 +158,12 @@ export class OnlineReader {
   }
 
   async read(request: OnlineRequest, wire: WireValues, nowMs: number): Promise<OnlineResult> {
+    const prepared = this.prepare(request, wire, nowMs);
+    return this.select(prepared, await this.store.read(prepared.lookups));
+  }
+
+  /** First phase of read(): validation, planning, and one lookup per distinct (view, entity). Public so benchmarks can time the phases. */
+  prepare(request: OnlineRequest, wire: WireValues, nowMs: number): PreparedRead {
     const plan = this.plan(request);
     const { columns: entityColumns, rowCount } = this.entityColumns(plan, request, wire);
     const at = request.asOfMs ?? nowMs;
@@ -155,7 +173,7 @@ export class OnlineReader {
 
     // One lookup per distinct (view, entity); rows point at their lookup.
     const lookups: RecordLookup[] = [];
-    const rowLookup = plan.views.map((viewPlan) => {
+    const rowLookups = plan.views.map((viewPlan) => {
       const view = viewPlan.view;
       const keyColumns = EntityKeys.keyColumns(view, entityColumns);
       const positions = new Int32Array(rowCount);
@@ -171,12 +189,16 @@ export class OnlineReader {
       }
       return positions;
     });
-    const found = await this.store.read(lookups);
+    return { plan, rowCount, joinKeys: entityColumns, at, lookups, rowLookups };
+  }
 
+  /** Last phase of read(): the version visible at T per row, and each value's status, given the records of the lookups. */
+  select(prepared: PreparedRead, found: readonly (FeatureRecord | undefined)[]): OnlineResult {
+    const { plan, rowCount, at } = prepared;
     const columns: FeatureColumn[] = new Array(plan.features.length);
     let responseBytes = RESPONSE_BYTES_PER_VALUE * rowCount * (plan.features.length + plan.joinKeys.length);
     plan.views.forEach((viewPlan, viewIndex) => {
-      const positions = rowLookup[viewIndex]!;
+      const positions = prepared.rowLookups[viewIndex]!;
       const records: (FeatureRecord | undefined)[] = new Array(rowCount);
       const versions = new Int32Array(rowCount);
       for (let row = 0; row < rowCount; row++) {
@@ -199,7 +221,7 @@ export class OnlineReader {
     if (responseBytes > this.limits.maxResponseBytes) {
       throw new StrataError('STRATA_RESPONSE_TOO_LARGE', `the response would hold about ${responseBytes} bytes, over the limit of ${this.limits.maxResponseBytes}; ask for fewer rows or features per call`);
     }
-    return { plan, rowCount, joinKeys: entityColumns, columns };
+    return { plan, rowCount, joinKeys: prepared.joinKeys, columns };
   }
 }
 
