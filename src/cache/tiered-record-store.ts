@@ -1,7 +1,7 @@
 import type { ViewDef } from '../config/registry.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { FeatureStore, RecordRef, RecordWrite } from '../storage/feature-store.js';
+import type { FeatureStore, PeerWrite, RecordRef, RecordWrite } from '../storage/feature-store.js';
 import { CorruptRecordError, FeatureRecord } from '../storage/record.js';
 import { BloomGate } from './bloom-gate.js';
 import { ABSENT, type MemoryTier, type SharedTier } from './tiers.js';
@@ -101,7 +101,21 @@ export class TieredRecordStore {
     options.logger.info('bloom gate rebuilt from L3', { keys: keys.length, ms: Date.now() - started });
     const store = new TieredRecordStore(options, gate);
     if (options.l2 !== undefined) store.shareBloom(options.l2, options.bloomSyncMs);
+    options.l3.onPeerWrites?.((writes) => store.learnPeerWrites(writes));
     return store;
+  }
+
+  /**
+   * Another process's commits to the L3 this one shares (--workers): the gate
+   * learns the keys and L1 the records before that write is acknowledged, so
+   * no read here can miss it. `offer`, not `set`: a newer record may be here already.
+   */
+  private learnPeerWrites(writes: readonly PeerWrite[]): void {
+    for (const write of writes) {
+      this.gate.add(write.key);
+      this.l1?.offer(write.key.toString('latin1'), FeatureRecord.decode(write.record));
+    }
+    this.metrics.bloomKeys.set(this.gate.size);
   }
 
   /** The record of each lookup, or undefined where none was ever written. */

@@ -4,6 +4,7 @@
  * flags and STRATA_* variables (src/config/options.ts); bad ones stop the
  * process before anything starts, with exit code 2.
  */
+import cluster from 'node:cluster';
 import { createReadStream, existsSync, lstatSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -11,9 +12,12 @@ import { parseArgs } from 'node:util';
 import { BUNDLED_REGISTRY, OPTION_SPECS, resolveServeOptions } from '../config/options.js';
 import { formatDuration } from '../config/duration.js';
 import { loadRegistry } from '../config/registry.js';
+import type { ListeningPorts } from '../cluster-protocol.js';
 import { StrataError } from '../errors.js';
 import { createLogger } from '../observability/logger.js';
+import type { ServingCore } from '../server/serving-core.js';
 import { startServer } from '../server/strata-server.js';
+import { servePrimary, serveWorker } from './cluster.js';
 import { seedExample } from './example-seed.js';
 
 const USAGE = `strata — online feature server
@@ -50,24 +54,27 @@ async function serve(argv: string[]): Promise<void> {
   const logger = createLogger(options.logLevel);
   const seedMarker = join(options.dataDir, '.example-seeded');
   const seed = options.registry === BUNDLED_REGISTRY && !existsSync(seedMarker);
+  const prepare = async (core: ServingCore): Promise<void> => {
+    if (!seed) return;
+    const rows = await seedExample(core, Date.now());
+    writeFileSync(seedMarker, `${new Date().toISOString()}\n`);
+    logger.info('bundled example seeded', { rows });
+  };
+  if (cluster.isWorker) return serveWorker(options, registry, logger, prepare);
   if (options.unixSocket !== undefined && existsSync(options.unixSocket) && lstatSync(options.unixSocket).isSocket()) {
     // A socket file left by a process that died; binding would fail with EADDRINUSE.
     unlinkSync(options.unixSocket);
   }
-  const server = await startServer(options, registry, {
-    logger,
-    processMetrics: true,
-    prepare: async (core) => {
-      if (!seed) return;
-      const rows = await seedExample(core, Date.now());
-      writeFileSync(seedMarker, `${new Date().toISOString()}\n`);
-      logger.info('bundled example seeded', { rows });
-    },
-  });
-  process.stdout.write(
-    `strata serving grpc=${options.host}:${server.grpcPort} http=${options.host}:${server.httpPort}${options.unixSocket ? ` unix=${options.unixSocket}` : ''}` +
-      ` l1=${options.l1BudgetBytes > 0 ? `${Math.round(options.l1BudgetBytes / 1024 ** 2)}MiB${options.redisUrl ? `/${formatDuration(options.l1MaxStalenessMs)}` : ''}` : 'off'} l2=${options.redisUrl ? 'redis' : 'off'} data=${options.dataDir}\n`,
-  );
+  // The one line tests and benchmarks wait for, printed once everything listens.
+  const announce = ({ grpcPort, httpPort }: ListeningPorts): void =>
+    void process.stdout.write(
+      `strata serving grpc=${options.host}:${grpcPort} http=${options.host}:${httpPort}${options.unixSocket ? ` unix=${options.unixSocket}` : ''}` +
+        ` l1=${options.l1BudgetBytes > 0 ? `${Math.round(options.l1BudgetBytes / 1024 ** 2)}MiB${options.redisUrl ? `/${formatDuration(options.l1MaxStalenessMs)}` : ''}` : 'off'} l2=${options.redisUrl ? 'redis' : 'off'} data=${options.dataDir}` +
+        ` workers=${options.workers}\n`,
+    );
+  if (options.workers > 1) return servePrimary(options, registry, logger, announce);
+  const server = await startServer(options, registry, { logger, processMetrics: true, prepare });
+  announce(server);
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) {

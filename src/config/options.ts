@@ -33,6 +33,7 @@ export interface ServeOptions {
   readonly bloomSyncMs: number;
   readonly shutdownGraceMs: number;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
+  readonly workers: number;
 }
 
 type Parser = (text: string) => { value: unknown } | { rule: string };
@@ -77,7 +78,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'redisTimeoutMs', flag: 'redis-timeout', env: 'STRATA_REDIS_TIMEOUT', parse: duration(1), fallback: 25, help: 'per-command L2 timeout; past it a read falls through to L3' },
   { key: 'redisKeyPrefix', flag: 'redis-key-prefix', env: 'STRATA_REDIS_KEY_PREFIX', parse: nonEmpty, fallback: 'strata:', help: 'prefix of every L2 key' },
   { key: 'l2TtlMs', flag: 'l2-ttl', env: 'STRATA_L2_TTL', parse: duration(1000), fallback: 3_600_000, help: 'how long a record promoted from L3 lives in L2 (written records do not expire)' },
-  { key: 'l1BudgetBytes', flag: 'l1-budget', env: 'STRATA_L1_BUDGET', parse: bytes, fallback: 256 * 1024 ** 2, help: 'L1 memory budget (0 disables L1)' },
+  { key: 'l1BudgetBytes', flag: 'l1-budget', env: 'STRATA_L1_BUDGET', parse: bytes, fallback: 256 * 1024 ** 2, help: 'L1 memory budget, per serving process (0 disables L1)' },
   { key: 'l1MaxStalenessMs', flag: 'l1-max-staleness', env: 'STRATA_L1_MAX_STALENESS', parse: duration(1), fallback: 5_000, help: 'with L2: max age of an L1 entry, i.e. how stale a replica can be about writes through another' },
   { key: 'retentionMs', flag: 'retention', env: 'STRATA_RETENTION', parse: duration(60_000), fallback: 7 * 86_400_000, help: 'history kept for point-in-time reads' },
   { key: 'maxVersions', flag: 'max-versions', env: 'STRATA_MAX_VERSIONS', parse: integer(1, 1_000_000), fallback: 1_000, help: 'most versions kept per entity and view, whatever the retention' },
@@ -89,6 +90,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'bloomSyncMs', flag: 'bloom-sync', env: 'STRATA_BLOOM_SYNC', parse: duration(10), fallback: 1_000, help: 'with L2: how often keys written through other replicas are learnt' },
   { key: 'shutdownGraceMs', flag: 'shutdown-grace', env: 'STRATA_SHUTDOWN_GRACE', parse: duration(0), fallback: 5_000, help: 'time in-flight calls get on SIGTERM' },
   { key: 'logLevel', flag: 'log-level', env: 'STRATA_LOG_LEVEL', parse: oneOf('debug', 'info', 'warn', 'error'), fallback: 'info', help: 'log verbosity' },
+  { key: 'workers', flag: 'workers', env: 'STRATA_WORKERS', parse: integer(1, 64), fallback: 1, help: 'serving processes sharing the ports; each has its own L1 of --l1-budget, L3 stays in the primary' },
 ];
 
 /** STRATA_* variables that are not serve options but are read elsewhere. */

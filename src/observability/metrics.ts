@@ -1,7 +1,9 @@
 /**
  * Prometheus metrics (prom-client), one registry per server instance so tests
  * can run several servers in one process. Modules at every layer take the
- * `Metrics` object they are handed; none creates metrics of its own.
+ * `Metrics` object they are handed; none creates metrics of its own. With
+ * --workers, a scrape sums the workers' metrics (cluster-metrics.ts) unless a
+ * metric names another aggregator.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
@@ -34,6 +36,8 @@ export class Metrics {
   readonly bloomKeys = new Gauge({
     name: 'strata_bloom_keys',
     help: 'Keys added to the bloom gate.',
+    // With --workers every gate holds every key: the cluster figure is the largest, not the sum.
+    aggregator: 'max',
     registers: [this.registry],
   });
 
@@ -52,6 +56,8 @@ export class Metrics {
   readonly l2Up = new Gauge({
     name: 'strata_l2_up',
     help: '1 when the L2 Redis connection is ready, else 0.',
+    // With --workers: 1 only when every worker is connected.
+    aggregator: 'min',
     registers: [this.registry],
   });
 

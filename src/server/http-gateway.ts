@@ -79,8 +79,7 @@ export class HttpGateway {
       return send(serving ? 200 : 503, JSON.stringify({ status: serving ? 'SERVING' : 'NOT_SERVING' }));
     }
     if (routeKey === 'GET /metrics') {
-      this.core.observeGauges();
-      this.core.metrics.registry.metrics().then((text) => send(200, text, this.core.metrics.registry.contentType), fail);
+      this.core.scrapeMetrics().then((text) => send(200, text, this.core.metrics.registry.contentType), fail);
       return;
     }
     if (routeKey === 'GET /feature-views') return send(200, this.registryJson);

@@ -15,4 +15,6 @@ export interface ServingCore {
   isShuttingDown(): boolean;
   /** Refreshes gauges that are sampled rather than updated per request. */
   observeGauges(): void;
+  /** The Prometheus text /metrics answers with: this process's metrics, or with --workers the whole cluster's. */
+  scrapeMetrics(): Promise<string>;
 }

@@ -9,6 +9,7 @@ import { createLogger, type Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { FeatureWriter } from '../serving/feature-writer.js';
 import { OnlineReader } from '../serving/online-reader.js';
+import type { FeatureStore } from '../storage/feature-store.js';
 import { LevelStore } from '../storage/level-store.js';
 import { GrpcEdge } from './grpc-edge.js';
 import { HttpGateway } from './http-gateway.js';
@@ -22,21 +23,33 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
+/** L3 on LevelDB in `options.dataDir`, created if missing. */
+export async function openLevelStore(options: ServeOptions, registry: Registry): Promise<LevelStore> {
+  mkdirSync(options.dataDir, { recursive: true });
+  return LevelStore.open({ dataDir: options.dataDir, registry, retentionMs: options.retentionMs, maxVersions: options.maxVersions });
+}
+
 /**
  * Wires the data path — L3 LevelDB, optional L2 Redis, L1 memory, serving,
  * the two protocol edges — and starts listening. `prepare` runs after the
  * store opens and before any port is bound (the CLI seeds the bundled
- * example there).
+ * example there). A worker of `--workers N` passes `l3` (the primary's
+ * LevelDB over IPC) and `scrapeMetrics` (the whole cluster's metrics).
  */
 export async function startServer(
   options: ServeOptions,
   registry: Registry,
-  extras: { logger?: Logger; processMetrics?: boolean; prepare?: (core: ServingCore) => Promise<void> } = {},
+  extras: {
+    logger?: Logger;
+    processMetrics?: boolean;
+    prepare?: (core: ServingCore) => Promise<void>;
+    l3?: FeatureStore;
+    scrapeMetrics?: () => Promise<string>;
+  } = {},
 ): Promise<RunningServer> {
   const logger = extras.logger ?? createLogger(options.logLevel);
   const metrics = new Metrics({ processMetrics: extras.processMetrics ?? false });
-  mkdirSync(options.dataDir, { recursive: true });
-  const l3 = await LevelStore.open({ dataDir: options.dataDir, registry, retentionMs: options.retentionMs, maxVersions: options.maxVersions });
+  const l3 = extras.l3 ?? (await openLevelStore(options, registry));
   // Without L2 every write this process can see comes through it (and through L1), so L1 entries need no expiry.
   const l1MaxStalenessMs = options.redisUrl === undefined ? 0 : options.l1MaxStalenessMs;
   const l1 = options.l1BudgetBytes > 0 ? new LruMemoryTier({ budgetBytes: options.l1BudgetBytes, maxStalenessMs: l1MaxStalenessMs, metrics }) : undefined;
@@ -75,6 +88,12 @@ export async function startServer(
     limits: { maxMessageBytes: options.maxMessageBytes },
     isShuttingDown: () => shuttingDown,
     observeGauges: () => l1?.observe(),
+    scrapeMetrics:
+      extras.scrapeMetrics ??
+      (() => {
+        core.observeGauges();
+        return metrics.registry.metrics();
+      }),
   };
   const grpcEdge = new GrpcEdge(core);
   const http = new HttpGateway(core);

@@ -12,6 +12,11 @@ export interface RecordWrite extends RecordRef {
   readonly versions: readonly Version[];
 }
 
+/** A record another process committed to the shared L3: its ref and its new bytes. */
+export interface PeerWrite extends RecordRef {
+  readonly record: Uint8Array;
+}
+
 /**
  * The durable store (L3): the source of truth for this process. Records come
  * back encoded in the view's current schema.
@@ -25,5 +30,11 @@ export interface FeatureStore {
   applyWrites(writes: readonly RecordWrite[], nowMs: number): Promise<Uint8Array[]>;
   /** Every record's ref, in key order, for views still in the registry. */
   recordRefs(): AsyncIterable<RecordRef>;
+  /**
+   * Only where other processes write to the same L3 (--workers): the listener
+   * hears of their commits before their callers are answered, so a cache
+   * above can learn the keys and records. One listener; it runs synchronously.
+   */
+  onPeerWrites?(listener: (writes: readonly PeerWrite[]) => void): void;
   close(): Promise<void>;
 }

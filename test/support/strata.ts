@@ -22,8 +22,8 @@ export const timestamp = (ms: number): { seconds: number; nanos: number } => ({ 
 export class StrataGrpcClient {
   readonly client: grpc.Client;
 
-  constructor(address: string) {
-    this.client = new grpc.Client(address, grpc.credentials.createInsecure());
+  constructor(address: string, channelOptions: grpc.ChannelOptions = {}) {
+    this.client = new grpc.Client(address, grpc.credentials.createInsecure(), channelOptions);
   }
 
   call(method: string, requestType: string, responseType: string, request: Json, metadata = new grpc.Metadata()): Promise<Json> {

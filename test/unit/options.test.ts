@@ -40,6 +40,7 @@ describe('resolveServeOptions', () => {
       bloomSyncMs: 1_000,
       shutdownGraceMs: 5_000,
       logLevel: 'info',
+      workers: 1,
     });
   });
 
@@ -141,6 +142,13 @@ describe('resolveServeOptions', () => {
 
   it('accepts port 0 (ephemeral) and 65535', () => {
     expect(resolveServeOptions({ 'grpc-port': '0', 'http-port': '65535' }, {})).toMatchObject({ grpcPort: 0, httpPort: 65535 });
+  });
+
+  it('takes the worker count from --workers or STRATA_WORKERS, from 1 to 64', () => {
+    expect(resolveServeOptions({ workers: '4' }, {}).workers).toBe(4);
+    expect(resolveServeOptions({}, { STRATA_WORKERS: '64' }).workers).toBe(64);
+    expect(rejection({ workers: '0' }, {})).toContain('flag --workers = "0": must be an integer from 1 to 64');
+    expect(rejection({}, { STRATA_WORKERS: '65' })).toContain('env STRATA_WORKERS = "65": must be an integer from 1 to 64');
   });
 
   it('rejects a log level outside the list', () => {

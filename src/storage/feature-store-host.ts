@@ -1,0 +1,101 @@
+import { fromWireRef, toWireRef, type PrimaryMethods, type WireRecord, type WireRef, type WorkerMethods } from '../cluster-protocol.js';
+import type { Registry } from '../config/registry.js';
+import type { Logger } from '../observability/logger.js';
+import type { IpcEndpoint } from '../util/ipc-endpoint.js';
+import type { FeatureStore, RecordRef } from './feature-store.js';
+
+/** Refs per batch of a worker's key stream: few enough that one message stays small, many enough that a rebuild is not chatty. */
+const REFS_BATCH = 10_000;
+
+type WorkerEndpoint = IpcEndpoint<WorkerMethods, PrimaryMethods>;
+
+/**
+ * The primary's side of L3 over IPC (workers use RemoteFeatureStore): one
+ * store, opened once, serves every worker. After committing a worker's write
+ * it hands the new records to every other worker and waits for their acks
+ * (at most `peerAckTimeoutMs`) before answering: a write acknowledged to a
+ * client is then readable through any worker.
+ */
+export class FeatureStoreHost {
+  private readonly store: FeatureStore;
+  private readonly registry: Registry;
+  private readonly logger: Logger;
+  private readonly peerAckTimeoutMs: number;
+  private readonly workers = new Map<number, WorkerEndpoint>();
+  /** Open key streams, by worker id and the worker's stream number. */
+  private readonly streams = new Map<string, AsyncIterator<RecordRef>>();
+
+  constructor(options: { store: FeatureStore; registry: Registry; logger: Logger; peerAckTimeoutMs: number }) {
+    this.store = options.store;
+    this.registry = options.registry;
+    this.logger = options.logger;
+    this.peerAckTimeoutMs = options.peerAckTimeoutMs;
+  }
+
+  /** Serves L3 to a worker; from now on it is also told of the other workers' writes (even before it reads its first key). */
+  attach(workerId: number, worker: WorkerEndpoint): void {
+    this.workers.set(workerId, worker);
+    worker.serve('l3.get', ({ refs }) => this.store.getRecords(refs.map((ref) => fromWireRef(this.registry, ref))));
+    worker.serve('l3.write', async ({ writes, nowMs }) => {
+      const records = await this.store.applyWrites(
+        writes.map((write) => ({ ...fromWireRef(this.registry, write), versions: write.versions })),
+        nowMs,
+      );
+      await this.tellPeers(workerId, writes.map((write, index): WireRecord => ({ view: write.view, key: write.key, record: records[index]! })));
+      return records;
+    });
+    worker.serve('l3.refs', ({ stream }) => this.nextRefs(workerId, stream));
+    worker.serve('l3.refs-close', ({ stream }) => {
+      this.closeStream(`${workerId}:${stream}`);
+      return null;
+    });
+  }
+
+  /** Forgets a worker that exited: its streams close and no write waits for it any more. */
+  detach(workerId: number): void {
+    this.workers.delete(workerId);
+    for (const key of [...this.streams.keys()]) if (key.startsWith(`${workerId}:`)) this.closeStream(key);
+  }
+
+  /** Closes the streams still open; the store itself belongs to the caller. */
+  close(): void {
+    for (const key of [...this.streams.keys()]) this.closeStream(key);
+  }
+
+  private async tellPeers(writerId: number, records: WireRecord[]): Promise<void> {
+    const peers = [...this.workers].filter(([id]) => id !== writerId);
+    await Promise.all(
+      peers.map(([id, peer]) =>
+        peer.call('l3.peer-writes', { records }, this.peerAckTimeoutMs).catch((error: Error) => {
+          // A worker that is stuck or exiting must not hold everyone's writes; it may serve this write late.
+          this.logger.warn('a worker did not acknowledge peer writes; answering the writer anyway', { worker: id, records: records.length, error: error.message });
+        }),
+      ),
+    );
+  }
+
+  private async nextRefs(workerId: number, stream: number): Promise<{ refs: WireRef[]; done: boolean }> {
+    const key = `${workerId}:${stream}`;
+    let iterator = this.streams.get(key);
+    if (iterator === undefined) {
+      iterator = this.store.recordRefs()[Symbol.asyncIterator]();
+      this.streams.set(key, iterator);
+    }
+    const refs: WireRef[] = [];
+    while (refs.length < REFS_BATCH) {
+      const next = await iterator.next();
+      if (next.done === true) {
+        this.streams.delete(key);
+        return { refs, done: true };
+      }
+      refs.push(toWireRef(next.value));
+    }
+    return { refs, done: false };
+  }
+
+  private closeStream(key: string): void {
+    const iterator = this.streams.get(key);
+    this.streams.delete(key);
+    void iterator?.return?.().catch((error: Error) => this.logger.warn('closing an L3 key stream failed', { error: error.message }));
+  }
+}
