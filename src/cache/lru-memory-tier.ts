@@ -8,17 +8,28 @@ import { type Cached, type MemoryTier } from './tiers.js';
  * 100k entries (test/unit/lru-memory-tier.test.ts keeps it honest).
  */
 const ENTRY_OVERHEAD_BYTES = 200;
+/**
+ * Revisions announced by invalidations, remembered for the keys most
+ * recently invalidated: a read that fetched the previous record from L2 just
+ * before the write must not put it back after the invalidation went past.
+ * Such a read lasts at most the L2 timeout, by which time thousands of
+ * newer invalidations have not come in on any real write rate.
+ */
+const REMEMBERED_INVALIDATIONS = 10_000;
 
 /**
  * L1 on lru-cache, bounded by an estimate of the heap bytes each entry holds
  * (record bytes + offset tables + object headers + key), never by count, so
- * memory stays near the budget whatever the size of the records. Entries live
- * at most `maxStalenessMs` (0: until evicted): that is how stale this process
- * can be about a write made through another replica.
+ * memory stays near the budget whatever the size of the records. With L2,
+ * other replicas' writes arrive as invalidations (see SharedTier); entries
+ * also live at most `maxStalenessMs` (0: until evicted), the bound on
+ * staleness should an invalidation ever not arrive.
  */
 export class LruMemoryTier implements MemoryTier {
   private readonly cache: LRUCache<string, Cached>;
   private readonly metrics: Metrics;
+  /** Key → the newest revision an invalidation announced for it; insertion-ordered, oldest dropped first. */
+  private readonly announced = new Map<string, number>();
 
   constructor(options: { budgetBytes: number; maxStalenessMs: number; metrics: Metrics }) {
     const ttl = options.maxStalenessMs > 0 ? { ttl: options.maxStalenessMs, ttlResolution: 1 } : {};
@@ -41,11 +52,25 @@ export class LruMemoryTier implements MemoryTier {
   offer(id: string, entry: Cached): void {
     const current = this.cache.peek(id);
     if (current !== undefined && current.revision > entry.revision) return;
+    if (this.announced.size > 0 && entry.revision < (this.announced.get(id) ?? -Infinity)) return;
     this.cache.set(id, entry);
   }
 
   set(id: string, entry: Cached): void {
     this.cache.set(id, entry);
+  }
+
+  invalidate(id: string, revision: number): void {
+    const current = this.cache.peek(id);
+    if (current !== undefined && current.revision < revision) this.cache.delete(id);
+    if (revision <= (this.announced.get(id) ?? -Infinity)) return;
+    this.announced.delete(id);
+    this.announced.set(id, revision);
+    if (this.announced.size > REMEMBERED_INVALIDATIONS) this.announced.delete(this.announced.keys().next().value!);
+  }
+
+  clear(): void {
+    this.cache.clear();
   }
 
   get bytes(): number {

@@ -3,7 +3,7 @@ import type { Registry } from '../config/registry.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { RecordRef } from '../storage/feature-store.js';
-import { RECORD_FORMAT } from '../storage/record.js';
+import { RECORD_FORMAT, recordRevision } from '../storage/record.js';
 import { asBuffer } from '../util/bytes.js';
 import type { SharedTier } from './tiers.js';
 
@@ -39,6 +39,8 @@ export class RedisSharedTier implements SharedTier {
   private readonly prefixes = new Map<string, Buffer>();
   private readonly bloomKey: string;
   private bloomClient: Redis | undefined;
+  private subscriber: Redis | undefined;
+  private readonly invalidationChannel: string;
   private readonly ttlMs: number;
   private readonly metrics: Metrics;
   private readonly logger: Logger;
@@ -49,6 +51,7 @@ export class RedisSharedTier implements SharedTier {
     this.metrics = options.metrics;
     this.logger = options.logger;
     this.bloomKey = `${options.keyPrefix}bloom:${options.bloomGeometry}`;
+    this.invalidationChannel = `${options.keyPrefix}written:r${RECORD_FORMAT}`;
     for (const view of options.registry.views.values()) {
       // Record format and schema in the key: processes that would lay out a record differently never share it.
       this.prefixes.set(view.name, Buffer.from(`${options.keyPrefix}r${RECORD_FORMAT}:${view.schemaFingerprint.toString(16).padStart(8, '0')}:`, 'latin1'));
@@ -123,6 +126,8 @@ export class RedisSharedTier implements SharedTier {
       // Bloom bits first: a replica that can read the record must also pass the gate for it.
       for (const offset of bloomOffsets) pipeline.setbit(this.bloomKey, offset, 1);
       refs.forEach((ref, index) => pipeline.set(this.redisKey(ref), asBuffer(records[index]!)));
+      // After the records, in the same pipeline: a replica told of a write can already read it.
+      pipeline.publish(this.invalidationChannel, encodeInvalidations(refs, records));
       const results = await pipeline.exec();
       const failed = results?.find(([error]) => error !== null);
       if (failed) throw failed[0]!;
@@ -209,9 +214,55 @@ export class RedisSharedTier implements SharedTier {
     if (this.ready) listener();
   }
 
+  onInvalidation(invalidate: (key: Buffer, revision: number) => void, gap: () => void): void {
+    // Pub/sub needs a connection of its own. It subscribes on every (re)connection itself, so that `gap`
+    // runs once the subscription is live: messages published while it was down are lost for good.
+    const subscriber = this.client.duplicate({ enableOfflineQueue: true, commandTimeout: undefined, enableAutoPipelining: false, autoResubscribe: false });
+    this.subscriber = subscriber;
+    subscriber.on('error', (error: Error) => this.warn('l2 invalidation subscription error', error));
+    subscriber.on('messageBuffer', (_channel: Buffer, message: Buffer) => {
+      try {
+        decodeInvalidations(message, invalidate);
+      } catch (error) {
+        this.warn('l2 invalidation message malformed; clearing L1', error as Error);
+        gap();
+      }
+    });
+    subscriber.on('ready', () => {
+      subscriber.subscribe(this.invalidationChannel).then(gap, (error: Error) => {
+        this.warn('l2 invalidation subscribe failed; reconnecting', error);
+        subscriber.disconnect(true);
+      });
+    });
+  }
+
   async close(): Promise<void> {
     this.client.disconnect();
     this.bloomClient?.disconnect();
+    this.subscriber?.disconnect();
+  }
+}
+
+/** An invalidation message: per written record, u16 key length, key bytes, f64 revision. */
+function encodeInvalidations(refs: readonly RecordRef[], records: readonly Uint8Array[]): Buffer {
+  const message = Buffer.allocUnsafe(refs.reduce((size, ref) => size + 10 + ref.key.length, 0));
+  let at = 0;
+  refs.forEach((ref, index) => {
+    at = message.writeUInt16BE(ref.key.length, at);
+    at += ref.key.copy(message, at);
+    at = message.writeDoubleBE(recordRevision(records[index]!), at);
+  });
+  return message;
+}
+
+function decodeInvalidations(message: Buffer, invalidate: (key: Buffer, revision: number) => void): void {
+  let at = 0;
+  while (at < message.length) {
+    const length = message.readUInt16BE(at);
+    const key = message.subarray(at + 2, at + 2 + length);
+    const revision = message.readDoubleBE(at + 2 + length);
+    at += 10 + length;
+    invalidate(key, revision);
   }
 }
 

@@ -90,6 +90,19 @@ export class TieredRecordStore {
     this.bloomSync.unref();
   }
 
+  /** Other replicas' writes reach L1 as invalidations; whenever some may have been missed, L1 starts over. */
+  private followInvalidations(l2: SharedTier): void {
+    const l1 = this.l1;
+    if (l1 === undefined) return;
+    l2.onInvalidation(
+      (key, revision) => l1.invalidate(key.toString('latin1'), revision),
+      () => {
+        l1.clear();
+        this.logger.info('l1 cleared: the l2 invalidation subscription (re)started');
+      },
+    );
+  }
+
   /** Rebuilds the bloom gate from every record key in L3 before the first read. */
   static async open(options: TieredRecordStoreOptions): Promise<TieredRecordStore> {
     const started = Date.now();
@@ -100,7 +113,10 @@ export class TieredRecordStore {
     options.metrics.bloomKeys.set(gate.size);
     options.logger.info('bloom gate rebuilt from L3', { keys: keys.length, ms: Date.now() - started });
     const store = new TieredRecordStore(options, gate);
-    if (options.l2 !== undefined) store.shareBloom(options.l2, options.bloomSyncMs);
+    if (options.l2 !== undefined) {
+      store.shareBloom(options.l2, options.bloomSyncMs);
+      store.followInvalidations(options.l2);
+    }
     options.l3.onPeerWrites?.((writes) => store.learnPeerWrites(writes));
     return store;
   }

@@ -15,6 +15,13 @@ export interface MemoryTier {
   offer(id: string, entry: Cached): void;
   /** Stores `entry` whatever the tier holds: for this process's own writes, which are the newest by definition. */
   set(id: string, entry: Cached): void;
+  /**
+   * Another process wrote `revision` of the record: drop an older entry, and
+   * refuse older ones offered later (a read that raced the write).
+   */
+  invalidate(id: string, revision: number): void;
+  /** Drops every entry: invalidations may have been missed. */
+  clear(): void;
   readonly bytes: number;
   readonly entries: number;
 }
@@ -30,7 +37,8 @@ export interface SharedTier {
   /**
    * Write-through after an L3 commit, with the shared bloom bits of the
    * written keys. Written records do not expire in L2 (fills do): replicas
-   * rely on L2 for what they did not write. False when not stored.
+   * rely on L2 for what they did not write. Every replica is told the keys
+   * and revisions written (see onInvalidation). False when not stored.
    */
   put(refs: readonly RecordRef[], records: readonly Uint8Array[], bloomOffsets: readonly number[]): Promise<boolean>;
   /** Resolves true once connected, false after `timeoutMs`. */
@@ -43,6 +51,13 @@ export interface SharedTier {
   runId(): Promise<string | undefined>;
   /** Called on every (re)connection. */
   onReady(listener: () => void): void;
+  /**
+   * Subscribes to the writes of every replica (this one's included):
+   * `invalidate` gets each written key with its new revision; `gap` is called
+   * whenever the subscription (re)starts, since writes made while it was down
+   * were not delivered.
+   */
+  onInvalidation(invalidate: (key: Buffer, revision: number) => void, gap: () => void): void;
   readonly ready: boolean;
   close(): Promise<void>;
 }

@@ -185,6 +185,12 @@ export class FeatureRecord {
  */
 export const RECORD_OBJECT_OVERHEAD = 750;
 
+/** A record's revision without decoding it (for cache invalidation messages). */
+export function recordRevision(bytes: Uint8Array): number {
+  if (bytes.length < HEADER_BYTES || bytes[0] !== RECORD_FORMAT) throw new CorruptRecordError(`unknown record format ${bytes[0]}`);
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getFloat64(5);
+}
+
 /** The revision of a record written at `nowMs` whose previous revision was `previous` (0 if new). */
 export function nextRevision(previous: number, nowMs: number): number {
   return Math.max(previous + 1, nowMs * 1000);

@@ -221,6 +221,33 @@ describe('replicas sharing Redis', () => {
   });
 });
 
+describe('L1 invalidation between replicas', () => {
+  it('brings another replica\'s write into a replica\'s L1 at once, however long its entries may live', async () => {
+    const writer = await start({ 'redis-url': redis.url });
+    const reader = await start({ 'redis-url': redis.url, 'l1-max-staleness': '1h', 'bloom-sync': '20ms' });
+    for (let round = 1; round <= 5; round++) {
+      await pushCards(writer, ['hot-card'], round, Date.now() - 10_000 + round);
+      // Cached in the reader's L1 (read twice: the second is an L1 hit), then replaced by the next round's write.
+      await eventually(async () => (await readLimits(reader, ['hot-card'])).values[0] === round, 2_000);
+      const hits = await tierCount(reader, 'l1', 'hit');
+      expect((await readLimits(reader, ['hot-card'])).values).toEqual([round]);
+      expect(await tierCount(reader, 'l1', 'hit')).toBe(hits + 1);
+    }
+  });
+
+  it('clears L1 when the subscription was cut, since invalidations sent meanwhile are lost', async () => {
+    const writer = await start({ 'redis-url': redis.url });
+    const reader = await start({ 'redis-url': redis.url, 'l1-max-staleness': '1h', 'bloom-sync': '20ms' });
+    await pushCards(writer, ['cut'], 1, Date.now() - 5_000);
+    await eventually(async () => (await readLimits(reader, ['cut'])).values[0] === 1);
+    await redis.command('CLIENT', 'KILL', 'TYPE', 'pubsub');
+    // Written while the reader's subscription may be down: either the message arrives or L1 starts over.
+    await pushCards(writer, ['cut'], 2, Date.now() - 1_000);
+    await eventually(async () => (await readLimits(reader, ['cut'])).values[0] === 2, 5_000);
+    await eventually(async () => reader.logs.some((line) => line.includes('l1 cleared')), 5_000);
+  });
+});
+
 describe('the shared bloom bits', () => {
   it('reach other replicas when the filter is tens of megabytes', async () => {
     // 20M keys at 1 %: a 24 MB bit string, far past what one read within --redis-timeout could move.

@@ -168,6 +168,48 @@ describe('LruMemoryTier.offer', () => {
   });
 });
 
+describe('LruMemoryTier.invalidate', () => {
+  it('drops an entry older than the announced revision, keeps an equal or newer one', () => {
+    const cache = tier(1 << 20);
+    cache.offer(id(1), record({ revision: 5 }));
+    const current = record({ revision: 7 });
+    cache.offer(id(2), current);
+    cache.invalidate(id(1), 6);
+    cache.invalidate(id(2), 7);
+    expect(cache.get(id(1))).toBeUndefined();
+    expect(cache.get(id(2))).toBe(current);
+  });
+
+  it('refuses an older record offered after the invalidation (a read that raced the write), accepts the announced one', () => {
+    const cache = tier(1 << 20);
+    cache.invalidate(id(1), 9);
+    cache.offer(id(1), record({ revision: 8 }));
+    expect(cache.get(id(1))).toBeUndefined();
+    cache.offer(id(1), ABSENT);
+    expect(cache.get(id(1))).toBeUndefined();
+    const announced = record({ revision: 9 });
+    cache.offer(id(1), announced);
+    expect(cache.get(id(1))).toBe(announced);
+  });
+
+  it('remembers a bounded number of announced revisions, the most recent ones', () => {
+    const cache = tier(1 << 20);
+    for (let key = 0; key < 10_001; key++) cache.invalidate(id(key), 100);
+    cache.offer(id(0), record({ revision: 1 }));
+    expect(cache.get(id(0))).toBeDefined();
+    cache.offer(id(10_000), record({ revision: 1 }));
+    expect(cache.get(id(10_000))).toBeUndefined();
+  });
+
+  it('clear() drops every entry', () => {
+    const cache = tier(1 << 20);
+    for (let key = 0; key < 10; key++) cache.offer(id(key), record({ revision: 1 }));
+    cache.clear();
+    expect(cache.entries).toBe(0);
+    expect(cache.bytes).toBe(0);
+  });
+});
+
 describe('LruMemoryTier staleness', () => {
   afterEach(() => {
     vi.useRealTimers();

@@ -31,7 +31,7 @@ describe('resolveServeOptions', () => {
       redisKeyPrefix: 'strata:',
       l2TtlMs: 3_600_000,
       l1BudgetBytes: 256 * 1024 * 1024,
-      l1MaxStalenessMs: 5_000,
+      l1MaxStalenessMs: 60_000,
       retentionMs: 7 * 86_400_000,
       maxRows: 1_000,
       maxFeatures: 500,
