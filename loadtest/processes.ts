@@ -1,0 +1,258 @@
+/**
+ * The processes of a load-test run: the Strata server under test (the built
+ * CLI, `node dist/cli/main.js serve`), the no-op baseline server, Redis,
+ * and the load generators. Every child is tracked and killed when the run
+ * ends, however it ends.
+ */
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const MAIN_JS = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+const NOOP_SERVER = fileURLToPath(new URL('./noop-server-process.ts', import.meta.url));
+
+const children = new Set<ChildProcess>();
+
+export function track<T extends ChildProcess>(child: T): T {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+export function killAllChildren(): void {
+  for (const child of children) if (alive(child)) child.kill('SIGKILL');
+}
+
+function alive(child: ChildProcess): boolean {
+  return child.exitCode === null && child.signalCode === null;
+}
+
+/** SIGTERM, then SIGKILL if the child has not exited after `graceMs`. */
+export async function terminate(child: ChildProcess, graceMs: number): Promise<void> {
+  if (!alive(child)) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+// ---- the server under test ------------------------------------------------------------------------
+
+export interface StrataProcess {
+  readonly child: ChildProcess;
+  readonly grpcTarget: string;
+  readonly httpBase: string;
+  readonly logTail: string[];
+}
+
+/** The environment of a server child: nothing STRATA_* or REDIS_URL from the caller's shell (it would change the setup, or be refused). */
+function serverEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('STRATA_') && name !== 'REDIS_URL') env[name] = value;
+  return env;
+}
+
+export async function startStrata(args: readonly string[]): Promise<StrataProcess> {
+  const child = track(spawn(process.execPath, [MAIN_JS, 'serve', '--host', '127.0.0.1', '--grpc-port', '0', '--http-port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: serverEnv() }));
+  const logTail: string[] = [];
+  createInterface({ input: child.stderr! }).on('line', (line) => {
+    logTail.push(line);
+    if (logTail.length > 100) logTail.shift();
+  });
+  const banner = await withTimeout(
+    new Promise<string>((resolve, reject) => {
+      createInterface({ input: child.stdout! }).on('line', (line) => {
+        if (line.startsWith('strata serving ')) resolve(line);
+      });
+      child.once('exit', (code, signal) => reject(new Error(`strata serve exited (${code ?? signal}) before serving:\n${logTail.slice(-20).join('\n')}`)));
+    }),
+    180_000,
+    'strata serve start',
+  );
+  const grpc = / grpc=\S+:(\d+)/.exec(banner);
+  const http = / http=\S+:(\d+)/.exec(banner);
+  if (grpc === null || http === null) throw new Error(`cannot read the ports from: ${banner}`);
+  return { child, grpcTarget: `127.0.0.1:${grpc[1]}`, httpBase: `http://127.0.0.1:${http[1]}`, logTail };
+}
+
+/** Server log lines worth showing next to a result: warnings and errors. */
+export function notableLogs(server: StrataProcess): string[] {
+  return server.logTail.filter((line) => /"level":"(warn|error)"/.test(line));
+}
+
+export interface NoopProcess {
+  readonly child: ChildProcess;
+  readonly target: string;
+}
+
+export async function startNoop(response: Buffer): Promise<NoopProcess> {
+  // The child inherits this process's execArgv (tsx's loader), so it can be a .ts file.
+  const child = track(fork(NOOP_SERVER, [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+  const port = await withTimeout(
+    new Promise<number>((resolve, reject) => {
+      child.once('message', (message) => resolve((message as { port: number }).port));
+      child.once('exit', (code) => reject(new Error(`no-op server exited (${code})`)));
+      child.send({ response });
+    }),
+    30_000,
+    'no-op server start',
+  );
+  return { child, target: `127.0.0.1:${port}` };
+}
+
+// ---- what the server reports ----------------------------------------------------------------------
+
+export interface TierCounters {
+  readonly lookups: number;
+  readonly l1Hits: number;
+  readonly l2Lookups: number;
+  readonly l2Hits: number;
+  readonly l3Lookups: number;
+  readonly l3Hits: number;
+  readonly bloomNegatives: number;
+}
+
+/** Record-lookup counters from the server's /metrics (cumulative since it started). */
+export async function scrapeTiers(httpBase: string): Promise<TierCounters> {
+  const response = await fetch(`${httpBase}/metrics`, { signal: AbortSignal.timeout(10_000) });
+  const text = await response.text();
+  const tier = new Map<string, number>();
+  let bloomNegatives = 0;
+  for (const line of text.split('\n')) {
+    const lookup = /^strata_tier_lookups_total\{(?=.*tier="(\w+)")(?=.*result="(\w+)").*\}\s+(\S+)/.exec(line);
+    if (lookup !== null) tier.set(`${lookup[1]} ${lookup[2]}`, Number(lookup[3]));
+    const bloom = /^strata_bloom_negatives_total\s+(\S+)/.exec(line);
+    if (bloom !== null) bloomNegatives = Number(bloom[1]);
+  }
+  const get = (key: string): number => tier.get(key) ?? 0;
+  const l2Lookups = get('l2 hit') + get('l2 miss') + get('l2 error');
+  const l3Lookups = get('l3 hit') + get('l3 miss') + get('l3 error');
+  const l1Lookups = get('l1 hit') + get('l1 miss');
+  return {
+    // Without L1 every lookup goes to the bloom gate and below.
+    lookups: l1Lookups > 0 ? l1Lookups : l2Lookups > 0 ? l2Lookups + bloomNegatives : l3Lookups + bloomNegatives,
+    l1Hits: get('l1 hit'),
+    l2Lookups,
+    l2Hits: get('l2 hit'),
+    l3Lookups,
+    l3Hits: get('l3 hit'),
+    bloomNegatives,
+  };
+}
+
+/** One unlabelled gauge or counter from /metrics. */
+export async function scrapeValue(httpBase: string, name: string): Promise<number> {
+  const text = await (await fetch(`${httpBase}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
+  const line = new RegExp(`^${name}\\s+(\\S+)$`, 'm').exec(text);
+  if (line === null) throw new Error(`/metrics has no ${name}`);
+  return Number(line[1]);
+}
+
+export function tierDelta(after: TierCounters, before: TierCounters): TierCounters {
+  return {
+    lookups: after.lookups - before.lookups,
+    l1Hits: after.l1Hits - before.l1Hits,
+    l2Lookups: after.l2Lookups - before.l2Lookups,
+    l2Hits: after.l2Hits - before.l2Hits,
+    l3Lookups: after.l3Lookups - before.l3Lookups,
+    l3Hits: after.l3Hits - before.l3Hits,
+    bloomNegatives: after.bloomNegatives - before.bloomNegatives,
+  };
+}
+
+/** A process and all its descendants (a `--workers` server is several processes). Linux /proc. */
+function processTree(rootPid: number): number[] {
+  const parentOf = new Map<number, number>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      parentOf.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const inTree = (pid: number): boolean => {
+    for (let current: number | undefined = pid; current !== undefined && current > 1; current = parentOf.get(current)) if (current === rootPid) return true;
+    return false;
+  };
+  return [...parentOf.keys()].filter(inTree);
+}
+
+/** Resident memory of a process tree, in bytes. */
+export function treeRssBytes(rootPid: number): number {
+  let total = 0;
+  for (const pid of processTree(rootPid)) {
+    try {
+      const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      if (rss !== null) total += Number(rss[1]) * 1024;
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return total;
+}
+
+/** Samples a process tree's RSS every `everyMs` until stopped; returns the highest seen. */
+export function watchRss(pid: number, everyMs = 250): { stop(): number } {
+  let peak = treeRssBytes(pid);
+  const timer = setInterval(() => (peak = Math.max(peak, treeRssBytes(pid))), everyMs);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      return Math.max(peak, treeRssBytes(pid));
+    },
+  };
+}
+
+// ---- CPU used elsewhere on the machine -------------------------------------------------------------
+
+interface CpuSnapshot {
+  readonly busy: number;
+  readonly total: number;
+  readonly ours: number;
+}
+
+/**
+ * Busy ticks of all CPUs (/proc/stat) and of this process tree. Processes
+ * of other sandboxes share the kernel without being visible to `ps`; the
+ * difference is the only way to see how noisy a measurement window was.
+ */
+export function cpuSnapshot(): CpuSnapshot | undefined {
+  try {
+    const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+    let ours = 0;
+    for (const pid of processTree(process.pid)) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        // utime, stime, and cutime, cstime: descendants that exited during the window (generators, h2load) still count.
+        ours += Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+      } catch {
+        // exited meanwhile
+      }
+    }
+    return { busy: user + nice + system + irq + softirq, total: user + nice + system + idle + iowait + irq + softirq + steal, ours };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Cores' worth of CPU that processes outside this run used between two snapshots. */
+export function othersCores(before: CpuSnapshot | undefined, after: CpuSnapshot | undefined): number | undefined {
+  if (before === undefined || after === undefined) return undefined;
+  const wallTicksPerCpu = (after.total - before.total) / availableParallelism();
+  if (wallTicksPerCpu <= 0) return undefined;
+  return Math.max(0, after.busy - before.busy - (after.ours - before.ours)) / wallTicksPerCpu;
+}

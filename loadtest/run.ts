@@ -1,0 +1,332 @@
+/**
+ * `npm run loadtest` — builds dist/, then: starts Redis when a scenario
+ * needs it, writes the data set through a real `strata serve`, runs every
+ * scenario file of loadtest/scenarios against the server it describes
+ * (and the no-op baseline where asked), prints the table, writes
+ * loadtest/out/report.{json,md} and latency-vs-load.svg, and exits 1 when a
+ * target of loadtest/targets.json is missed (2 on a bad scenario/target file).
+ *
+ *   npm run loadtest -- [--only a,b] [--quick] [--entities N] [--out DIR]
+ *
+ * --quick: 100k entities and a third of every warm-up and duration, for
+ * trying changes; its figures are not the published ones.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
+import { bytesMethod } from '../src/server/grpc-edge.js';
+import { RedisServer } from '../test/support/redis-server.js';
+import { encodeRead, encodeWrite, entityId, ghostId, GET_ONLINE_FEATURES, grpcFrame, readJson, REGISTRY_PATH, WRITE_FEATURES } from './dataset.js';
+import { distinctRows, keySampler } from './key-distribution.js';
+import { h2load, httpLoad, nodeLoad, type LoadResult, type Window } from './load-drivers.js';
+import { consoleTable, judge, writeReports, type ScenarioResult } from './report.js';
+import { cpuSnapshot, killAllChildren, notableLogs, othersCores, scrapeTiers, scrapeValue, startNoop, startStrata, terminate, tierDelta, watchRss, type StrataProcess, type TierCounters } from './processes.js';
+import { loadScenarios, loadTargets, ScenarioFileError, type Scenario, type ServerSpec, type Target } from './scenario.js';
+
+const HERE = fileURLToPath(new URL('.', import.meta.url));
+const WRITE_BATCH = 1_000;
+const WRITES_IN_FLIGHT = 4;
+/** Requests a pool holds at most; beyond, the pool repeats (bounded memory for long closed-loop runs). */
+const MAX_POOL = 600_000;
+const KEY_SEED = 0x10ad;
+const CALIBRATION_ENTITIES = 20_000;
+
+function fail(message: string, code: number): never {
+  process.stderr.write(`loadtest: ${message}\n`);
+  process.exit(code);
+}
+
+const { values: flags } = (() => {
+  try {
+    return parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, entities: { type: 'string' }, out: { type: 'string' } }, strict: true });
+  } catch (error) {
+    return fail((error as Error).message, 2);
+  }
+})();
+const quick = flags.quick === true;
+const entityCount = Number(flags.entities ?? (quick ? 100_000 : 1_000_000));
+if (!Number.isInteger(entityCount) || entityCount < 1_000 || entityCount > 10_000_000) fail('--entities must be an integer from 1000 to 10000000', 2);
+const outDir = flags.out ?? join(HERE, 'out');
+
+let scenarios: Scenario[];
+let targets: Target[];
+try {
+  const all = loadScenarios(join(HERE, 'scenarios'));
+  const only = flags.only?.split(',').map((name) => name.trim());
+  for (const name of only ?? []) if (!all.some((scenario) => scenario.name === name)) fail(`--only: no scenario ${name} (have: ${all.map((scenario) => scenario.name).join(', ')})`, 2);
+  scenarios = only === undefined ? all : all.filter((scenario) => only.includes(scenario.name));
+  targets = loadTargets(join(HERE, 'targets.json'), all).filter((target) => scenarios.some((scenario) => scenario.name === target.scenario));
+} catch (error) {
+  if (error instanceof ScenarioFileError) fail(error.message, 2);
+  throw error;
+}
+if (scenarios.some((scenario) => scenario.load.generator === 'h2load')) {
+  try {
+    execFileSync('h2load', ['--version'], { stdio: 'ignore' });
+  } catch {
+    fail('h2load not found: install Debian\'s nghttp2-client (apt-get install nghttp2-client)', 2);
+  }
+}
+
+const workDir = mkdtempSync(join(tmpdir(), 'strata-loadtest-'));
+process.on('exit', () => {
+  killAllChildren();
+  rmSync(workDir, { recursive: true, force: true, maxRetries: 3, retryDelay: 100 });
+});
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => fail(`${signal}: stopped`, 130));
+
+const log = (text: string): void => void process.stderr.write(`${text}\n`);
+const scaled = (seconds: number): number => (quick ? Math.max(1, Math.round(seconds / 3)) : seconds);
+
+// ---- gRPC calls of the harness itself ----------------------------------------------------------------
+
+function unary(target: string, path: string, request: Buffer): Promise<Buffer> {
+  const client = new grpc.Client(target, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': -1 });
+  const method = bytesMethod(path);
+  return new Promise<Buffer>((resolve, reject) => {
+    client.makeUnaryRequest(method.path, method.requestSerialize, method.responseDeserialize, request, { deadline: Date.now() + 60_000 }, (error, response) => (error ? reject(error) : resolve(response!)));
+  }).finally(() => client.close());
+}
+
+async function seed(server: StrataProcess): Promise<void> {
+  const started = Date.now();
+  const eventMs = started - 60_000;
+  let next = 0;
+  const writer = async (): Promise<void> => {
+    while (next < entityCount) {
+      const from = next;
+      next = Math.min(entityCount, next + WRITE_BATCH);
+      await unary(server.grpcTarget, WRITE_FEATURES, encodeWrite(from, next, eventMs));
+    }
+  };
+  await Promise.all(Array.from({ length: WRITES_IN_FLIGHT }, writer));
+  log(`seeded ${entityCount.toLocaleString('en-US')} entities × 50 features in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+}
+
+/**
+ * What one entity costs in L1 (its record, key and entry overhead, by L1's
+ * own accounting): read CALIBRATION_ENTITIES entities into an L1 large
+ * enough for all of them and divide. "10 % of data" for L1 means room for
+ * 10 % of the entities' records as L1 holds them.
+ */
+async function l1BytesPerEntity(dataDir: string): Promise<number> {
+  const server = await startStrata(serverArgs({ l1: { kind: 'mib', mib: 1024 }, redis: false, workers: 1 }, dataDir, 0, undefined));
+  try {
+    const count = Math.min(CALIBRATION_ENTITIES, entityCount);
+    for (let from = 0; from < count; from += 100) {
+      const ids = Array.from({ length: Math.min(100, count - from) }, (_, offset) => entityId(from + offset));
+      await unary(server.grpcTarget, GET_ONLINE_FEATURES, encodeRead(ids, { features: 50, by: 'service' }));
+    }
+    const bytes = await scrapeValue(server.httpBase, 'strata_l1_bytes');
+    const entries = await scrapeValue(server.httpBase, 'strata_l1_entries');
+    if (entries !== count) throw new Error(`L1 calibration: expected ${count} entries, found ${entries}`);
+    return bytes / entries;
+  } finally {
+    await terminate(server.child, 30_000);
+  }
+}
+
+function directoryBytes(directory: string): number {
+  return readdirSync(directory, { withFileTypes: true }).reduce((sum, entry) => {
+    const path = join(directory, entry.name);
+    return sum + (entry.isDirectory() ? directoryBytes(path) : statSync(path).size);
+  }, 0);
+}
+
+// ---- servers -------------------------------------------------------------------------------------
+
+function l1BudgetBytes(spec: ServerSpec, dataBytes: number): number {
+  switch (spec.l1.kind) {
+    case 'off':
+      return 0;
+    case 'mib':
+      return spec.l1.mib * 1024 * 1024;
+    case 'share-of-data':
+      return Math.round(spec.l1.share * dataBytes);
+  }
+}
+
+function serverArgs(spec: ServerSpec, dataDir: string, dataBytes: number, redis: RedisServer | undefined): string[] {
+  return [
+    '--registry',
+    REGISTRY_PATH,
+    '--data-dir',
+    dataDir,
+    '--l1-budget',
+    String(l1BudgetBytes(spec, dataBytes)),
+    ...(spec.redis ? ['--redis-url', redis!.url] : []),
+    ...(spec.workers > 1 ? ['--workers', String(spec.workers)] : []),
+  ];
+}
+
+function describeSetup(spec: ServerSpec, dataBytes: number): string {
+  const budget = l1BudgetBytes(spec, dataBytes);
+  return `L1 ${budget === 0 ? 'off' : `${(budget / 1024 ** 2).toFixed(0)} MiB`}, ${spec.redis ? 'Redis' : 'no Redis'}${spec.workers > 1 ? `, ${spec.workers} workers` : ''}`;
+}
+
+// ---- requests ------------------------------------------------------------------------------------
+
+function requestCount(scenario: Scenario, rate: number | undefined): number {
+  if (scenario.load.generator === 'h2load') return 1;
+  const seconds = scaled(scenario.warmupS) + scaled(scenario.durationS);
+  // Open loop: one request per scheduled call, so no request repeats and caches see the distribution as drawn.
+  return Math.min(MAX_POOL, rate === undefined ? MAX_POOL : Math.ceil(rate * seconds * 1.02) + 100);
+}
+
+function requestIds(scenario: Scenario, count: number): string[][] {
+  const { keys, rows } = scenario.request;
+  const sample = keySampler(keys, entityCount, KEY_SEED);
+  const name = keys.dist === 'never-written' ? ghostId : entityId;
+  return Array.from({ length: count }, () => distinctRows(sample, rows).map(name));
+}
+
+// ---- one scenario ---------------------------------------------------------------------------------
+
+interface Running {
+  readonly spec: ServerSpec;
+  readonly server: StrataProcess;
+}
+
+async function measure(server: StrataProcess | undefined, run: (window: Window) => Promise<LoadResult>, warmupS: number, durationS: number): Promise<{ load: LoadResult; tiers: TierCounters | undefined; othersCores: number | undefined }> {
+  let before: Promise<TierCounters> | undefined;
+  let cpuBefore: ReturnType<typeof cpuSnapshot>;
+  const load = await run({
+    warmupS,
+    durationS,
+    onStart: () => {
+      cpuBefore = cpuSnapshot();
+      if (server !== undefined) before = scrapeTiers(server.httpBase);
+    },
+  });
+  const cpuAfter = cpuSnapshot();
+  const tiers = server === undefined || before === undefined ? undefined : tierDelta(await scrapeTiers(server.httpBase), await before);
+  return { load, tiers, othersCores: othersCores(cpuBefore, cpuAfter) };
+}
+
+async function runScenario(scenario: Scenario, running: Running, dataBytes: number): Promise<ScenarioResult[]> {
+  const { server } = running;
+  const rates: readonly (number | undefined)[] = scenario.load.mode === 'open' ? scenario.load.rates : [undefined];
+  const shape = { features: scenario.request.features, by: scenario.request.by } as const;
+  const warmupS = scaled(scenario.warmupS);
+  const durationS = scaled(scenario.durationS);
+  const results: ScenarioResult[] = [];
+  for (const rate of rates) {
+    const ids = requestIds(scenario, requestCount(scenario, rate));
+    const peak = watchRss(server.child.pid!);
+    let measured: Awaited<ReturnType<typeof measure>>;
+    let baseline: LoadResult | undefined;
+    const load = scenario.load;
+    if (load.generator === 'autocannon') {
+      const bodies = ids.map((rowIds) => readJson(rowIds, shape));
+      const check = await fetch(`${server.httpBase}/get-online-features`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: bodies[0] });
+      if (check.status !== 200) throw new Error(`${scenario.name}: the first request answered ${check.status}: ${await check.text()}`);
+      measured = await measure(server, (window) => httpLoad(`${server.httpBase}/get-online-features`, bodies, load.connections, window), warmupS, durationS);
+    } else {
+      const frames = ids.map((rowIds) => grpcFrame(encodeRead(rowIds, shape)));
+      // One real call first: it must succeed, and its response is what the baseline answers.
+      const response = await unary(server.grpcTarget, GET_ONLINE_FEATURES, frames[0]!.subarray(5));
+      const drive = (target: string) => (window: Window): Promise<LoadResult> =>
+        load.generator === 'h2load'
+          ? h2load(target, GET_ONLINE_FEATURES, frames[0]!, load.connections, load.inflight, window)
+          : nodeLoad(target, GET_ONLINE_FEATURES, frames, load.mode === 'open' ? { mode: 'open', rate: rate! } : { mode: 'closed', inflight: load.inflight }, load.processes, window);
+      if (scenario.baseline) {
+        const noop = await startNoop(response);
+        try {
+          baseline = (await measure(undefined, drive(noop.target), warmupS, durationS)).load;
+        } finally {
+          await terminate(noop.child, 5_000);
+        }
+      }
+      measured = await measure(server, drive(server.grpcTarget), warmupS, durationS);
+    }
+    const result: ScenarioResult = {
+      scenario: scenario.name,
+      description: scenario.description,
+      setup: describeSetup(running.spec, dataBytes),
+      offeredRps: rate,
+      load: measured.load,
+      baseline,
+      tiers: measured.tiers,
+      l1BudgetBytes: l1BudgetBytes(running.spec, dataBytes),
+      peakRssBytes: peak.stop(),
+      othersCores: measured.othersCores,
+    };
+    results.push(result);
+    const { latency } = measured.load;
+    log(
+      `  ${scenario.name}${rate === undefined ? '' : ` @ ${rate} rps`}: ${Math.round(measured.load.achievedRps)} rps, p50 ${latency.p50Ms} p99 ${latency.p99Ms} p99.9 ${latency.p999Ms} ms` +
+        `${baseline === undefined ? '' : ` (baseline ${Math.round(baseline.achievedRps)} rps, p99 ${baseline.latency.p99Ms} ms)`}` +
+        `${measured.load.sendLagP99Ms === undefined ? '' : `, send lag p99 ${measured.load.sendLagP99Ms} ms`}`,
+    );
+  }
+  for (const line of notableLogs(server)) log(`  server: ${line}`);
+  return results;
+}
+
+function revision(): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: HERE, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', '../src'], { cwd: HERE, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return dirty === '' ? head : `${head} + uncommitted changes in src/`;
+  } catch {
+    return 'unknown revision';
+  }
+}
+
+// ---- the run ----------------------------------------------------------------------------------------
+
+function firstOfSetup(scenario: Scenario): number {
+  const setup = JSON.stringify(scenario.server);
+  return scenarios.findIndex((candidate) => JSON.stringify(candidate.server) === setup);
+}
+
+async function main(): Promise<void> {
+  const startedAt = new Date().toISOString();
+  const redis = scenarios.some((scenario) => scenario.server.redis) ? await RedisServer.start() : undefined;
+  const dataDir = join(workDir, 'data');
+  log(`loadtest: ${scenarios.length} scenarios, ${entityCount.toLocaleString('en-US')} entities${quick ? ' (quick)' : ''}; work dir ${workDir}`);
+
+  // Written with Redis on (when any scenario uses it), so L2 holds every record as a replica's writes would leave it.
+  const seeder = await startStrata(serverArgs({ l1: { kind: 'off' }, redis: redis !== undefined, workers: 1 }, dataDir, 0, redis));
+  await seed(seeder);
+  await terminate(seeder.child, 60_000);
+  const l3Bytes = directoryBytes(dataDir);
+  const perEntity = await l1BytesPerEntity(dataDir);
+  const dataBytes = Math.round(perEntity * entityCount);
+  log(`L3 holds ${(l3Bytes / 1024 ** 2).toFixed(0)} MiB on disk; L1 would need ${(dataBytes / 1024 ** 2).toFixed(0)} MiB for every entity (${Math.round(perEntity)} B each)`);
+
+  const results: ScenarioResult[] = [];
+  let running: Running | undefined;
+  const stopRunning = async (): Promise<void> => {
+    if (running === undefined) return;
+    await terminate(running.server.child, 30_000);
+    running = undefined;
+  };
+  // Scenarios on the same server run back to back (one start each), in file order otherwise.
+  const bySetup = [...scenarios].sort((a, b) => firstOfSetup(a) - firstOfSetup(b));
+  for (const scenario of bySetup) {
+    if (running === undefined || JSON.stringify(running.spec) !== JSON.stringify(scenario.server)) {
+      await stopRunning();
+      const server = await startStrata(serverArgs(scenario.server, dataDir, dataBytes, redis));
+      running = { spec: scenario.server, server };
+    }
+    log(`${scenario.name}: ${describeSetup(scenario.server, dataBytes)}`);
+    results.push(...(await runScenario(scenario, running, dataBytes)));
+  }
+  await stopRunning();
+  await redis?.stop();
+
+  const verdicts = judge(targets, results);
+  const files = writeReports(outDir, { startedAt, revision: revision(), machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}`, entities: entityCount, dataBytes, l3Bytes, command: `npm run loadtest${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}` }, scenarios, results, verdicts);
+  process.stdout.write(`\n${consoleTable(results, verdicts)}\n\nreports: ${files.json}, ${files.markdown}${files.chart === undefined ? '' : `, ${files.chart}`}\n`);
+  if (verdicts.some((verdict) => !verdict.met)) process.exit(1);
+}
+
+main().then(
+  () => process.exit(0),
+  (error: Error) => fail(error.stack ?? error.message, 1),
+);
