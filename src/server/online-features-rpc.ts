@@ -1,13 +1,9 @@
 import type { Registry } from '../config/registry.js';
-import type { OnlineReader, OnlineRequest, OnlineResult } from '../serving/online-reader.js';
-import { encodeOnlineResponse } from './online-response.js';
-import { decodeRequest, ProtoTypes, type GetOnlineFeaturesMessage } from './proto.js';
-import { protoValues, timestampToMs } from './proto-values.js';
-
-/** A decoded GetOnlineFeaturesRequest. */
-export interface OnlineRpcRequest extends OnlineRequest {
-  readonly fullFeatureNames: boolean;
-}
+import type { OnlineReader, OnlineResult } from '../serving/online-reader.js';
+import type { ReadPlan } from '../serving/plan.js';
+import { encodeOnlineResponse, ResponseLayout } from './online-response.js';
+import { OnlineRequestDecoder, type OnlineRpcRequest } from './online-request.js';
+import { protoValues } from './proto-values.js';
 
 /**
  * GetOnlineFeatures from request bytes to response bytes, with no network
@@ -17,6 +13,9 @@ export interface OnlineRpcRequest extends OnlineRequest {
 export class OnlineFeaturesRpc {
   private readonly registry: Registry;
   private readonly reader: OnlineReader;
+  private readonly decoder = new OnlineRequestDecoder();
+  /** Per plan: the response layout with short and with full feature names, built on first use. */
+  private readonly layouts = new WeakMap<ReadPlan, [ResponseLayout | undefined, ResponseLayout | undefined]>();
 
   constructor(registry: Registry, reader: OnlineReader) {
     this.registry = registry;
@@ -29,19 +28,28 @@ export class OnlineFeaturesRpc {
   }
 
   decode(body: Uint8Array): OnlineRpcRequest {
-    const message = decodeRequest<GetOnlineFeaturesMessage>(ProtoTypes.GetOnlineFeaturesRequest, body);
-    return {
-      features: message.kind === 'features' ? (message.features?.refs ?? []) : undefined,
-      featureService: message.kind === 'feature_service' ? message.feature_service : undefined,
-      entities: new Map(Object.entries(message.entities ?? {}).map(([joinKey, column]) => [joinKey, column?.values ?? []])),
-      asOfMs: message.as_of ? timestampToMs(message.as_of, 'as_of') : undefined,
-      fullFeatureNames: message.full_feature_names === true,
-    };
+    return this.decoder.decode(body);
   }
 
   encode(result: OnlineResult, fullFeatureNames: boolean): Buffer {
-    const joinKeyTypes = result.plan.joinKeys.map((joinKey) => this.registry.entitiesByJoinKey.get(joinKey)!.type);
-    const names = [...result.plan.joinKeys, ...result.plan.features.map((feature) => (fullFeatureNames ? feature.fullName : feature.name))];
-    return encodeOnlineResponse(result, joinKeyTypes, names);
+    return encodeOnlineResponse(result, this.layout(result.plan, fullFeatureNames));
+  }
+
+  /** Plans live as long as the reader caches them (feature services: always), and their layouts with them. */
+  private layout(plan: ReadPlan, fullFeatureNames: boolean): ResponseLayout {
+    let layouts = this.layouts.get(plan);
+    if (layouts === undefined) {
+      layouts = [undefined, undefined];
+      this.layouts.set(plan, layouts);
+    }
+    const slot = fullFeatureNames ? 1 : 0;
+    let layout = layouts[slot];
+    if (layout === undefined) {
+      const joinKeyTypes = plan.joinKeys.map((joinKey) => this.registry.entitiesByJoinKey.get(joinKey)!.type);
+      const names = [...plan.joinKeys, ...plan.features.map((feature) => (fullFeatureNames ? feature.fullName : feature.name))];
+      layout = new ResponseLayout(plan, joinKeyTypes, names);
+      layouts[slot] = layout;
+    }
+    return layout;
   }
 }

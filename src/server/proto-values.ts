@@ -8,8 +8,11 @@ import type { TimestampMessage } from './proto.js';
 
 /** Request values as protobufjs decodes them: `Value` messages and `google.protobuf.Timestamp`s. */
 export const protoValues: WireValues = {
+  /** `raw`: a protobufjs Value message, or — from the GetOnlineFeatures decoder (online-request.ts) — a string_val as a string, an int64_val as a Long. */
   joinKey(type: JoinKeyType, raw: unknown, column: string, row: number): JoinKeyValue {
-    const message = raw as ValueMessage;
+    if (typeof raw === 'string' && type === 'string') return raw;
+    if (Long.isLong(raw) && type === 'int64') return raw as Long;
+    const message: ValueMessage = typeof raw === 'string' ? { kind: 'string_val', string_val: raw } : Long.isLong(raw) ? { kind: 'int64_val', int64_val: raw as Long } : (raw as ValueMessage);
     // The common case, without building the field name an error would need.
     if (type === 'string' ? message.kind === 'string_val' : message.kind === 'int64_val') return (type === 'string' ? message.string_val : message.int64_val)!;
     const field = `${column}[${row}]`;

@@ -1,7 +1,8 @@
 /**
- * The protobuf side of the gRPC edge. Requests are decoded with protobufjs
- * reflection types (proto-loader's default path would add toObject/fromObject
- * per message); GetOnlineFeatures responses are encoded by hand, see
+ * The protobuf side of the gRPC edge. WriteFeatures requests are decoded
+ * with protobufjs reflection types (proto-loader's default path would add
+ * toObject/fromObject per message); GetOnlineFeatures requests and responses
+ * are decoded and encoded by hand, see online-request.ts and
  * online-response.ts.
  */
 import { fileURLToPath } from 'node:url';
@@ -31,16 +32,6 @@ export interface TimestampMessage {
 
 export interface RepeatedValueMessage {
   values?: protobuf.Message[];
-}
-
-export interface GetOnlineFeaturesMessage {
-  kind?: 'features' | 'feature_service';
-  features?: { refs?: string[] };
-  feature_service?: string;
-  /** A map entry sent without a value decodes as null. */
-  entities?: Record<string, RepeatedValueMessage | null>;
-  as_of?: TimestampMessage | null;
-  full_feature_names?: boolean;
 }
 
 export interface WriteFeaturesMessage {

@@ -97,6 +97,13 @@ export class OnlineReader {
   private readonly limits: ReadLimits;
   private readonly keys: EntityKeys;
   private readonly servicePlans = new Map<string, ReadPlan>();
+  /**
+   * Plans of reference lists by the list itself: the gRPC decoder hands out
+   * one frozen array per distinct list it sees, so a list asked for again is
+   * planned once (bench:read, plan+keys of 1 × 50: 9.2 → 1.9 CPU µs). Weak: a list
+   * the decoder forgets takes its plan with it.
+   */
+  private readonly refPlans = new WeakMap<readonly string[], ReadPlan>();
 
   constructor(registry: Registry, store: TieredRecordStore, limits: ReadLimits) {
     this.registry = registry;
@@ -124,9 +131,16 @@ export class OnlineReader {
       const refs = request.features ?? [];
       if (refs.length === 0) throw invalid('STRATA_NO_FEATURES', field, 'name at least one feature, or a feature_service');
       if (refs.length > this.limits.maxFeatures) throw tooManyFeatures(field, refs.length, this.limits.maxFeatures);
-      plan = planFeatures(resolveFeatureRefs(this.registry, refs, field));
+      plan = this.refPlans.get(refs) ?? this.planRefs(refs, field);
     }
     if (plan.features.length > this.limits.maxFeatures) throw tooManyFeatures(field, plan.features.length, this.limits.maxFeatures);
+    return plan;
+  }
+
+  private planRefs(refs: readonly string[], field: string): ReadPlan {
+    const plan = planFeatures(resolveFeatureRefs(this.registry, refs, field));
+    // Only frozen lists are remembered: they cannot change after being planned.
+    if (Object.isFrozen(refs)) this.refPlans.set(refs, plan);
     return plan;
   }
 
@@ -195,12 +209,19 @@ export class OnlineReader {
   /** Last phase of read(): the version visible at T per row, and each value's status, given the records of the lookups. */
   select(prepared: PreparedRead, found: readonly (FeatureRecord | undefined)[]): OnlineResult {
     const { plan, rowCount, at } = prepared;
+    const views = plan.views;
     const columns: FeatureColumn[] = new Array(plan.features.length);
+    // One store for all versions and one for all statuses, each column a view into it: a typed array
+    // over 64 bytes gets its own off-heap store, costly to create and to collect (100 rows × 50
+    // features: 51 of them per request).
+    const allVersions = new Int32Array(views.length * rowCount);
+    const allStatuses = new Uint8Array(plan.features.length * rowCount);
     let responseBytes = RESPONSE_BYTES_PER_VALUE * rowCount * (plan.features.length + plan.joinKeys.length);
-    plan.views.forEach((viewPlan, viewIndex) => {
+    for (let viewIndex = 0; viewIndex < views.length; viewIndex++) {
+      const viewPlan = views[viewIndex]!;
       const positions = prepared.rowLookups[viewIndex]!;
       const records: (FeatureRecord | undefined)[] = new Array(rowCount);
-      const versions = new Int32Array(rowCount);
+      const versions = allVersions.subarray(viewIndex * rowCount, (viewIndex + 1) * rowCount);
       for (let row = 0; row < rowCount; row++) {
         const record = found[positions[row]!];
         records[row] = record;
@@ -208,16 +229,18 @@ export class OnlineReader {
       }
       const rows: ViewRows = { records, versions };
       const ttlMs = viewPlan.view.ttlMs;
-      viewPlan.features.forEach((feature, position) => {
-        const statuses = new Uint8Array(rowCount);
+      for (let position = 0; position < viewPlan.features.length; position++) {
+        const feature = viewPlan.features[position]!;
+        const output = viewPlan.outputColumns[position]!;
+        const statuses = allStatuses.subarray(output * rowCount, (output + 1) * rowCount);
         for (let row = 0; row < rowCount; row++) {
           const status = statusAt(records[row], versions[row]!, feature.index, at, ttlMs);
           statuses[row] = status;
           if (status === FieldStatus.PRESENT) responseBytes += records[row]!.valueLength(records[row]!.cell(versions[row]!, feature.index));
         }
-        columns[viewPlan.outputColumns[position]!] = { feature, rows, statuses };
-      });
-    });
+        columns[output] = { feature, rows, statuses };
+      }
+    }
     if (responseBytes > this.limits.maxResponseBytes) {
       throw new StrataError('STRATA_RESPONSE_TOO_LARGE', `the response would hold about ${responseBytes} bytes, over the limit of ${this.limits.maxResponseBytes}; ask for fewer rows or features per call`);
     }

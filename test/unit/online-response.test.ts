@@ -4,7 +4,7 @@ import Long from 'long';
 import protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
 import { compileRegistry } from '../../src/config/registry.js';
-import { encodeOnlineResponse } from '../../src/server/online-response.js';
+import { encodeOnlineResponse, ResponseLayout } from '../../src/server/online-response.js';
 import { FieldStatus, type FeatureColumn, type OnlineResult, type ViewRows } from '../../src/serving/online-reader.js';
 import { planFeatures } from '../../src/serving/plan.js';
 import { encodeRecord, FeatureRecord } from '../../src/storage/record.js';
@@ -34,7 +34,7 @@ describe('encodeOnlineResponse', () => {
     const plan = planFeatures([view.featuresByName.get('revenue')!]);
     const column: FeatureColumn = { feature: plan.features[0]!, rows, statuses: Uint8Array.from([FieldStatus.PRESENT, FieldStatus.NULL_VALUE, FieldStatus.NOT_FOUND]) };
     const result: OnlineResult = { plan, rowCount: 3, joinKeys: new Map([['store_id', [Long.fromString('-9223372036854775808'), 7, Long.fromString('9223372036854775807')]]]), columns: [column] };
-    const decoded = decode(encodeOnlineResponse(result, ['int64'], ['store_id', 'revenue']));
+    const decoded = decode(encodeOnlineResponse(result, new ResponseLayout(plan, ['int64'], ['store_id', 'revenue'])));
     expect(decoded.metadata.feature_names).toEqual(['store_id', 'revenue']);
     expect(decoded.results[0]!.values.map((value) => value.int64_val)).toEqual(['-9223372036854775808', '7', '9223372036854775807']);
     expect(decoded.results[0]!.statuses).toEqual(['PRESENT', 'PRESENT', 'PRESENT']);
@@ -59,16 +59,37 @@ describe('encodeOnlineResponse', () => {
     );
     const plan = planFeatures([view.featuresByName.get('s')!]);
     const column: FeatureColumn = { feature: plan.features[0]!, rows: { records: [record], versions: Int32Array.of(0) }, statuses: Uint8Array.of(FieldStatus.PRESENT) };
-    const decoded = decode(encodeOnlineResponse({ plan, rowCount: 1, joinKeys: new Map([['user_id', ['ünïcode']]]), columns: [column] }, ['string'], ['user_id', 'everything__s']));
+    const decoded = decode(encodeOnlineResponse({ plan, rowCount: 1, joinKeys: new Map([['user_id', ['ünïcode']]]), columns: [column] }, new ResponseLayout(plan, ['string'], ['user_id', 'everything__s'])));
     expect(decoded.results[0]!.values[0]!.string_val).toBe('ünïcode');
     expect(decoded.results[1]!.values[0]!.string_val).toBe(long);
     expect(decoded.results[1]!.event_timestamps[0]).toEqual({ seconds: '5', nanos: 0 });
   });
 
+  it('gives a value whose feature is absent from its version no event time, and its neighbours theirs', () => {
+    const view = registry.views.get('card_profile')!;
+    const [first, second] = view.features;
+    // Version 0 of `older` predates the second feature: its slot is absent.
+    const older = FeatureRecord.decode(encodeRecord(view.schemaFingerprint, 1, 2, [{ eventTs: 3_000, createdTs: 1, slots: [encodeTypedValue({ type: 'double', value: 1 }), undefined] }]));
+    const newer = FeatureRecord.decode(encodeRecord(view.schemaFingerprint, 1, 2, [{ eventTs: 7_250, createdTs: 1, slots: [NULL_VALUE, encodeTypedValue({ type: 'string', value: 'PT' })] }]));
+    const plan = planFeatures([first!, second!]);
+    const rows: ViewRows = { records: [older, newer, undefined], versions: Int32Array.from([0, 0, -1]) };
+    const columns: FeatureColumn[] = [
+      { feature: first!, rows, statuses: Uint8Array.from([FieldStatus.PRESENT, FieldStatus.NULL_VALUE, FieldStatus.NOT_FOUND]) },
+      { feature: second!, rows, statuses: Uint8Array.from([FieldStatus.NOT_FOUND, FieldStatus.PRESENT, FieldStatus.NOT_FOUND]) },
+    ];
+    const result: OnlineResult = { plan, rowCount: 3, joinKeys: new Map([['card_id', ['a', 'b', 'c']]]), columns };
+    const decoded = decode(encodeOnlineResponse(result, new ResponseLayout(plan, ['string'], ['card_id', first!.name, second!.name])));
+    const times = [{ seconds: '3', nanos: 0 }, { seconds: '7', nanos: 250_000_000 }, { seconds: '0', nanos: 0 }];
+    expect(decoded.results[1]!.event_timestamps).toEqual(times);
+    expect(decoded.results[2]!.event_timestamps).toEqual([{ seconds: '0', nanos: 0 }, times[1], { seconds: '0', nanos: 0 }]);
+    expect(decoded.results[2]!.values.map((value) => value.string_val ?? null)).toEqual([null, 'PT', null]);
+    expect(decoded.results[2]!.statuses).toEqual(['NOT_FOUND', 'PRESENT', 'NOT_FOUND']);
+  });
+
   it('encodes a request with no rows', () => {
     const plan = planFeatures([registry.featuresByRef.get('card_profile:credit_limit')!]);
     const rows: ViewRows = { records: [], versions: new Int32Array(0) };
-    const decoded = decode(encodeOnlineResponse({ plan, rowCount: 0, joinKeys: new Map([['card_id', []]]), columns: [{ feature: plan.features[0]!, rows, statuses: new Uint8Array(0) }] }, ['string'], ['card_id', 'credit_limit']));
+    const decoded = decode(encodeOnlineResponse({ plan, rowCount: 0, joinKeys: new Map([['card_id', []]]), columns: [{ feature: plan.features[0]!, rows, statuses: new Uint8Array(0) }] }, new ResponseLayout(plan, ['string'], ['card_id', 'credit_limit'])));
     expect(decoded.results.map((result) => result.values.length)).toEqual([0, 0]);
   });
 });
