@@ -8,6 +8,9 @@ import { EntityKeys } from './entity-keys.js';
 import { planFeatures, resolveFeatureRefs, type ReadPlan } from './plan.js';
 import type { WireValues } from './wire-values.js';
 
+/** V8's largest typed array kept on the JS heap (V8_TYPED_ARRAY_MAX_SIZE_IN_HEAP). */
+const ON_HEAP_TYPED_ARRAY_BYTES = 64;
+
 /** Protocol overhead allowed per value when checking maxResponseBytes (tags, lengths, status, timestamp). */
 const RESPONSE_BYTES_PER_VALUE = 32;
 
@@ -211,17 +214,14 @@ export class OnlineReader {
     const { plan, rowCount, at } = prepared;
     const views = plan.views;
     const columns: FeatureColumn[] = new Array(plan.features.length);
-    // One store for all versions and one for all statuses, each column a view into it: a typed array
-    // over 64 bytes gets its own off-heap store, costly to create and to collect (100 rows × 50
-    // features: 51 of them per request).
-    const allVersions = new Int32Array(views.length * rowCount);
-    const allStatuses = new Uint8Array(plan.features.length * rowCount);
+    const versionStore = new TypedArrayStore(Int32Array, views.length * rowCount);
+    const statusStore = new TypedArrayStore(Uint8Array, plan.features.length * rowCount);
     let responseBytes = RESPONSE_BYTES_PER_VALUE * rowCount * (plan.features.length + plan.joinKeys.length);
     for (let viewIndex = 0; viewIndex < views.length; viewIndex++) {
       const viewPlan = views[viewIndex]!;
       const positions = prepared.rowLookups[viewIndex]!;
       const records: (FeatureRecord | undefined)[] = new Array(rowCount);
-      const versions = allVersions.subarray(viewIndex * rowCount, (viewIndex + 1) * rowCount);
+      const versions = versionStore.take(rowCount);
       for (let row = 0; row < rowCount; row++) {
         const record = found[positions[row]!];
         records[row] = record;
@@ -232,7 +232,7 @@ export class OnlineReader {
       for (let position = 0; position < viewPlan.features.length; position++) {
         const feature = viewPlan.features[position]!;
         const output = viewPlan.outputColumns[position]!;
-        const statuses = allStatuses.subarray(output * rowCount, (output + 1) * rowCount);
+        const statuses = statusStore.take(rowCount);
         for (let row = 0; row < rowCount; row++) {
           const status = statusAt(records[row], versions[row]!, feature.index, at, ttlMs);
           statuses[row] = status;
@@ -245,6 +245,34 @@ export class OnlineReader {
       throw new StrataError('STRATA_RESPONSE_TOO_LARGE', `the response would hold about ${responseBytes} bytes, over the limit of ${this.limits.maxResponseBytes}; ask for fewer rows or features per call`);
     }
     return { plan, rowCount, joinKeys: prepared.joinKeys, columns };
+  }
+}
+
+/**
+ * Zeroed typed arrays for one request, cut from one store when they are
+ * large. V8 keeps a typed array of at most 64 bytes on the JS heap (~40 ns to
+ * make); a larger one gets its own off-heap store (~800 ns on the bench
+ * machine, and finalizer work for the GC), while a view into a shared store
+ * costs ~60 ns. A view into an on-heap array would move it off-heap first, so
+ * small arrays are made on their own.
+ */
+class TypedArrayStore<T extends Int32Array | Uint8Array> {
+  private readonly make: new (length: number) => T;
+  private readonly viewOf: new (buffer: ArrayBuffer, byteOffset: number, length: number) => T;
+  private readonly store: ArrayBuffer | undefined;
+  private used = 0;
+
+  constructor(type: { new (length: number): T; new (buffer: ArrayBuffer, byteOffset: number, length: number): T; readonly BYTES_PER_ELEMENT: number }, total: number) {
+    this.make = type;
+    this.viewOf = type;
+    this.store = total * type.BYTES_PER_ELEMENT > ON_HEAP_TYPED_ARRAY_BYTES ? new ArrayBuffer(total * type.BYTES_PER_ELEMENT) : undefined;
+  }
+
+  take(length: number): T {
+    if (this.store === undefined) return new this.make(length);
+    const array = new this.viewOf(this.store, this.used, length);
+    this.used += array.byteLength;
+    return array;
   }
 }
 

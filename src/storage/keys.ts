@@ -18,7 +18,7 @@ import type { Int64Like } from '../values/value-codec.js';
 export const RECORD_NAMESPACE = 0x72; // 'r'
 export const SCHEMA_NAMESPACE = 0x73; // 's'
 
-const STRING_TAG = 0x01;
+export const STRING_TAG = 0x01;
 const INT64_TAG = 0x02;
 
 /** `'r' view 0x00`: the prefix of every record key of a view. */
