@@ -172,15 +172,13 @@ function viewRows(result: OnlineResult, view: number): ViewRows {
   return result.columns[result.plan.views[view]!.outputColumns[0]!]!.rows;
 }
 
-/** A column's values whose feature is absent from the row's version: NOT_FOUND although the row has a version (so no event time). */
-function hasAbsentValues(column: FeatureColumn, rowCount: number): boolean {
-  const { statuses } = column;
-  const versions = column.rows.versions;
-  for (let row = 0; row < rowCount; row++) if (statuses[row] === FieldStatus.NOT_FOUND && versions[row]! >= 0) return true;
-  return false;
-}
-
-function featureVectorSize(column: FeatureColumn, rowCount: number, view: number, absentValues: boolean): number {
+/**
+ * The size of a column's FeatureVector; `absentValues[index]` is set to 1
+ * when some value's feature is absent from its row's version: NOT_FOUND
+ * although the row has a version, so it has no event time and the view's
+ * timestamp block cannot be copied whole.
+ */
+function featureVectorSize(column: FeatureColumn, rowCount: number, view: number, absentValues: Uint8Array, index: number): number {
   const { records, versions } = column.rows;
   const feature = column.feature.index;
   const statuses = column.statuses;
@@ -194,7 +192,10 @@ function featureVectorSize(column: FeatureColumn, rowCount: number, view: number
       size += 1 + varintLength(length) + length;
     } else {
       size += 2;
-      if (absentValues && statuses[row] === FieldStatus.NOT_FOUND && versions[row]! >= 0) size -= rowStarts[base + row + 1]! - rowStarts[base + row]! - 2;
+      if (statuses[row] === FieldStatus.NOT_FOUND && versions[row]! >= 0) {
+        absentValues[index] = 1;
+        size -= rowStarts[base + row + 1]! - rowStarts[base + row]! - 2;
+      }
     }
   }
   return size;
@@ -271,8 +272,8 @@ function writeJoinKeyVector(target: Buffer, at: number, type: JoinKeyType, value
   if (rows > 0) {
     target[at++] = TAG_STATUSES;
     at = writeVarint(target, at, rows);
-    target.fill(FieldStatus.PRESENT, at, at + rows);
-    at += rows;
+    // A loop: Buffer.fill's argument handling costs more than a few hundred byte stores.
+    for (let row = 0; row < rows; row++) target[at++] = FieldStatus.PRESENT;
   }
   for (let row = 0; row < rows; row++) {
     target[at++] = TAG_TIMESTAMP;
@@ -296,8 +297,7 @@ export function encodeOnlineResponse(result: OnlineResult, layout: ResponseLayou
   }
   for (let index = 0; index < columns.length; index++) {
     const column = columns[index]!;
-    absentValues[index] = hasAbsentValues(column, rowCount) ? 1 : 0;
-    const size = featureVectorSize(column, rowCount, layout.columnViews[index]!, absentValues[index] === 1);
+    const size = featureVectorSize(column, rowCount, layout.columnViews[index]!, absentValues, index);
     sizes[joinKeyCount + index] = size;
     total += 1 + varintLength(size) + size;
   }

@@ -76,7 +76,7 @@ export interface PreparedRead {
   readonly at: number;
   readonly lookups: readonly RecordLookup[];
   /** Per plan view, per row: the index in `lookups` of the row's record. */
-  readonly rowLookups: readonly Int32Array[];
+  readonly rowLookups: readonly (readonly number[])[];
 }
 
 export interface ReadLimits {
@@ -193,7 +193,8 @@ export class OnlineReader {
     const rowLookups = plan.views.map((viewPlan) => {
       const view = viewPlan.view;
       const keyColumns = EntityKeys.keyColumns(view, entityColumns);
-      const positions = new Int32Array(rowCount);
+      // A plain array: an Int32Array of over 16 rows would get its own off-heap store (see select).
+      const positions: number[] = new Array(rowCount);
       const seen = new Map<string, number>();
       for (let row = 0; row < rowCount; row++) {
         const id = this.keys.id(view, keyColumns, row);
@@ -214,14 +215,18 @@ export class OnlineReader {
     const { plan, rowCount, at } = prepared;
     const views = plan.views;
     const columns: FeatureColumn[] = new Array(plan.features.length);
-    const versionStore = new TypedArrayStore(Int32Array, views.length * rowCount);
-    const statusStore = new TypedArrayStore(Uint8Array, plan.features.length * rowCount);
+    // V8 keeps a typed array of at most 64 bytes on the JS heap (~40 ns to make); a larger one gets
+    // its own off-heap store (~800 ns on the bench machine, plus finalizer work for the GC), while a
+    // view into a shared store costs ~60 ns. So small arrays are made on their own, larger ones are
+    // views into one store per request (a view into an on-heap array would move it off-heap first).
+    const versionStore = views.length * rowCount * 4 > ON_HEAP_TYPED_ARRAY_BYTES ? new ArrayBuffer(views.length * rowCount * 4) : undefined;
+    const statusStore = plan.features.length * rowCount > ON_HEAP_TYPED_ARRAY_BYTES ? new ArrayBuffer(plan.features.length * rowCount) : undefined;
     let responseBytes = RESPONSE_BYTES_PER_VALUE * rowCount * (plan.features.length + plan.joinKeys.length);
     for (let viewIndex = 0; viewIndex < views.length; viewIndex++) {
       const viewPlan = views[viewIndex]!;
       const positions = prepared.rowLookups[viewIndex]!;
       const records: (FeatureRecord | undefined)[] = new Array(rowCount);
-      const versions = versionStore.take(rowCount);
+      const versions = versionStore === undefined ? new Int32Array(rowCount) : new Int32Array(versionStore, viewIndex * rowCount * 4, rowCount);
       for (let row = 0; row < rowCount; row++) {
         const record = found[positions[row]!];
         records[row] = record;
@@ -232,7 +237,7 @@ export class OnlineReader {
       for (let position = 0; position < viewPlan.features.length; position++) {
         const feature = viewPlan.features[position]!;
         const output = viewPlan.outputColumns[position]!;
-        const statuses = statusStore.take(rowCount);
+        const statuses = statusStore === undefined ? new Uint8Array(rowCount) : new Uint8Array(statusStore, output * rowCount, rowCount);
         for (let row = 0; row < rowCount; row++) {
           const status = statusAt(records[row], versions[row]!, feature.index, at, ttlMs);
           statuses[row] = status;
@@ -245,34 +250,6 @@ export class OnlineReader {
       throw new StrataError('STRATA_RESPONSE_TOO_LARGE', `the response would hold about ${responseBytes} bytes, over the limit of ${this.limits.maxResponseBytes}; ask for fewer rows or features per call`);
     }
     return { plan, rowCount, joinKeys: prepared.joinKeys, columns };
-  }
-}
-
-/**
- * Zeroed typed arrays for one request, cut from one store when they are
- * large. V8 keeps a typed array of at most 64 bytes on the JS heap (~40 ns to
- * make); a larger one gets its own off-heap store (~800 ns on the bench
- * machine, and finalizer work for the GC), while a view into a shared store
- * costs ~60 ns. A view into an on-heap array would move it off-heap first, so
- * small arrays are made on their own.
- */
-class TypedArrayStore<T extends Int32Array | Uint8Array> {
-  private readonly make: new (length: number) => T;
-  private readonly viewOf: new (buffer: ArrayBuffer, byteOffset: number, length: number) => T;
-  private readonly store: ArrayBuffer | undefined;
-  private used = 0;
-
-  constructor(type: { new (length: number): T; new (buffer: ArrayBuffer, byteOffset: number, length: number): T; readonly BYTES_PER_ELEMENT: number }, total: number) {
-    this.make = type;
-    this.viewOf = type;
-    this.store = total * type.BYTES_PER_ELEMENT > ON_HEAP_TYPED_ARRAY_BYTES ? new ArrayBuffer(total * type.BYTES_PER_ELEMENT) : undefined;
-  }
-
-  take(length: number): T {
-    if (this.store === undefined) return new this.make(length);
-    const array = new this.viewOf(this.store, this.used, length);
-    this.used += array.byteLength;
-    return array;
   }
 }
 
