@@ -1,8 +1,9 @@
 /**
  * One load-generator process (forked by the harness, one job, then exit).
- * It speaks gRPC as plain HTTP/2 from node:http2 with pre-framed request
- * bodies — no grpc-js client, whose per-call cost caps a process near 8k
- * RPS here — and records every call's latency in an HDR histogram.
+ * It speaks gRPC over its own minimal HTTP/2 framing (h2-wire-client.ts)
+ * with pre-framed request bodies — neither grpc-js nor node:http2, whose
+ * per-call costs cap a process at a few thousand calls/s here — and records
+ * every call's latency in an HDR histogram.
  *
  * Open loop: request i is due at start + i/rate whatever happened before;
  * its latency runs from that due time, so a stalled server is charged for
@@ -11,7 +12,7 @@
  * saturated generator is visible rather than blamed on the server.
  * Closed loop: `inflight` calls always outstanding; latency from send.
  */
-import http2 from 'node:http2';
+import { H2WireClient, type CallOutcome } from './h2-wire-client.js';
 import { encodeHistogram, newHistogram, recordMicros } from './latency.js';
 
 export interface LoadJob {
@@ -36,33 +37,30 @@ export interface LoadOutcome {
   /** How late open-loop sends left versus their due time (empty for closed loop). */
   readonly sendLag: string;
   readonly ok: number;
-  /** Failed calls in the window, by grpc-status (or stream error code). */
+  /** Failed calls in the window, by kind (see CallOutcome; `overload`: not sent, too many outstanding). */
   readonly errors: Record<string, number>;
   readonly windowMs: number;
 }
 
 /** Open-loop calls allowed outstanding before further due calls are counted as failed (`overload`) rather than queued without bound. */
 const MAX_OUTSTANDING = 20_000;
-/** Below this gap to the next due send the loop spins (setImmediate); above, it sleeps. Timers are only ~1 ms precise. */
-const SPIN_BELOW_MS = 2;
-const WINDOW_BYTES = 32 * 1024 * 1024;
-
-function connect(target: string): Promise<http2.ClientHttp2Session> {
-  return new Promise((resolve, reject) => {
-    const session = http2.connect(`http://${target}`, { settings: { enablePush: false, initialWindowSize: WINDOW_BYTES } });
-    session.once('error', reject);
-    session.once('connect', () => {
-      session.off('error', reject);
-      session.on('error', () => undefined); // per-call failures are counted on their streams
-      session.setLocalWindowSize(WINDOW_BYTES);
-      resolve(session);
-    });
-  });
-}
+/** Above this gap to the next due send the loop sleeps on a timer; timers are only ~1 ms precise. */
+const TIMER_ABOVE_MS = 2;
+/**
+ * Below it, the loop naps at most this long between checks (Atomics.wait:
+ * µs precision, but nothing else runs meanwhile, so a response arriving
+ * during a nap is timed up to this much late — counted against the server).
+ */
+const MAX_NAP_MS = 0.1;
+const napCell = new Int32Array(new SharedArrayBuffer(4));
 
 async function run(job: LoadJob): Promise<LoadOutcome> {
-  const sessions = await Promise.all(Array.from({ length: job.connections }, () => connect(job.target)));
-  const headers = { ':method': 'POST', ':path': job.path, 'content-type': 'application/grpc', te: 'trailers' };
+  const [host, port] = job.target.split(':') as [string, string];
+  const sessions = await Promise.all(Array.from({ length: job.connections }, () => H2WireClient.connect(host, Number(port), job.path)));
+  const expiry = setInterval(() => {
+    const now = performance.now();
+    for (const session of sessions) session.expire(now, job.callTimeoutMs);
+  }, 100);
   const latency = newHistogram();
   const sendLag = newHistogram();
   const errors: Record<string, number> = {};
@@ -86,36 +84,15 @@ async function run(job: LoadJob): Promise<LoadOutcome> {
   /** Sends one call; `from` is when its latency starts (its due time, open loop). */
   const call = (from: number, onClose: () => void): void => {
     outstanding++;
-    const session = sessions[sessionIndex++ % sessions.length]!;
-    const stream = session.request(headers, { endStream: false });
-    let status: string | undefined;
-    stream.on('response', (responseHeaders) => {
-      // A trailers-only response (an error) carries grpc-status in the headers.
-      const early = responseHeaders['grpc-status'];
-      if (early !== undefined) status = String(early);
-    });
-    stream.on('trailers', (trailers) => {
-      status = String(trailers['grpc-status']);
-    });
-    stream.on('data', () => undefined);
-    stream.on('error', (error: NodeJS.ErrnoException) => {
-      status ??= error.code ?? 'stream-error';
-    });
-    stream.setTimeout(job.callTimeoutMs, () => {
-      status = 'timeout';
-      stream.close(http2.constants.NGHTTP2_CANCEL);
-    });
-    stream.on('close', () => {
+    sessions[sessionIndex++ % sessions.length]!.call(job.frames[frameIndex++ % job.frames.length]!, (outcome: CallOutcome) => {
       outstanding--;
-      if (status === '0') {
-        if (inWindow(from)) {
-          ok++;
-          recordMicros(latency, (performance.now() - from) * 1000);
-        }
-      } else fail(from, status ?? 'no-status');
+      if (outcome !== 'ok') fail(from, outcome);
+      else if (inWindow(from)) {
+        ok++;
+        recordMicros(latency, (performance.now() - from) * 1000);
+      }
       onClose();
     });
-    stream.end(job.frames[frameIndex++ % job.frames.length]);
   };
 
   const drained = (): void => {
@@ -141,8 +118,12 @@ async function run(job: LoadJob): Promise<LoadOutcome> {
         return;
       }
       const gap = due - performance.now();
-      if (gap > SPIN_BELOW_MS) setTimeout(tick, gap - SPIN_BELOW_MS / 2);
-      else setImmediate(tick);
+      if (gap > TIMER_ABOVE_MS) setTimeout(tick, gap - TIMER_ABOVE_MS / 2);
+      else {
+        // Nap instead of spinning: a spinning generator takes a core from the server on a 2-core machine.
+        if (gap > 0) Atomics.wait(napCell, 0, 0, Math.min(gap, MAX_NAP_MS));
+        setImmediate(tick);
+      }
     };
     tick();
   } else {
@@ -158,6 +139,7 @@ async function run(job: LoadJob): Promise<LoadOutcome> {
     for (let slot = 0; slot < job.load.inflight; slot++) next();
   }
   await finished;
+  clearInterval(expiry);
   for (const session of sessions) session.close();
   return { histogram: encodeHistogram(latency), sendLag: encodeHistogram(sendLag), ok, errors, windowMs: job.durationMs };
 }
