@@ -53,7 +53,8 @@ export function metric(result: ScenarioResult, name: MetricName): number | undef
     case 'l1l2HitRate':
       return tiers === undefined || tiers.lookups === 0 ? undefined : (tiers.l1Hits + tiers.l2Hits) / tiers.lookups;
     case 'noStoreLookupRate':
-      return tiers === undefined || tiers.lookups === 0 ? undefined : 1 - (tiers.l2Lookups + tiers.l3Lookups) / tiers.lookups;
+      // With L2, every lookup that reaches L3 went through L2 first: count each once.
+      return tiers === undefined || tiers.lookups === 0 ? undefined : 1 - (tiers.l2Lookups > 0 ? tiers.l2Lookups : tiers.l3Lookups) / tiers.lookups;
     case 'rssOverL1BudgetMb':
       return (result.peakRssBytes - result.l1BudgetBytes) / MIB;
   }

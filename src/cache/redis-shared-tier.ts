@@ -160,7 +160,8 @@ export class RedisSharedTier implements SharedTier {
    */
   private bloomConnection(): Redis {
     if (this.bloomClient === undefined) {
-      this.bloomClient = this.client.duplicate({ commandTimeout: BLOOM_TIMEOUT_MS, enableAutoPipelining: false });
+      // Queued until connected (it is created on demand, from the main connection's ready event), each command bounded by its timeout.
+      this.bloomClient = this.client.duplicate({ commandTimeout: BLOOM_TIMEOUT_MS, enableAutoPipelining: false, enableOfflineQueue: true });
       this.bloomClient.on('error', (error: Error) => this.warn('l2 bloom connection error', error));
     }
     return this.bloomClient;

@@ -114,7 +114,7 @@ describe('targets', () => {
     const measured = result({});
     expect(metric(measured, 'l1HitRate')).toBeCloseTo(0.72);
     expect(metric(measured, 'l1l2HitRate')).toBeCloseTo(0.92);
-    expect(metric(measured, 'noStoreLookupRate')).toBeCloseTo(0.64);
+    expect(metric(measured, 'noStoreLookupRate')).toBeCloseTo(0.72);
     expect(metric(measured, 'rssOverL1BudgetMb')).toBeCloseTo(200);
     expect(metric(measured, 'errorRate')).toBeCloseTo(0.01);
     expect(metric(measured, 'ratioToBaseline')).toBeCloseTo(5000 / 6000);
