@@ -47,6 +47,8 @@ export const ERROR_CATALOGUE = {
   STRATA_DEADLINE_EXCEEDED: { kind: 'deadline_exceeded', summary: 'the request ran past its deadline' },
   STRATA_INTERNAL: { kind: 'internal', summary: 'an unexpected internal failure' },
   STRATA_CONFIG_INVALID: { kind: 'failed_precondition', summary: 'the configuration is invalid' },
+  STRATA_SCHEMA_REGISTRY_UNAVAILABLE: { kind: 'unavailable', summary: 'the schema registry cannot be reached or failed; retry later' },
+  STRATA_SCHEMA_UNUSABLE: { kind: 'failed_precondition', summary: 'a registered writer schema is not Avro or cannot be parsed' },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;
