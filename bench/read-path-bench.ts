@@ -200,7 +200,7 @@ async function main(): Promise<void> {
   const metrics = new Metrics({ processMetrics: false });
   const logger = createLogger('warn');
   const limits = { maxRows: 1_000, maxFeatures: 1_000, maxResponseBytes: 256 * 1024 ** 2, retentionMs: 7 * DAY_MS };
-  const l3 = await LevelStore.open({ dataDir, registry, retentionMs: limits.retentionMs, maxVersions: 1_000 });
+  const l3 = await LevelStore.open({ dataDir, registry, retentionMs: limits.retentionMs, maxVersions: 1_000, maxEvents: 50_000 });
   try {
     const hotStore = await TieredRecordStore.open({
       l1: new LruMemoryTier({ budgetBytes: 1024 ** 3, maxStalenessMs: 0, metrics }),

@@ -10,6 +10,7 @@ import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { Registry } from './config/registry.js';
 import { StrataError } from './errors.js';
 import type { RecordRef } from './storage/feature-store.js';
+import type { IncomingEvent } from './storage/event-log.js';
 import type { Version } from './storage/record.js';
 
 /** A record ref on the wire: the view by name, resolved by each process in its own copy of the registry (all load the same file). */
@@ -18,9 +19,8 @@ export interface WireRef {
   readonly key: Buffer;
 }
 
-export interface WireWrite extends WireRef {
-  readonly versions: readonly Version[];
-}
+/** A VersionWrite or EventWrite (feature-store.ts) with its view by name. */
+export type WireWrite = WireRef & ({ readonly versions: readonly Version[] } | { readonly events: readonly IncomingEvent[]; readonly shared?: Uint8Array });
 
 export interface WireRecord extends WireRef {
   readonly record: Uint8Array;

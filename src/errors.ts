@@ -35,6 +35,8 @@ export const ERROR_CATALOGUE = {
   STRATA_UNEXPECTED_COLUMN: { kind: 'invalid_argument', summary: 'a write has a column the view does not declare' },
   STRATA_BAD_TIMESTAMP: { kind: 'invalid_argument', summary: 'a timestamp is missing or unreadable' },
   STRATA_NOT_A_PUSH_VIEW: { kind: 'invalid_argument', summary: 'the view is not fed by pushes' },
+  STRATA_UNKNOWN_TOPIC: { kind: 'invalid_argument', summary: 'no stream view consumes the topic' },
+  STRATA_INVALID_EVENT: { kind: 'invalid_argument', summary: 'a pushed event does not fit its topic\'s schema or views' },
   STRATA_TOO_MANY_ROWS: { kind: 'invalid_argument', summary: 'more entity rows than the per-call limit' },
   STRATA_TOO_MANY_FEATURES: { kind: 'invalid_argument', summary: 'more features than the per-call limit' },
   STRATA_MESSAGE_TOO_LARGE: { kind: 'invalid_argument', summary: 'the request body is larger than the limit' },
@@ -47,6 +49,7 @@ export const ERROR_CATALOGUE = {
   STRATA_DEADLINE_EXCEEDED: { kind: 'deadline_exceeded', summary: 'the request ran past its deadline' },
   STRATA_INTERNAL: { kind: 'internal', summary: 'an unexpected internal failure' },
   STRATA_CONFIG_INVALID: { kind: 'failed_precondition', summary: 'the configuration is invalid' },
+  STRATA_NO_STREAM_VIEWS: { kind: 'failed_precondition', summary: 'PushEvents needs a registry with stream views; this one has none' },
   STRATA_SCHEMA_REGISTRY_UNAVAILABLE: { kind: 'unavailable', summary: 'the schema registry cannot be reached or failed; retry later' },
   STRATA_SCHEMA_UNUSABLE: { kind: 'failed_precondition', summary: 'a registered writer schema is not Avro or cannot be parsed' },
 } as const satisfies Record<string, CatalogueEntry>;

@@ -3,7 +3,8 @@ import type { Registry } from '../config/registry.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { RecordRef } from '../storage/feature-store.js';
-import { RECORD_FORMAT, recordRevision } from '../storage/record.js';
+import { RECORD_FORMAT } from '../storage/record.js';
+import { recordRevision } from '../storage/stored-record.js';
 import { asBuffer } from '../util/bytes.js';
 import type { SharedTier } from './tiers.js';
 

@@ -1,8 +1,10 @@
 import type { ViewDef } from '../config/registry.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { FeatureStore, PeerWrite, RecordRef, RecordWrite } from '../storage/feature-store.js';
-import { CorruptRecordError, FeatureRecord } from '../storage/record.js';
+import { StrataError } from '../errors.js';
+import type { EventWrite, FeatureStore, PeerWrite, RecordRef, RecordWrite, StoredRecord } from '../storage/feature-store.js';
+import { CorruptRecordError } from '../storage/record.js';
+import { decodeStoredRecord } from '../storage/stored-record.js';
 import { BloomGate } from './bloom-gate.js';
 import { ABSENT, type MemoryTier, type SharedTier } from './tiers.js';
 
@@ -129,14 +131,14 @@ export class TieredRecordStore {
   private learnPeerWrites(writes: readonly PeerWrite[]): void {
     for (const write of writes) {
       this.gate.add(write.key);
-      this.l1?.offer(write.key.toString('latin1'), FeatureRecord.decode(write.record));
+      this.l1?.offer(write.key.toString('latin1'), decodeStoredRecord(write.record));
     }
     this.metrics.bloomKeys.set(this.gate.size);
   }
 
   /** The record of each lookup, or undefined where none was ever written. */
-  async read(lookups: readonly RecordLookup[]): Promise<(FeatureRecord | undefined)[]> {
-    const results: (FeatureRecord | undefined)[] = new Array(lookups.length).fill(undefined);
+  async read(lookups: readonly RecordLookup[]): Promise<(StoredRecord | undefined)[]> {
+    const results: (StoredRecord | undefined)[] = new Array(lookups.length).fill(undefined);
     const missing: Miss[] = [];
     const l1 = this.l1;
     let l1Hits = 0;
@@ -146,7 +148,7 @@ export class TieredRecordStore {
       const cached = l1?.get(id);
       if (cached !== undefined) {
         l1Hits++;
-        if (cached !== ABSENT) results[index] = cached as FeatureRecord;
+        if (cached !== ABSENT) results[index] = cached as StoredRecord;
         continue;
       }
       const key = Buffer.from(id, 'latin1');
@@ -165,7 +167,7 @@ export class TieredRecordStore {
     return results;
   }
 
-  private async readL2(missing: Miss[], results: (FeatureRecord | undefined)[]): Promise<Miss[]> {
+  private async readL2(missing: Miss[], results: (StoredRecord | undefined)[]): Promise<Miss[]> {
     if (this.l2 === undefined) return missing;
     const found = await this.l2.getMany(missing);
     const stillMissing: Miss[] = [];
@@ -176,9 +178,9 @@ export class TieredRecordStore {
         stillMissing.push(miss);
         return;
       }
-      let record: FeatureRecord;
+      let record: StoredRecord;
       try {
-        record = FeatureRecord.decode(bytes);
+        record = decodeStoredRecord(bytes);
       } catch (error) {
         // L2 is a cache: an entry it cannot decode is a miss (and is dropped), never a failed read.
         if (!(error instanceof CorruptRecordError)) throw error;
@@ -199,7 +201,7 @@ export class TieredRecordStore {
     return stillMissing;
   }
 
-  private async readL3(missing: Miss[], results: (FeatureRecord | undefined)[]): Promise<void> {
+  private async readL3(missing: Miss[], results: (StoredRecord | undefined)[]): Promise<void> {
     const found = await this.l3.getRecords(missing);
     const promotedRefs: RecordRef[] = [];
     const promoted: Uint8Array[] = [];
@@ -210,7 +212,7 @@ export class TieredRecordStore {
         this.l1?.offer(miss.id, ABSENT);
         return;
       }
-      const record = FeatureRecord.decode(bytes);
+      const record = decodeStoredRecord(bytes);
       results[miss.index] = record;
       this.l1?.offer(miss.id, record);
       promotedRefs.push(miss);
@@ -227,7 +229,7 @@ export class TieredRecordStore {
     const bloomOffsets = writes.flatMap((write) => this.gate.add(write.key));
     this.metrics.bloomKeys.set(this.gate.size);
     const records = await this.l3.applyWrites(writes, nowMs);
-    for (let index = 0; index < writes.length; index++) this.l1?.set(writes[index]!.id, FeatureRecord.decode(records[index]!));
+    for (let index = 0; index < writes.length; index++) this.l1?.set(writes[index]!.id, decodeStoredRecord(records[index]!));
     const l2 = this.l2;
     if (l2 === undefined) return;
     // The caller does not wait for L2: L3 has the write and L1 serves it here. A slow Redis
@@ -242,6 +244,27 @@ export class TieredRecordStore {
     })
       .catch((error: Error) => this.logger.error('l2 publish failed', { error: error.message }))
       .finally(() => this.pendingPublishes--);
+  }
+
+  /**
+   * Ingestion's write: resolves once L3 has committed the events and, with
+   * L2, once L2 holds the new records — the state other ingesters continue
+   * from after a partition moves, and replicas serve. Each merge builds on
+   * the newer of L3's and L2's copy. Rejects (the caller retries and must not
+   * commit its Kafka offsets) when L2 cannot be read or written.
+   */
+  async writeEvents(writes: readonly (EventWrite & { readonly id: string })[], nowMs: number): Promise<void> {
+    const l2 = this.l2;
+    if (l2 === undefined) return this.write(writes, nowMs);
+    if (!l2.ready) throw new StrataError('STRATA_STORAGE_UNAVAILABLE', 'L2 redis is unreachable; stream state is held until it is back');
+    const shared = await l2.getMany(writes);
+    const withShared = writes.map((write, index) => (shared[index] === undefined ? write : { ...write, shared: shared[index] }));
+    const bloomOffsets = writes.flatMap((write) => this.gate.add(write.key));
+    this.metrics.bloomKeys.set(this.gate.size);
+    const records = await this.l3.applyWrites(withShared, nowMs);
+    for (let index = 0; index < writes.length; index++) this.l1?.set(writes[index]!.id, decodeStoredRecord(records[index]!));
+    const stored = await this.publish(() => l2.put(writes, records, bloomOffsets));
+    if (!stored) throw new StrataError('STRATA_STORAGE_UNAVAILABLE', 'L2 redis did not take the stream state; it is retried');
   }
 
   /**
@@ -283,7 +306,7 @@ export class TieredRecordStore {
     }
   }
 
-  private publish(task: () => Promise<void>): Promise<void> {
+  private publish<T>(task: () => Promise<T>): Promise<T> {
     const run = this.publishChain.then(task);
     this.publishChain = run.catch(() => undefined);
     return run;

@@ -1,12 +1,11 @@
-import type { RecordRef } from '../storage/feature-store.js';
-import type { FeatureRecord } from '../storage/record.js';
+import type { RecordRef, StoredRecord } from '../storage/feature-store.js';
 
 /**
  * What a cache tier knows about a key: a record, or ABSENT (looked up below
  * and found nowhere), or undefined (not cached).
  */
 export const ABSENT = Object.freeze({ revision: -1, memoryBytes: 0 });
-export type Cached = FeatureRecord | typeof ABSENT;
+export type Cached = StoredRecord | typeof ABSENT;
 
 /** L1: in-process, synchronous, bounded by bytes. Keys are the latin1 string of the record key. */
 export interface MemoryTier {

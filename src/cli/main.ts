@@ -14,16 +14,23 @@ import { formatDuration } from '../config/duration.js';
 import { loadRegistry } from '../config/registry.js';
 import type { ListeningPorts } from '../cluster-protocol.js';
 import { StrataError } from '../errors.js';
-import { createLogger } from '../observability/logger.js';
+import { createLogger, type Logger } from '../observability/logger.js';
 import type { ServingCore } from '../server/serving-core.js';
-import { startServer } from '../server/strata-server.js';
+import { startServer, type RunningServer } from '../server/strata-server.js';
 import { servePrimary, serveWorker } from './cluster.js';
 import { seedExample } from './example-seed.js';
+import { runGenerate } from './generate-command.js';
 
 const USAGE = `strata — online feature server
 
 usage:
-  strata serve [options]            serve gRPC and HTTP (bundled example by default)
+  strata serve [options]            serve gRPC and HTTP (bundled example by default); with
+                                    --kafka-brokers it also consumes the stream views' topics
+  strata ingest --kafka-brokers B [options]
+                                    consume the stream views' topics only (scale out: run more,
+                                    share state with serving replicas through --redis-url)
+  strata generate --topic T[,T…] --rate N --duration D [--seed S] (--brokers B | --push URL | --out F)
+                                    realistic txn/click/device events to Kafka, PushEvents or a file
   strata validate [--registry F]    check a registry file and print what it defines
   strata push --view V [--target URL] [--batch N] FILE|-
                                     write NDJSON rows ({join keys…, event_timestamp, features…})
@@ -72,9 +79,35 @@ async function serve(argv: string[]): Promise<void> {
         ` l1=${options.l1BudgetBytes > 0 ? `${Math.round(options.l1BudgetBytes / 1024 ** 2)}MiB${options.redisUrl ? `/${formatDuration(options.l1MaxStalenessMs)}` : ''}` : 'off'} l2=${options.redisUrl ? 'redis' : 'off'} data=${options.dataDir}` +
         ` workers=${options.workers}\n`,
     );
+  if (options.workers > 1 && options.kafkaBrokers !== undefined) {
+    throw new UsageError('--workers and --kafka-brokers do not combine: run `strata ingest` beside the workers (they share state through --redis-url)');
+  }
   if (options.workers > 1) return servePrimary(options, registry, logger, announce);
   const server = await startServer(options, registry, { logger, processMetrics: true, prepare });
   announce(server);
+  stopOnSignals(server, logger);
+}
+
+/** `strata ingest`: the stream views' consumer alone, with /metrics and PushEvents over HTTP; no gRPC, no L1. */
+async function ingest(argv: string[]): Promise<void> {
+  const { values, positionals } = parse(argv);
+  if (values.help) return void process.stdout.write(USAGE);
+  if (positionals.length > 0) throw new UsageError(`ingest takes no arguments, got: ${positionals.join(' ')}`);
+  const options = resolveServeOptions(values as Record<string, string | undefined>, process.env);
+  if (options.kafkaBrokers === undefined) throw new UsageError('ingest needs --kafka-brokers (or STRATA_KAFKA_BROKERS)');
+  const registry = loadRegistry(options.registry);
+  const topics = [...new Set([...registry.views.values()].flatMap((view) => (view.source.type === 'stream' ? [view.source.topic] : [])))];
+  if (topics.length === 0) throw new StrataError('STRATA_CONFIG_INVALID', `${options.registry}: no stream views, nothing to ingest`);
+  const logger = createLogger(options.logLevel);
+  const server = await startServer({ ...options, l1BudgetBytes: 0 }, registry, { logger, processMetrics: true, ingestOnly: true });
+  process.stdout.write(
+    `strata ingesting topics=${topics.join(',')} brokers=${options.kafkaBrokers.join(',')} group=${options.kafkaGroup} http=${options.host}:${server.httpPort}` +
+      ` l2=${options.redisUrl ? 'redis' : 'off'} data=${options.dataDir}\n`,
+  );
+  stopOnSignals(server, logger);
+}
+
+function stopOnSignals(server: RunningServer, logger: Logger): void {
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) {
@@ -152,6 +185,10 @@ async function main(argv: string[]): Promise<void> {
   switch (command) {
     case 'serve':
       return serve(rest);
+    case 'ingest':
+      return ingest(rest);
+    case 'generate':
+      return runGenerate(rest, process.stdout);
     case 'validate':
       return validate(rest);
     case 'push':

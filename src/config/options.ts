@@ -25,6 +25,11 @@ export interface ServeOptions {
   readonly l1MaxStalenessMs: number;
   readonly retentionMs: number;
   readonly maxVersions: number;
+  readonly maxEvents: number;
+  readonly kafkaBrokers: readonly string[] | undefined;
+  readonly kafkaGroup: string;
+  readonly kafkaSessionTimeoutMs: number;
+  readonly schemaRegistryUrl: string | undefined;
   readonly maxRows: number;
   readonly maxFeatures: number;
   readonly maxMessageBytes: number;
@@ -54,6 +59,11 @@ const bytes: Parser = (text) => {
 };
 const nonEmpty: Parser = (text) => (text.length > 0 ? { value: text } : { rule: 'must not be empty' });
 const redisUrl: Parser = (text) => (/^rediss?:\/\/|^unix:\/\//.test(text) ? { value: text } : { rule: 'must be a redis://host:port[/db] URL' });
+const brokerList: Parser = (text) => {
+  const brokers = text.split(',').map((broker) => broker.trim());
+  return brokers.every((broker) => /^[^\s:/]+:\d{1,5}$/.test(broker)) ? { value: Object.freeze(brokers) } : { rule: 'must be a comma-separated list of host:port' };
+};
+const httpUrl: Parser = (text) => (/^https?:\/\/[^\s]+$/.test(text) ? { value: text.replace(/\/+$/, '') } : { rule: 'must be an http(s):// URL' });
 const oneOf = (...choices: string[]): Parser => (text) => (choices.includes(text) ? { value: text } : { rule: `must be one of ${choices.join(', ')}` });
 
 interface OptionSpec {
@@ -82,6 +92,11 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'l1MaxStalenessMs', flag: 'l1-max-staleness', env: 'STRATA_L1_MAX_STALENESS', parse: duration(1), fallback: 60_000, help: 'with L2: max age of an L1 entry; other replicas\' writes arrive as invalidations, this bounds staleness should one be lost' },
   { key: 'retentionMs', flag: 'retention', env: 'STRATA_RETENTION', parse: duration(60_000), fallback: 7 * 86_400_000, help: 'history kept for point-in-time reads' },
   { key: 'maxVersions', flag: 'max-versions', env: 'STRATA_MAX_VERSIONS', parse: integer(1, 1_000_000), fallback: 1_000, help: 'most versions kept per entity and view, whatever the retention' },
+  { key: 'maxEvents', flag: 'max-events', env: 'STRATA_MAX_EVENTS', parse: integer(100, 10_000_000), fallback: 50_000, help: 'most events kept per entity of a stream view, whatever the retention' },
+  { key: 'kafkaBrokers', flag: 'kafka-brokers', env: 'STRATA_KAFKA_BROKERS', parse: brokerList, fallback: undefined, help: 'consume the stream views\' topics from these brokers (serve: embedded ingester)' },
+  { key: 'kafkaGroup', flag: 'kafka-group', env: 'STRATA_KAFKA_GROUP', parse: nonEmpty, fallback: 'strata-ingest', help: 'Kafka consumer group of the ingesters' },
+  { key: 'kafkaSessionTimeoutMs', flag: 'kafka-session-timeout', env: 'STRATA_KAFKA_SESSION_TIMEOUT', parse: duration(1_000), fallback: 10_000, help: 'consumer group session timeout: how soon a dead ingester\'s partitions move (rebalances take about this long)' },
+  { key: 'schemaRegistryUrl', flag: 'schema-registry-url', env: 'STRATA_SCHEMA_REGISTRY_URL', parse: httpUrl, fallback: undefined, help: 'Confluent-compatible schema registry for Avro writer schemas (else the registry file\'s writer_schemas)' },
   { key: 'maxRows', flag: 'max-rows', env: 'STRATA_MAX_ROWS', parse: integer(1, 1_000_000), fallback: 1_000, help: 'entity rows per call' },
   { key: 'maxFeatures', flag: 'max-features', env: 'STRATA_MAX_FEATURES', parse: integer(1, 100_000), fallback: 500, help: 'features per call' },
   { key: 'maxMessageBytes', flag: 'max-message-size', env: 'STRATA_MAX_MESSAGE_SIZE', parse: bytes, fallback: 4 * 1024 ** 2, help: 'largest request body' },

@@ -9,6 +9,9 @@ import { LineCounter, parseDocument, isMap, isScalar, isSeq, type Document, type
 import { StrataError } from '../errors.js';
 import { VALUE_TYPES, type ValueType } from '../values/value-codec.js';
 import { parseDuration } from './duration.js';
+import { compileStreamFeatures, compileStreamSource, compileTopics, type ComputeDef, type StreamSource, type TopicDef } from './stream-views.js';
+
+export type { AggregationDef, AggregationFn, ComputeDef, DerivedDef, StreamSource, TopicDef } from './stream-views.js';
 
 export type JoinKeyType = 'string' | 'int64';
 
@@ -21,6 +24,8 @@ export interface EntityDef {
 
 export interface FeatureDef {
   readonly view: ViewDef;
+  /** How a stream view computes the feature at read time; undefined for stored (push) features. */
+  readonly compute?: ComputeDef;
   readonly name: string;
   /** `view:feature`, the reference clients use. */
   readonly ref: string;
@@ -34,7 +39,7 @@ export interface FeatureDef {
 export interface PushSource {
   readonly type: 'push';
 }
-export type SourceDef = PushSource;
+export type SourceDef = PushSource | StreamSource;
 
 export interface ViewDef {
   readonly name: string;
@@ -66,6 +71,8 @@ export interface Registry {
   readonly services: ReadonlyMap<string, FeatureServiceDef>;
   /** The entity owning each join key (join keys are unique across entities). */
   readonly entitiesByJoinKey: ReadonlyMap<string, EntityDef>;
+  /** Topics stream views consume, with their formats and schemas. */
+  readonly topics: ReadonlyMap<string, TopicDef>;
 }
 
 interface Problem {
@@ -75,10 +82,10 @@ interface Problem {
   offset?: number;
 }
 
-const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+export const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const NAME_RULE = 'must be a name: letters, digits and _, not starting with a digit';
 
-class Checker {
+export class Checker {
   readonly problems: Problem[] = [];
 
   report(path: (string | number)[], rule: string, offset?: number): void {
@@ -182,7 +189,7 @@ export function compileRegistry(text: string, file: string): Registry {
 function compileDocument(root: unknown, file: string, check: Checker): Registry | undefined {
   const top = check.object(root ?? {}, []);
   if (top === undefined) return undefined;
-  check.keys(top, [], ['entities', 'feature_views', 'feature_services'], ['entities', 'feature_views']);
+  check.keys(top, [], ['entities', 'topics', 'feature_views', 'feature_services'], ['entities', 'feature_views']);
 
   const entities = compileEntities(top.entities, check);
   const entitiesByJoinKey = new Map<string, EntityDef>();
@@ -191,12 +198,13 @@ function compileDocument(root: unknown, file: string, check: Checker): Registry 
     if (owner !== undefined) check.report(['entities', entity.name, 'join_key'], `join key ${entity.joinKey} is already used by entity ${owner.name}`);
     entitiesByJoinKey.set(entity.joinKey, entity);
   }
-  const views = compileViews(top.feature_views, entities, check);
+  const topics = compileTopics(top.topics, file, check);
+  const views = compileViews(top.feature_views, entities, topics, check);
   const featuresByRef = new Map<string, FeatureDef>();
   for (const view of views.values()) for (const feature of view.features) featuresByRef.set(feature.ref, feature);
   const services = compileServices(top.feature_services, featuresByRef, check);
 
-  return Object.freeze({ file, entities, views, featuresByRef, services, entitiesByJoinKey });
+  return Object.freeze({ file, entities, views, featuresByRef, services, entitiesByJoinKey, topics });
 }
 
 function compileEntities(raw: unknown, check: Checker): Map<string, EntityDef> {
@@ -224,7 +232,7 @@ function compileEntities(raw: unknown, check: Checker): Map<string, EntityDef> {
   return entities;
 }
 
-function compileViews(raw: unknown, entities: ReadonlyMap<string, EntityDef>, check: Checker): Map<string, ViewDef> {
+function compileViews(raw: unknown, entities: ReadonlyMap<string, EntityDef>, topics: Map<string, TopicDef>, check: Checker): Map<string, ViewDef> {
   const views = new Map<string, ViewDef>();
   const section = check.object(raw ?? {}, ['feature_views']);
   if (section === undefined) return views;
@@ -233,11 +241,19 @@ function compileViews(raw: unknown, entities: ReadonlyMap<string, EntityDef>, ch
     check.name(name, path);
     const spec = check.object(value, path);
     if (spec === undefined) continue;
-    check.keys(spec, path, ['entities', 'ttl', 'source', 'features', 'description'], ['entities', 'ttl', 'source', 'features']);
+    const stream = (spec.source as { type?: unknown } | undefined)?.type === 'stream';
+    check.keys(
+      spec,
+      path,
+      ['entities', 'ttl', 'source', ...(stream ? ['aggregations', 'derived'] : ['features']), 'description'],
+      ['entities', 'ttl', 'source', stream ? 'aggregations' : 'features'],
+    );
     const viewEntities = compileViewEntities(spec.entities, [...path, 'entities'], entities, check);
     const ttlMs = compileTtl(spec.ttl, [...path, 'ttl'], check);
-    const source = compileSource(spec.source, [...path, 'source'], check);
-    const featureSpecs = compileFeatureSpecs(spec.features, [...path, 'features'], viewEntities, check);
+    const source = stream ? compileStreamSource(spec.source, [...path, 'source'], viewEntities, topics, check) : compileSource(spec.source, [...path, 'source'], check);
+    const featureSpecs = stream
+      ? compileStreamFeatures(spec, path, source as StreamSource | undefined, ttlMs, topics, check)
+      : compileFeatureSpecs(spec.features, [...path, 'features'], viewEntities, check);
     if (viewEntities === undefined || ttlMs === undefined || source === undefined || featureSpecs === undefined) continue;
 
     const features: FeatureDef[] = [];
@@ -254,7 +270,7 @@ function compileViews(raw: unknown, entities: ReadonlyMap<string, EntityDef>, ch
     };
     const byName = view.featuresByName as Map<string, FeatureDef>;
     featureSpecs.forEach((feature, index) => {
-      const def: FeatureDef = Object.freeze({ view, name: feature.name, ref: `${name}:${feature.name}`, fullName: `${name}__${feature.name}`, type: feature.type, index });
+      const def: FeatureDef = Object.freeze({ view, name: feature.name, ref: `${name}:${feature.name}`, fullName: `${name}__${feature.name}`, type: feature.type, index, compute: feature.compute });
       features.push(def);
       byName.set(feature.name, def);
     });
@@ -290,7 +306,7 @@ function compileSource(raw: unknown, path: string[], check: Checker): SourceDef 
   if (spec === undefined) return undefined;
   check.keys(spec, path, ['type'], ['type']);
   if (spec.type !== 'push') {
-    check.report([...path, 'type'], 'must be push');
+    check.report([...path, 'type'], 'must be push or stream');
     return undefined;
   }
   return Object.freeze({ type: 'push' });
@@ -301,7 +317,7 @@ function compileFeatureSpecs(
   path: string[],
   viewEntities: readonly EntityDef[] | undefined,
   check: Checker,
-): { name: string; type: ValueType }[] | undefined {
+): { name: string; type: ValueType; compute?: ComputeDef }[] | undefined {
   const spec = check.object(raw, path);
   if (spec === undefined) return undefined;
   const result: { name: string; type: ValueType }[] = [];

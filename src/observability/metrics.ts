@@ -86,8 +86,55 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly ingestEvents = new Counter({
+    name: 'strata_ingest_events_total',
+    help: 'Stream events by topic and outcome: applied (replays an entity already has are skipped in the merge), dead_lettered, late_rejected (pushed events past the watermark).',
+    labelNames: ['topic', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly deadLetters = new Counter({
+    name: 'strata_dead_letters_total',
+    help: 'Events written to <topic>.dlq, by topic and reason.',
+    labelNames: ['topic', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  /** Newest event time applied per stream view (ms), for the freshness gauge. */
+  private readonly newestApplied = new Map<string, number>();
+
+  readonly streamFreshness = new Gauge({
+    name: 'strata_stream_freshness_seconds',
+    help: 'Per stream view: now minus the newest event time applied by this process (grows while nothing arrives).',
+    labelNames: ['view'] as const,
+    aggregator: 'min',
+    registers: [this.registry],
+    collect: () => {
+      const now = Date.now();
+      for (const [view, newest] of this.newestApplied) this.streamFreshness.set({ view }, (now - newest) / 1000);
+    },
+  });
+
+  readonly consumerLag = new Gauge({
+    name: 'strata_consumer_lag',
+    help: 'Per topic partition this ingester consumes: messages between its position and the high watermark.',
+    labelNames: ['topic', 'partition'] as const,
+    registers: [this.registry],
+  });
+
+  readonly brokerUp = new Gauge({
+    name: 'strata_kafka_up',
+    help: '1 while the Kafka consumer is connected and in its group, else 0 (it retries with backoff).',
+    aggregator: 'min',
+    registers: [this.registry],
+  });
+
   constructor(options: { processMetrics: boolean }) {
     if (options.processMetrics) collectDefaultMetrics({ register: this.registry });
+  }
+
+  observeApplied(view: string, newestEventTs: number): void {
+    if (newestEventTs > (this.newestApplied.get(view) ?? -Infinity)) this.newestApplied.set(view, newestEventTs);
   }
 
   countTier(tier: Tier, result: TierResult, count: number): void {

@@ -29,7 +29,7 @@ import type { JoinKeyType } from '../config/registry.js';
 import { FieldStatus, type FeatureColumn, type OnlineResult, type ViewRows } from '../serving/online-reader.js';
 import type { ReadPlan } from '../serving/plan.js';
 import type { JoinKeyValue } from '../storage/keys.js';
-import { varintLength } from '../util/varint.js';
+import { varintLength, writeVarint } from '../util/varint.js';
 
 const TAG_METADATA = 0x0a; // field 1, length-delimited
 const TAG_RESULTS = 0x12; // field 2, length-delimited
@@ -45,16 +45,6 @@ const TAG_STRING_VAL = 0x1a; // Value.string_val, field 3, length-delimited
 const MAX_TIMESTAMP_ENTRY = 2 + 11 + 6;
 /** Below this many bytes a JS loop copies faster than a native call (which also needs a subarray). */
 const NATIVE_COPY_BYTES = 32;
-
-/** Writes a non-negative integer (< 2^53) as a varint at `at`; returns the offset after it. */
-function writeVarint(target: Uint8Array, at: number, value: number): number {
-  while (value >= 0x80) {
-    target[at++] = (value & 0x7f) | 0x80;
-    value = Math.floor(value / 128);
-  }
-  target[at++] = value;
-  return at;
-}
 
 /** Writes an int64 (two's complement: a negative value takes 10 bytes) as a varint; returns the offset after it. */
 function writeLongVarint(target: Uint8Array, at: number, long: Long): number {

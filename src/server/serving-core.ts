@@ -1,4 +1,5 @@
 import type { Registry } from '../config/registry.js';
+import type { EventPusher } from '../ingest/event-pusher.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { FeatureWriter } from '../serving/feature-writer.js';
@@ -9,6 +10,8 @@ export interface ServingCore {
   readonly registry: Registry;
   readonly reader: OnlineReader;
   readonly writer: FeatureWriter;
+  /** PushEvents; undefined when the registry has no stream views. */
+  readonly pusher: EventPusher | undefined;
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly limits: { readonly maxMessageBytes: number };

@@ -5,6 +5,9 @@ import { RedisSharedTier } from '../cache/redis-shared-tier.js';
 import { TieredRecordStore } from '../cache/tiered-record-store.js';
 import type { ServeOptions } from '../config/options.js';
 import type { Registry } from '../config/registry.js';
+import { EventPusher } from '../ingest/event-pusher.js';
+import { KafkaIngester } from '../ingest/kafka-ingester.js';
+import { StreamApplier } from '../ingest/stream-applier.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { FeatureWriter } from '../serving/feature-writer.js';
@@ -26,7 +29,7 @@ export interface RunningServer {
 /** L3 on LevelDB in `options.dataDir`, created if missing. */
 export async function openLevelStore(options: ServeOptions, registry: Registry): Promise<LevelStore> {
   mkdirSync(options.dataDir, { recursive: true });
-  return LevelStore.open({ dataDir: options.dataDir, registry, retentionMs: options.retentionMs, maxVersions: options.maxVersions });
+  return LevelStore.open({ dataDir: options.dataDir, registry, retentionMs: options.retentionMs, maxVersions: options.maxVersions, maxEvents: options.maxEvents });
 }
 
 /**
@@ -45,6 +48,8 @@ export async function startServer(
     prepare?: (core: ServingCore) => Promise<void>;
     l3?: FeatureStore;
     scrapeMetrics?: () => Promise<string>;
+    /** `strata ingest`: consume and expose /metrics over HTTP, but serve no gRPC. */
+    ingestOnly?: boolean;
   } = {},
 ): Promise<RunningServer> {
   const logger = extras.logger ?? createLogger(options.logLevel);
@@ -78,11 +83,27 @@ export async function startServer(
     throw error;
   }
 
+  const hasStreams = [...registry.views.values()].some((view) => view.source.type === 'stream');
+  const applier = hasStreams ? new StreamApplier(registry, store, metrics, options.retentionMs) : undefined;
+  const ingester =
+    applier !== undefined && options.kafkaBrokers !== undefined
+      ? new KafkaIngester(registry, applier, {
+          brokers: options.kafkaBrokers,
+          groupId: options.kafkaGroup,
+          clientId: `strata-${process.pid}`,
+          sessionTimeoutMs: options.kafkaSessionTimeoutMs,
+          schemaRegistryUrl: options.schemaRegistryUrl,
+          logger,
+          metrics,
+        })
+      : undefined;
+
   let shuttingDown = false;
   const core: ServingCore = {
     registry,
     reader: new OnlineReader(registry, store, { maxRows: options.maxRows, maxFeatures: options.maxFeatures, maxResponseBytes: options.maxResponseBytes, retentionMs: options.retentionMs }),
     writer: new FeatureWriter(registry, store, { maxRows: options.maxRows, metrics }),
+    pusher: applier === undefined ? undefined : new EventPusher(registry, applier, metrics, options.maxRows),
     metrics,
     logger,
     limits: { maxMessageBytes: options.maxMessageBytes },
@@ -99,9 +120,10 @@ export async function startServer(
   const http = new HttpGateway(core);
   try {
     await extras.prepare?.(core);
-    const grpcPort = await grpcEdge.bind(`${options.host.includes(':') ? `[${options.host}]` : options.host}:${options.grpcPort}`);
-    if (options.unixSocket !== undefined) await grpcEdge.bind(`unix:${options.unixSocket}`);
+    const grpcPort = extras.ingestOnly ? 0 : await grpcEdge.bind(`${options.host.includes(':') ? `[${options.host}]` : options.host}:${options.grpcPort}`);
+    if (options.unixSocket !== undefined && !extras.ingestOnly) await grpcEdge.bind(`unix:${options.unixSocket}`);
     const httpPort = await http.listen(options.host, options.httpPort);
+    ingester?.start();
     logger.info('strata serving', { grpc: `${options.host}:${grpcPort}`, http: `${options.host}:${httpPort}`, unixSocket: options.unixSocket, l1: l1 !== undefined, l2: l2 !== undefined, views: registry.views.size });
     return {
       grpcPort,
@@ -109,11 +131,13 @@ export async function startServer(
       core,
       stop: async () => {
         shuttingDown = true;
+        await ingester?.stop();
         await Promise.all([grpcEdge.shutdown(options.shutdownGraceMs), http.close(options.shutdownGraceMs)]);
         await store.close();
       },
     };
   } catch (error) {
+    await ingester?.stop();
     grpcEdge.server.forceShutdown();
     await http.close(0);
     await store.close();

@@ -2,6 +2,9 @@ import type { FeatureDef, Registry } from '../config/registry.js';
 import type { RecordLookup, TieredRecordStore } from '../cache/tiered-record-store.js';
 import { invalid, StrataError } from '../errors.js';
 import type { JoinKeyValue } from '../storage/keys.js';
+import { materializeAt } from '../aggregation/window-evaluator.js';
+import { EventLog } from '../storage/event-log.js';
+import type { StoredRecord } from '../storage/feature-store.js';
 import type { FeatureRecord } from '../storage/record.js';
 import { NULL_VALUE } from '../values/value-codec.js';
 import { EntityKeys } from './entity-keys.js';
@@ -210,9 +213,15 @@ export class OnlineReader {
     return { plan, rowCount, joinKeys: entityColumns, at, lookups, rowLookups };
   }
 
+  /** Stream views' event logs become their features at T: one version computed per distinct entity. */
+  private materialize(prepared: PreparedRead, stored: readonly (StoredRecord | undefined)[]): (FeatureRecord | undefined)[] {
+    return stored.map((record, index) => (record instanceof EventLog ? materializeAt(prepared.lookups[index]!.view, record, prepared.at) : record));
+  }
+
   /** Last phase of read(): the version visible at T per row, and each value's status, given the records of the lookups. */
-  select(prepared: PreparedRead, found: readonly (FeatureRecord | undefined)[]): OnlineResult {
+  select(prepared: PreparedRead, stored: readonly (StoredRecord | undefined)[]): OnlineResult {
     const { plan, rowCount, at } = prepared;
+    const found = plan.hasStreamViews ? this.materialize(prepared, stored) : (stored as readonly (FeatureRecord | undefined)[]);
     const views = plan.views;
     const columns: FeatureColumn[] = new Array(plan.features.length);
     // V8 keeps a typed array of at most 64 bytes on the JS heap (~40 ns to make); a larger one gets

@@ -19,6 +19,8 @@ export interface ReadPlan {
   readonly views: readonly ViewPlan[];
   /** Every join key the plan's views need, in first-use order. */
   readonly joinKeys: readonly string[];
+  /** Whether some view is a stream view, whose features are computed from events at read time. */
+  readonly hasStreamViews: boolean;
 }
 
 export function planFeatures(features: readonly FeatureDef[]): ReadPlan {
@@ -35,7 +37,8 @@ export function planFeatures(features: readonly FeatureDef[]): ReadPlan {
     group.outputColumns.push(column);
   });
   const views = [...byView].map(([view, group]) => Object.freeze({ view, features: Object.freeze(group.features), outputColumns: Object.freeze(group.outputColumns) }));
-  return Object.freeze({ features: Object.freeze([...features]), views: Object.freeze(views), joinKeys: Object.freeze(joinKeys) });
+  const hasStreamViews = views.some((viewPlan) => viewPlan.view.source.type === 'stream');
+  return Object.freeze({ features: Object.freeze([...features]), views: Object.freeze(views), joinKeys: Object.freeze(joinKeys), hasStreamViews });
 }
 
 /** Resolves `view:feature` references, naming the first bad one by its position. */

@@ -38,7 +38,7 @@ export class FeatureStoreHost {
     worker.serve('l3.get', ({ refs }) => this.store.getRecords(refs.map((ref) => fromWireRef(this.registry, ref))));
     worker.serve('l3.write', async ({ writes, nowMs }) => {
       const records = await this.store.applyWrites(
-        writes.map((write) => ({ ...fromWireRef(this.registry, write), versions: write.versions })),
+        writes.map((write) => ({ ...write, ...fromWireRef(this.registry, write) })),
         nowMs,
       );
       await this.tellPeers(workerId, writes.map((write, index): WireRecord => ({ view: write.view, key: write.key, record: records[index]! })));

@@ -1,5 +1,9 @@
 import type { ViewDef } from '../config/registry.js';
-import type { Version } from './record.js';
+import type { EventLog, IncomingEvent } from './event-log.js';
+import type { FeatureRecord, Version } from './record.js';
+
+/** What a record key holds, decoded: versions of a push view's features, or a stream view's events. */
+export type StoredRecord = FeatureRecord | EventLog;
 
 /** A record's address: its view and its key bytes (keys.ts). */
 export interface RecordRef {
@@ -7,9 +11,27 @@ export interface RecordRef {
   readonly key: Buffer;
 }
 
-export interface RecordWrite extends RecordRef {
-  /** Versions to merge in, in write order. */
+/** Versions of a push view's features to merge in, in write order. */
+export interface VersionWrite extends RecordRef {
   readonly versions: readonly Version[];
+}
+
+/** Events of a stream view's entity to add, in arrival order. */
+export interface EventWrite extends RecordRef {
+  readonly events: readonly IncomingEvent[];
+  /**
+   * A copy of the record from the shared tier (L2), when there is one: the
+   * merge builds on whichever of it and L3's copy has the newer revision, so
+   * an ingester taking over a partition continues from the state the previous
+   * owner left in L2.
+   */
+  readonly shared?: Uint8Array;
+}
+
+export type RecordWrite = VersionWrite | EventWrite;
+
+export function isEventWrite(write: RecordWrite): write is EventWrite {
+  return 'events' in write;
 }
 
 /** A record another process committed to the shared L3: its ref and its new bytes. */
@@ -24,8 +46,9 @@ export interface PeerWrite extends RecordRef {
 export interface FeatureStore {
   getRecords(refs: readonly RecordRef[]): Promise<(Uint8Array | undefined)[]>;
   /**
-   * Merges versions into their records and prunes history past retention, all
-   * writes in one atomic batch. Returns the new record bytes, one per write.
+   * Merges versions (or events) into their records and prunes history past
+   * retention, all writes in one atomic batch. Returns the new record bytes,
+   * one per write.
    */
   applyWrites(writes: readonly RecordWrite[], nowMs: number): Promise<Uint8Array[]>;
   /** Every record's ref, in key order, for views still in the registry. */

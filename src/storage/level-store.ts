@@ -3,7 +3,8 @@ import type { Registry, ViewDef } from '../config/registry.js';
 import { StrataError } from '../errors.js';
 import { asBuffer } from '../util/bytes.js';
 import type { ValueType } from '../values/value-codec.js';
-import type { FeatureStore, RecordRef, RecordWrite } from './feature-store.js';
+import { EVENT_LOG_FORMAT, EventLog, encodeEventLog, mergeEvents } from './event-log.js';
+import { isEventWrite, type EventWrite, type FeatureStore, type RecordRef, type RecordWrite, type VersionWrite } from './feature-store.js';
 import { RECORD_NAMESPACE, SCHEMA_NAMESPACE, schemaKey, viewOfRecordKey } from './keys.js';
 import { FeatureRecord, encodeRecord, mergeVersions, nextRevision, type Version } from './record.js';
 
@@ -15,6 +16,8 @@ export interface LevelStoreOptions {
   readonly retentionMs: number;
   /** Most versions kept per record, whatever the retention. */
   readonly maxVersions: number;
+  /** Most events kept per stream view entity, whatever the retention. */
+  readonly maxEvents: number;
 }
 
 function storageError(action: string, error: unknown): StrataError {
@@ -27,6 +30,7 @@ export class LevelStore implements FeatureStore {
   private readonly registry: Registry;
   private readonly retentionMs: number;
   private readonly maxVersions: number;
+  private readonly maxEvents: number;
   /** Per view: for each older schema fingerprint seen in this store, where each current feature sits in it (-1: absent). */
   private readonly upgrades = new Map<string, Map<number, Int32Array>>();
   /** Writes are read-modify-write of whole records; this chain runs them one at a time. */
@@ -37,6 +41,7 @@ export class LevelStore implements FeatureStore {
     this.registry = options.registry;
     this.retentionMs = options.retentionMs;
     this.maxVersions = options.maxVersions;
+    this.maxEvents = options.maxEvents;
   }
 
   static async open(options: LevelStoreOptions): Promise<LevelStore> {
@@ -77,7 +82,8 @@ export class LevelStore implements FeatureStore {
 
   /** Bytes in the view's current schema; records from an older schema are re-laid out. */
   private current(view: ViewDef, bytes: Buffer): Uint8Array {
-    if (bytes.readUInt32BE(1) === view.schemaFingerprint) return bytes;
+    // Event logs name their columns: they are laid out afresh when next written.
+    if (bytes[0] === EVENT_LOG_FORMAT || bytes.readUInt32BE(1) === view.schemaFingerprint) return bytes;
     const record = FeatureRecord.decode(bytes);
     const mapping = this.upgrades.get(view.name)?.get(record.schema);
     const versions = record.versions().map((version): Version => ({
@@ -114,9 +120,7 @@ export class LevelStore implements FeatureStore {
     writes.forEach((write, index) => {
       const id = write.key.toString('latin1');
       const before = pending.get(id) ?? existing[index];
-      const record = before === undefined ? undefined : FeatureRecord.decode(before);
-      const versions = mergeVersions(record?.versions() ?? [], write.versions, nowMs, this.retentionMs, this.maxVersions);
-      const bytes = encodeRecord(write.view.schemaFingerprint, nextRevision(record?.revision ?? 0, nowMs), write.view.features.length, versions);
+      const bytes = isEventWrite(write) ? this.mergeEventWrite(write, before, nowMs) : this.mergeVersionWrite(write, before, nowMs);
       pending.set(id, bytes);
       results.push(bytes);
     });
@@ -127,6 +131,23 @@ export class LevelStore implements FeatureStore {
       throw storageError('write', error);
     }
     return results;
+  }
+
+  private mergeVersionWrite(write: VersionWrite, before: Uint8Array | undefined, nowMs: number): Uint8Array {
+    const record = before === undefined ? undefined : FeatureRecord.decode(before);
+    const versions = mergeVersions(record?.versions() ?? [], write.versions, nowMs, this.retentionMs, this.maxVersions);
+    return encodeRecord(write.view.schemaFingerprint, nextRevision(record?.revision ?? 0, nowMs), write.view.features.length, versions);
+  }
+
+  private mergeEventWrite(write: EventWrite, before: Uint8Array | undefined, nowMs: number): Uint8Array {
+    const source = write.view.source;
+    if (source.type !== 'stream') throw new StrataError('STRATA_INTERNAL', `events written to ${write.view.name}, which is not a stream view`);
+    const local = before === undefined ? undefined : EventLog.decode(before);
+    const shared = write.shared === undefined ? undefined : EventLog.decode(write.shared);
+    const base = shared !== undefined && (local === undefined || shared.revision > local.revision) ? shared : local;
+    const horizon = nowMs - this.retentionMs - source.maxWindowMs;
+    const merged = mergeEvents(base, source.columns, write.events, horizon, this.maxEvents);
+    return encodeEventLog(nextRevision(Math.max(local?.revision ?? 0, shared?.revision ?? 0), nowMs), source.columns, merged.applied, merged.events);
   }
 
   async *recordRefs(): AsyncIterable<RecordRef> {

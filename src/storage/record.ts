@@ -23,7 +23,7 @@
  * other is dropped when they meet (equal created times: the later write wins).
  */
 
-import { varintLength } from '../util/varint.js';
+import { readVarint as readUtilVarint, varintLength, writeVarint } from '../util/varint.js';
 
 export const RECORD_FORMAT = 1;
 const HEADER_BYTES = 1 + 4 + 8 + 2 + 4;
@@ -40,24 +40,9 @@ export class CorruptRecordError extends Error {
 }
 
 function readVarint(bytes: Uint8Array, at: number): [value: number, next: number] {
-  let value = 0;
-  let shift = 0;
-  for (let pos = at; pos < bytes.length && shift < 35; pos++) {
-    const byte = bytes[pos]!;
-    value += (byte & 0x7f) * 2 ** shift;
-    if (byte < 0x80) return [value, pos + 1];
-    shift += 7;
-  }
-  throw new CorruptRecordError('truncated varint');
-}
-
-function writeVarint(target: Uint8Array, at: number, value: number): number {
-  while (value >= 0x80) {
-    target[at++] = (value & 0x7f) | 0x80;
-    value = Math.floor(value / 128);
-  }
-  target[at++] = value;
-  return at;
+  const read = readUtilVarint(bytes, at);
+  if (read === undefined) throw new CorruptRecordError('truncated varint');
+  return read;
 }
 
 /**
@@ -184,12 +169,6 @@ export class FeatureRecord {
  * records (test/unit/lru-memory-tier.test.ts, which fails if it drifts).
  */
 export const RECORD_OBJECT_OVERHEAD = 750;
-
-/** A record's revision without decoding it (for cache invalidation messages). */
-export function recordRevision(bytes: Uint8Array): number {
-  if (bytes.length < HEADER_BYTES || bytes[0] !== RECORD_FORMAT) throw new CorruptRecordError(`unknown record format ${bytes[0]}`);
-  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getFloat64(5);
-}
 
 /** The revision of a record written at `nowMs` whose previous revision was `previous` (0 if new). */
 export function nextRevision(previous: number, nowMs: number): number {

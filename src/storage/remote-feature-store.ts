@@ -1,4 +1,4 @@
-import { fromWireRef, toWireRef, type PrimaryMethods, type WorkerMethods } from '../cluster-protocol.js';
+import { fromWireRef, toWireRef, type PrimaryMethods, type WireWrite, type WorkerMethods } from '../cluster-protocol.js';
 import type { Registry } from '../config/registry.js';
 import { ERROR_CATALOGUE, StrataError, type ErrorCode } from '../errors.js';
 import type { IpcEndpoint } from '../util/ipc-endpoint.js';
@@ -46,7 +46,7 @@ export class RemoteFeatureStore implements FeatureStore {
   }
 
   applyWrites(writes: readonly RecordWrite[], nowMs: number): Promise<Uint8Array[]> {
-    const wire = writes.map((write) => ({ view: write.view.name, key: write.key, versions: write.versions }));
+    const wire = writes.map(({ view, ...write }): WireWrite => ({ ...write, view: view.name }));
     return this.call('l3.write', { writes: wire, nowMs });
   }
 

@@ -1,0 +1,136 @@
+/**
+ * The one path by which events change stream state, whether consumed from
+ * Kafka or pushed over the API: each event is checked against every view fed
+ * by its topic (key, event time, stored columns), grouped by entity, and
+ * written as one atomic batch through the tiers. An event valid for one view
+ * and not another is rejected as a whole, so views of a topic never disagree
+ * on which events they saw.
+ */
+import type { JoinKeyType, Registry, StreamSource, ViewDef } from '../config/registry.js';
+import type { TieredRecordStore } from '../cache/tiered-record-store.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { ColumnValue, EventOrigin, IncomingEvent } from '../storage/event-log.js';
+import type { EventWrite } from '../storage/feature-store.js';
+import { recordKey, recordKeyPrefix } from '../storage/keys.js';
+
+/** Why an event was not applied: what `<topic>.dlq` headers and push responses say. */
+export interface Rejection {
+  readonly reason: 'undecodable' | 'unknown_schema' | 'invalid' | 'late';
+  readonly detail: string;
+  /** The event field at fault, when there is one. */
+  readonly field?: string;
+}
+
+interface StreamView {
+  readonly view: ViewDef;
+  readonly source: StreamSource;
+  readonly prefix: Buffer;
+  readonly keyType: JoinKeyType;
+}
+
+/** An event checked against every view of its topic: the writes it makes, or why it cannot be applied. */
+export type ExtractedEvent = { readonly ok: true; readonly ts: number; readonly parts: readonly EventPart[] } | { readonly ok: false; readonly rejection: Rejection };
+
+interface EventPart {
+  readonly view: StreamView;
+  readonly key: Buffer;
+  readonly values: readonly ColumnValue[];
+}
+
+const MAX_SAFE_TS = 8.64e15;
+
+function columnValue(raw: unknown): ColumnValue {
+  if (raw === undefined || raw === null) return null;
+  if (typeof raw === 'number' || typeof raw === 'string' || typeof raw === 'boolean') return raw;
+  if (typeof raw === 'bigint') return Number(raw);
+  // Records, arrays, maps: kept as their JSON text, so `last`/`first` can still return them.
+  return JSON.stringify(raw);
+}
+
+export class StreamApplier {
+  private readonly store: TieredRecordStore;
+  private readonly metrics: Metrics;
+  private readonly retentionMs: number;
+  private readonly viewsByTopic = new Map<string, StreamView[]>();
+
+  constructor(registry: Registry, store: TieredRecordStore, metrics: Metrics, retentionMs: number) {
+    this.store = store;
+    this.metrics = metrics;
+    this.retentionMs = retentionMs;
+    for (const view of registry.views.values()) {
+      const source = view.source;
+      if (source.type !== 'stream') continue;
+      const views = this.viewsByTopic.get(source.topic) ?? [];
+      views.push({ view, source, prefix: recordKeyPrefix(view.name), keyType: view.entities[0]!.type });
+      this.viewsByTopic.set(source.topic, views);
+    }
+  }
+
+  /** Topics some stream view consumes. */
+  get topics(): string[] {
+    return [...this.viewsByTopic.keys()];
+  }
+
+  /** Checks a decoded event against every view of the topic; `nowMs` bounds how far in the future and past event times may be. */
+  extract(topic: string, event: Record<string, unknown>, nowMs: number): ExtractedEvent {
+    const views = this.viewsByTopic.get(topic);
+    if (views === undefined) return { ok: false, rejection: { reason: 'invalid', detail: `no stream view consumes topic ${topic}` } };
+    let ts = Number.NaN;
+    const parts: EventPart[] = [];
+    for (const streamView of views) {
+      const { source, keyType } = streamView;
+      const rawTs = event[source.timestampField];
+      if (typeof rawTs !== 'number' || !Number.isFinite(rawTs) || rawTs < 0 || rawTs > MAX_SAFE_TS) {
+        return reject(source.timestampField, `must be the event time in ms since the epoch, got ${JSON.stringify(rawTs) ?? 'nothing'}`);
+      }
+      if (rawTs < nowMs - this.retentionMs - source.maxWindowMs) {
+        return reject(source.timestampField, `event time ${new Date(rawTs).toISOString()} is older than anything view ${streamView.view.name} keeps`);
+      }
+      ts = rawTs;
+      const rawKey = event[source.key];
+      let key: Buffer;
+      if (keyType === 'int64') {
+        if (!(typeof rawKey === 'number' && Number.isSafeInteger(rawKey)) && !(typeof rawKey === 'string' && /^-?\d{1,19}$/.test(rawKey))) {
+          return reject(source.key, `must be an integer entity key, got ${JSON.stringify(rawKey) ?? 'nothing'}`);
+        }
+        key = recordKey(streamView.prefix, [keyType], [rawKey]);
+      } else {
+        if (typeof rawKey !== 'string' || rawKey.length === 0) return reject(source.key, `must be a non-empty string entity key, got ${JSON.stringify(rawKey) ?? 'nothing'}`);
+        key = recordKey(streamView.prefix, [keyType], [rawKey]);
+      }
+      parts.push({ view: streamView, key, values: source.columns.map((column) => columnValue(event[column])) });
+    }
+    return { ok: true, ts, parts };
+  }
+
+  /**
+   * Applies extracted events (in partition order), all in one atomic write;
+   * resolves once durable (see TieredRecordStore.writeEvents). Events whose
+   * origin offset an entity has already applied are skipped.
+   */
+  async apply(topic: string, events: readonly { readonly extracted: ExtractedEvent & { ok: true }; readonly origin: EventOrigin | undefined }[], nowMs: number): Promise<void> {
+    const writes = new Map<string, EventWrite & { id: string; events: IncomingEvent[] }>();
+    for (const { extracted, origin } of events) {
+      for (const part of extracted.parts) {
+        const id = part.key.toString('latin1');
+        let write = writes.get(id);
+        if (write === undefined) {
+          write = { view: part.view.view, key: part.key, id, events: [] };
+          writes.set(id, write);
+        }
+        write.events.push({ ts: extracted.ts, values: part.values, origin });
+      }
+    }
+    if (writes.size === 0) return;
+    await this.store.writeEvents([...writes.values()], nowMs);
+    let newest = -Infinity;
+    for (const { extracted } of events) newest = Math.max(newest, extracted.ts);
+    for (const { view } of this.viewsByTopic.get(topic) ?? []) this.metrics.observeApplied(view.name, newest);
+    // Replays of events an entity already has are skipped inside the merge, and counted here too.
+    this.metrics.ingestEvents.inc({ topic, outcome: 'applied' }, events.length);
+  }
+}
+
+function reject(field: string, rule: string): ExtractedEvent {
+  return { ok: false, rejection: { reason: 'invalid', field, detail: `${field}: ${rule}` } };
+}

@@ -1,0 +1,14 @@
+import { EVENT_LOG_FORMAT, EventLog } from './event-log.js';
+import type { StoredRecord } from './feature-store.js';
+import { CorruptRecordError, FeatureRecord, RECORD_FORMAT } from './record.js';
+
+/** Decodes record bytes of either format (the first byte tells which). Throws CorruptRecordError. */
+export function decodeStoredRecord(bytes: Uint8Array): StoredRecord {
+  return bytes[0] === EVENT_LOG_FORMAT ? EventLog.decode(bytes) : FeatureRecord.decode(bytes);
+}
+
+/** A record's revision without decoding it (for cache invalidation messages); both formats keep it at byte 5. */
+export function recordRevision(bytes: Uint8Array): number {
+  if (bytes.length < 13 || (bytes[0] !== RECORD_FORMAT && bytes[0] !== EVENT_LOG_FORMAT)) throw new CorruptRecordError(`unknown record format ${bytes[0]}`);
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getFloat64(5);
+}
