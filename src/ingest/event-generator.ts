@@ -169,7 +169,7 @@ export class EventGenerator {
   readonly #seed: number;
   readonly #users: readonly User[];
   readonly #cards: readonly { readonly id: string; readonly user: User }[];
-  readonly #keepSessionSightings: boolean;
+  readonly #sightDevices: boolean;
   readonly #outOfOrderFraction: number;
   readonly #lateFraction: number;
   readonly #v2Fraction: number;
@@ -181,7 +181,8 @@ export class EventGenerator {
   #sessions = 0;
   #devices: number;
   readonly #openSessions: Session[] = [];
-  readonly #sessionSightings: { readonly user: User; readonly device: Device; readonly fraud?: FraudPattern }[] = [];
+  /** Devices to sight on device.events next: those of sessions just started and of fraudsters. */
+  readonly #pendingSightings: { readonly user: User; readonly device: Device; readonly fraud?: FraudPattern }[] = [];
   #cardTest: { readonly user: User; readonly card: string; left: number } | undefined;
 
   constructor(options: EventGeneratorOptions) {
@@ -202,7 +203,7 @@ export class EventGenerator {
     if (!Number.isSafeInteger(this.#concurrentSessions) || this.#concurrentSessions < 1) {
       throw new StrataError('STRATA_CONFIG_INVALID', `event generator: concurrentSessions must be a positive integer, got ${this.#concurrentSessions}`);
     }
-    this.#keepSessionSightings = (options.topics ?? GENERATOR_TOPICS).includes('device.events');
+    this.#sightDevices = (options.topics ?? GENERATOR_TOPICS).includes('device.events');
     // A pattern started makes meanEvents fraud transactions; solve for the start chance that makes fraudFraction of them fraud.
     const meanEvents = PATTERNS.reduce((sum, { weight, meanEvents }) => sum + weight * meanEvents, 0);
     this.#patternStartChance = fraudFraction / (meanEvents * (1 - fraudFraction) + fraudFraction);
@@ -308,7 +309,7 @@ export class EventGenerator {
       }
       case 'new_device': {
         const stranger = this.#device(++this.#devices, user.home);
-        if (this.#keepSessionSightings) this.#sessionSightings.push({ user, device: stranger, fraud: pattern });
+        if (this.#sightDevices) this.#pendingSightings.push({ user, device: stranger, fraud: pattern });
         return { card, user, device: stranger, category: this.#pick(['online', 'electronics']), usd: 200 + 1300 * this.#random(), country: user.home, fraud: pattern };
       }
     }
@@ -360,14 +361,14 @@ export class EventGenerator {
         last: undefined,
       };
       this.#openSessions.push(session);
-      if (this.#keepSessionSightings) this.#sessionSightings.push({ user, device });
+      if (this.#sightDevices) this.#pendingSightings.push({ user, device });
       return session;
     }
     return this.#pick(this.#openSessions);
   }
 
   #deviceEvent(): GeneratedEvent {
-    const sighting = this.#sessionSightings.shift();
+    const sighting = this.#pendingSightings.shift();
     const user = sighting?.user ?? this.#pick(this.#users);
     const device = sighting?.device ?? this.#pick(user.devices);
     // Phones change networks: a known device now and then shows up from another address at home.
