@@ -6,6 +6,7 @@
  * OUTSIDE_MAX_AGE), and card_profile has two versions per card so as_of
  * reads differ from current ones.
  */
+import { EventGenerator, GENERATOR_TOPICS } from '../ingest/event-generator.js';
 import { jsonValues } from '../server/json-values.js';
 import type { ServingCore } from '../server/serving-core.js';
 import { seededRandom } from '../util/seeded-random.js';
@@ -105,5 +106,24 @@ export async function seedExample(core: ServingCore, nowMs: number): Promise<num
     },
     pairs.map(() => nowMs - int(0, 3) * DAY),
   );
-  return rows;
+  return rows + (await seedStreams(core, nowMs));
+}
+
+/**
+ * An hour of generated transactions, clicks and device sightings for the
+ * example's population, pushed through PushEvents — the path consumed events
+ * take — so the stream views have values with no broker running.
+ */
+async function seedStreams(core: ServingCore, nowMs: number): Promise<number> {
+  if (core.pusher === undefined) return 0;
+  const startTs = nowMs - 3_600_000;
+  const generator = new EventGenerator({ seed: 42, startTs, users: EXAMPLE_IDS.users, lateFraction: 0, outOfOrderFraction: 0 });
+  const batches = new Map(GENERATOR_TOPICS.map((topic) => [topic, [] as Record<string, unknown>[]]));
+  for (let index = 0; index < 600; index++) {
+    generator.advanceTo(startTs + Math.floor((index / 600) * 3_600_000));
+    for (const [topic, batch] of batches) batch.push(generator.next(topic).event);
+  }
+  let events = 0;
+  for (const [topic, batch] of batches) events += (await core.pusher.push(topic, batch, nowMs)).applied;
+  return events;
 }

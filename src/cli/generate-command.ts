@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseDuration } from '../config/duration.js';
 import { StrataError } from '../errors.js';
-import { loadAvroSchemaFile } from '../ingest/avro-schema.js';
+import { loadAvroSchemaFile } from '../config/avro.js';
 import { EventGenerator, GENERATOR_TOPICS, type GeneratorTopic } from '../ingest/event-generator.js';
 import type { EventSink, OutgoingEvent } from './event-sinks/event-sink.js';
 import { KafkaEventSink, type WriterSchema } from './event-sinks/kafka-event-sink.js';

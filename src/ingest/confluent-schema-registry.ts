@@ -1,6 +1,6 @@
 import type avsc from 'avsc';
 import { StrataError } from '../errors.js';
-import { parseAvroSchema } from './avro-schema.js';
+import { parseAvroSchema } from '../config/avro.js';
 import type { SchemaSource } from './schema-source.js';
 
 export interface ConfluentSchemaRegistryOptions {

@@ -45,10 +45,10 @@ export interface KafkaIngesterOptions {
   readonly metrics: Metrics;
 }
 
-export function createDecoder(topic: TopicDef, schemaRegistryUrl: string | undefined): EventDecoder {
+/** The decoder of a topic's messages; Avro topics share `schemaRegistry` (one cache, one request per id) when there is one. */
+export function createDecoder(topic: TopicDef, schemaRegistry: ConfluentSchemaRegistry | undefined): EventDecoder {
   if (topic.format === 'json') return new JsonEventDecoder(topic.readerType);
-  const source = schemaRegistryUrl === undefined ? new LocalSchemaFiles(topic.writerTypes) : new ConfluentSchemaRegistry(schemaRegistryUrl, { timeoutMs: 5_000 });
-  return new AvroEventDecoder(topic.readerType!, source);
+  return new AvroEventDecoder(topic.readerType!, schemaRegistry ?? new LocalSchemaFiles(topic.writerTypes));
 }
 
 interface DeadLetter {
@@ -83,7 +83,8 @@ export class KafkaIngester {
       retry: { retries: 5, initialRetryTime: 200, maxRetryTime: 5_000 },
       connectionTimeout: 3_000,
     });
-    for (const name of applier.topics) this.decoders.set(name, createDecoder(registry.topics.get(name)!, options.schemaRegistryUrl));
+    const schemaRegistry = options.schemaRegistryUrl === undefined ? undefined : new ConfluentSchemaRegistry(options.schemaRegistryUrl, { timeoutMs: 5_000 });
+    for (const name of applier.topics) this.decoders.set(name, createDecoder(registry.topics.get(name)!, schemaRegistry));
   }
 
   /** Starts consuming in the background; connection failures are retried with backoff until stop(). */

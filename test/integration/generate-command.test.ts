@@ -7,7 +7,7 @@ import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runGenerate } from '../../src/cli/generate-command.js';
-import { loadAvroSchemaFile } from '../../src/ingest/avro-schema.js';
+import { loadAvroSchemaFile } from '../../src/config/avro.js';
 import { conformEvent } from '../../src/ingest/conform-event.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'strata-generate-'));

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StrataError } from '../../src/errors.js';
 import { AvroEventDecoder } from '../../src/ingest/avro-event-decoder.js';
-import { parseAvroSchema } from '../../src/ingest/avro-schema.js';
+import { parseAvroSchema } from '../../src/config/avro.js';
 import { ConfluentSchemaRegistry } from '../../src/ingest/confluent-schema-registry.js';
 import { encodeConfluent } from '../../src/ingest/confluent-wire.js';
 import { freePort } from '../support/ports.js';

@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { StrataError } from '../../src/errors.js';
 import { AvroEventDecoder } from '../../src/ingest/avro-event-decoder.js';
-import { loadAvroSchemaFile, parseAvroSchema } from '../../src/ingest/avro-schema.js';
+import { loadAvroSchemaFile, parseAvroSchema } from '../../src/config/avro.js';
 import { conformEvent } from '../../src/ingest/conform-event.js';
 import { encodeConfluent } from '../../src/ingest/confluent-wire.js';
 import { JsonEventDecoder } from '../../src/ingest/json-event-decoder.js';

@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { loadAvroSchemaFile } from '../../src/ingest/avro-schema.js';
+import { loadAvroSchemaFile } from '../../src/config/avro.js';
 import { conformEvent } from '../../src/ingest/conform-event.js';
 import { encodeConfluent } from '../../src/ingest/confluent-wire.js';
 import { EventGenerator, GENERATOR_TOPICS, type EventGeneratorOptions, type GeneratedEvent, type GeneratorTopic } from '../../src/ingest/event-generator.js';
