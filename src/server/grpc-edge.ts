@@ -6,7 +6,8 @@ import { invalid, StrataError } from '../errors.js';
 import { describeRegistry } from '../serving/registry-description.js';
 import type { ServingCore } from './serving-core.js';
 import { OnlineFeaturesRpc } from './online-features-rpc.js';
-import { decodeRequest, PROTO_FILE, ProtoTypes, SERVICE_NAME, type WriteFeaturesMessage } from './proto.js';
+import { decodeRequest, PROTO_FILE, ProtoTypes, SERVICE_NAME, type PushEventsMessage, type WriteFeaturesMessage } from './proto.js';
+import { structToJs } from './proto-struct.js';
 import { protoValues } from './proto-values.js';
 import { grpcCodeName, toGrpcError } from './status-edge.js';
 
@@ -46,11 +47,17 @@ export class GrpcEdge {
 
     const method = (name: string) => bytesMethod(`/${SERVICE_NAME}/${name}`);
     this.server.addService(
-      { GetOnlineFeatures: method('GetOnlineFeatures'), WriteFeatures: method('WriteFeatures'), ListFeatureViews: method('ListFeatureViews') },
+      {
+        GetOnlineFeatures: method('GetOnlineFeatures'),
+        WriteFeatures: method('WriteFeatures'),
+        ListFeatureViews: method('ListFeatureViews'),
+        PushEvents: method('PushEvents'),
+      },
       {
         GetOnlineFeatures: this.unary('GetOnlineFeatures', (body) => this.onlineFeatures.handle(body, Date.now())),
         WriteFeatures: this.unary('WriteFeatures', (body) => this.writeFeatures(body)),
         ListFeatureViews: this.unary('ListFeatureViews', async () => this.registryResponse),
+        PushEvents: this.unary('PushEvents', (body) => this.pushEvents(body)),
       },
     );
     this.health = new HealthImplementation({ '': 'SERVING', [SERVICE_NAME]: 'SERVING' });
@@ -102,6 +109,15 @@ export class GrpcEdge {
       Date.now(),
     );
     return Buffer.from(ProtoTypes.WriteFeaturesResponse.encode({ rows_written: rows }).finish());
+  }
+
+  private async pushEvents(body: Buffer): Promise<Buffer> {
+    const pusher = this.core.pusher;
+    if (pusher === undefined) throw new StrataError('STRATA_NO_STREAM_VIEWS', 'PushEvents: the registry has no stream views, so no topic takes events; push rows to push views with WriteFeatures');
+    const message = decodeRequest<PushEventsMessage>(ProtoTypes.PushEventsRequest, body);
+    const events = (message.events ?? []).map((event, index) => structToJs(event, `events[${index}]`));
+    const outcome = await pusher.push(message.topic ?? '', events, Date.now());
+    return Buffer.from(ProtoTypes.PushEventsResponse.encode({ applied: outcome.applied, late_indexes: outcome.late }).finish());
   }
 
   /** Binds a TCP address (port 0 = ephemeral) or a `unix:` path; returns the bound port. */

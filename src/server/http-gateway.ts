@@ -1,8 +1,8 @@
 /**
  * The Feast-shaped HTTP gateway: POST /get-online-features and POST /push
- * with Feast's JSON bodies (plus `as_of`), GET /feature-views, GET /health,
- * GET /metrics. Responses are JSON text assembled directly from the stored
- * value bytes.
+ * with Feast's JSON bodies (plus `as_of`), POST /push-events (events for the
+ * topics of stream views), GET /feature-views, GET /health, GET /metrics.
+ * Responses are JSON text assembled directly from the stored value bytes.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -53,6 +53,7 @@ export class HttpGateway {
     this.routes = new Map<string, Route>([
       ['POST /get-online-features', (body) => this.getOnlineFeatures(body)],
       ['POST /push', (body) => this.push(body)],
+      ['POST /push-events', (body) => this.pushEvents(body)],
     ]);
     this.server = createServer((request, response) => this.handle(request, response));
     this.server.keepAliveTimeout = 65_000;
@@ -86,7 +87,7 @@ export class HttpGateway {
     const route = this.routes.get(routeKey);
     if (route === undefined) {
       request.resume();
-      return fail(new StrataError('STRATA_ROUTE_NOT_FOUND', `no route ${routeKey}; routes: POST /get-online-features, POST /push, GET /feature-views, GET /health, GET /metrics`));
+      return fail(new StrataError('STRATA_ROUTE_NOT_FOUND', `no route ${routeKey}; routes: POST /get-online-features, POST /push, POST /push-events, GET /feature-views, GET /health, GET /metrics`));
     }
     if (this.core.isShuttingDown()) {
       request.resume();
@@ -164,6 +165,15 @@ export class HttpGateway {
     df.delete('created_timestamp');
     const rows = await this.core.writer.write({ view, columns: df, eventTimestamps, createdTimestamps }, jsonValues, Date.now());
     return JSON.stringify({ rows_written: rows });
+  }
+
+  /** `{"topic": "txn.events", "events": [{…}, …]}` → `{"applied": n, "late_indexes": [i, …]}`; see PushEvents in the proto. */
+  private async pushEvents(body: Json): Promise<string> {
+    const pusher = this.core.pusher;
+    if (pusher === undefined) throw new StrataError('STRATA_NO_STREAM_VIEWS', 'POST /push-events: the registry has no stream views, so no topic takes events; push rows to push views with POST /push');
+    rejectUnknownKeys(body, ['topic', 'events']);
+    const outcome = await pusher.push(body.topic, body.events, Date.now());
+    return JSON.stringify({ applied: outcome.applied, late_indexes: outcome.late });
   }
 
   listen(host: string, port: number): Promise<number> {

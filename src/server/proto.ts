@@ -1,14 +1,15 @@
 /**
- * The protobuf side of the gRPC edge. WriteFeatures requests are decoded
- * with protobufjs reflection types (proto-loader's default path would add
- * toObject/fromObject per message); GetOnlineFeatures requests and responses
- * are decoded and encoded by hand, see online-request.ts and
- * online-response.ts.
+ * The protobuf side of the gRPC edge. WriteFeatures and PushEvents requests
+ * are decoded with protobufjs reflection types (proto-loader's default path
+ * would add toObject/fromObject per message; PushEvents' Structs become plain
+ * objects in proto-struct.ts); GetOnlineFeatures requests and responses are
+ * decoded and encoded by hand, see online-request.ts and online-response.ts.
  */
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import type Long from 'long';
 import { invalid } from '../errors.js';
+import type { StructMessage } from './proto-struct.js';
 
 export const PROTO_FILE = fileURLToPath(new URL('../../proto/strata/v1/feature_service.proto', import.meta.url));
 export const SERVICE_NAME = 'strata.v1.FeatureService';
@@ -23,6 +24,8 @@ export const ProtoTypes = {
   WriteFeaturesResponse: root.lookupType('strata.v1.WriteFeaturesResponse'),
   ListFeatureViewsRequest: root.lookupType('strata.v1.ListFeatureViewsRequest'),
   ListFeatureViewsResponse: root.lookupType('strata.v1.ListFeatureViewsResponse'),
+  PushEventsRequest: root.lookupType('strata.v1.PushEventsRequest'),
+  PushEventsResponse: root.lookupType('strata.v1.PushEventsResponse'),
 } as const;
 
 export interface TimestampMessage {
@@ -39,6 +42,11 @@ export interface WriteFeaturesMessage {
   columns?: Record<string, RepeatedValueMessage | null>;
   event_timestamps?: TimestampMessage[];
   created_timestamps?: TimestampMessage[];
+}
+
+export interface PushEventsMessage {
+  topic?: string;
+  events?: (StructMessage | null)[];
 }
 
 /** Decodes a request body, turning a protobuf parse failure into INVALID_ARGUMENT. */
