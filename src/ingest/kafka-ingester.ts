@@ -169,7 +169,8 @@ export class KafkaIngester {
     const watermark = await this.watermarkFor(topic, partition);
     for (let start = 0; start < messages.length && active(); start += STEP_MESSAGES) {
       const step = messages.slice(start, start + STEP_MESSAGES);
-      // The watermark advances only once the step is durable: a retried step starts from the same one.
+      // The watermark advances only once the step is durable and committed: a retried step (kafkajs
+      // refetches from the last resolved offset) starts from the same one, so it finds the same events late.
       const trial = new Watermark(this.registry.topics.get(topic)!.allowedLatenessMs, watermark.newestEventTs);
       const nowMs = Date.now();
       const toApply: { extracted: ExtractedEvent & { ok: true }; origin: { partition: number; offset: number } }[] = [];
@@ -191,8 +192,8 @@ export class KafkaIngester {
       }
       await Promise.all([this.applier.apply(topic, toApply, nowMs), this.deadLetter(topic, partition, deadLetters)]);
       const last = step[step.length - 1]!.offset;
+      await this.consumer!.commitOffsets([{ topic, partition, offset: String(Number(last) + 1), metadata: trial.toMetadata() }]);
       watermark.observe(trial.newestEventTs);
-      await this.consumer!.commitOffsets([{ topic, partition, offset: String(Number(last) + 1), metadata: watermark.toMetadata() }]);
       resolveOffset(last);
       this.options.metrics.consumerLag.set({ topic, partition: String(partition) }, Math.max(0, Number(batch.highWatermark) - Number(last) - 1));
       await heartbeat();
