@@ -21,8 +21,8 @@ const id = (prefix: string, index: number): string => `${prefix}${String(index).
 
 const EXAMPLE_IDS = { cards: 120, users: 80, devices: 90 } as const;
 
-/** Writes the sample rows; returns how many. */
-export async function seedExample(core: ServingCore, nowMs: number): Promise<number> {
+/** Writes the sample rows and pushes the sample events; returns how many of each. */
+export async function seedExample(core: ServingCore, nowMs: number): Promise<{ rows: number; events: number }> {
   const rand = seededRandom(42);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(rand() * items.length)]!;
   const int = (low: number, high: number): number => low + Math.floor(rand() * (high - low + 1));
@@ -106,7 +106,7 @@ export async function seedExample(core: ServingCore, nowMs: number): Promise<num
     },
     pairs.map(() => nowMs - int(0, 3) * DAY),
   );
-  return rows + (await seedStreams(core, nowMs));
+  return { rows, events: await seedStreams(core, nowMs) };
 }
 
 /**

@@ -63,9 +63,9 @@ async function serve(argv: string[]): Promise<void> {
   const seed = options.registry === BUNDLED_REGISTRY && !existsSync(seedMarker);
   const prepare = async (core: ServingCore): Promise<void> => {
     if (!seed) return;
-    const rows = await seedExample(core, Date.now());
+    const { rows, events } = await seedExample(core, Date.now());
     writeFileSync(seedMarker, `${new Date().toISOString()}\n`);
-    logger.info('bundled example seeded', { rows });
+    logger.info('bundled example seeded', { rows, events });
   };
   if (cluster.isWorker) return serveWorker(options, registry, logger, prepare);
   if (options.unixSocket !== undefined && existsSync(options.unixSocket) && lstatSync(options.unixSocket).isSocket()) {
