@@ -60,7 +60,7 @@ async function consumer(groupId: string, topic: string, autoCommit = true): Prom
   });
   await created.connect();
   await created.subscribe({ topic, fromBeginning: true });
-  // run() resolves once the first join and sync are done.
+  // run() resolves once the first join and sync are done (or crashed: assigned() is then still undefined).
   await created.run({ autoCommit, eachMessage: async (payload) => void seen.push(payload) });
   return { consumer: created, seen, assigned: () => assigned, joinMs: () => joinMs };
 }
@@ -147,15 +147,21 @@ describe('KafkaBroker (librdkafka mock cluster)', () => {
     });
   });
 
-  it('fails produce while the broker is down and succeeds once it is up again', async () => {
+  it('fails produce while the broker is down, succeeds once it is up again, and keeps committed offsets', async () => {
     const send = await producer({ retries: 1, initialRetryTime: 100, maxRetryTime: 300 });
-    await send.send({ topic: 'events', messages: [{ value: 'before' }] });
+    await send.send({ topic: 'three', messages: [{ partition: 1, value: 'before' }] });
+    const member = await consumer('outage', 'three', false);
+    await eventually(() => member.seen.length >= 1);
+    await member.consumer.commitOffsets([{ topic: 'three', partition: 1, offset: '1' }]);
+    await disconnect(member.consumer);
 
     await broker.setDown(1);
-    await expect(send.send({ topic: 'events', messages: [{ value: 'while-down' }] })).rejects.toThrow();
+    await expect(send.send({ topic: 'three', messages: [{ value: 'while-down' }] })).rejects.toThrow();
 
     await broker.setUp(1);
-    await send.send({ topic: 'events', messages: [{ value: 'after' }] });
+    await send.send({ topic: 'three', messages: [{ value: 'after' }] });
+    const [committed] = await admin.fetchOffsets({ groupId: 'outage', topics: ['three'] });
+    expect(committed!.partitions.find((partition) => partition.partition === 1)?.offset).toBe('1');
     await expect(broker.setDown(7)).rejects.toThrow(/down 7/);
   });
 });

@@ -1,5 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
@@ -11,6 +11,8 @@ const source = fileURLToPath(new URL('./kafka-broker/mock-broker.c', import.meta
 const cacheRoot = fileURLToPath(new URL('../../node_modules/.cache/strata-mock-broker/', import.meta.url));
 const mockHeader = '/usr/include/librdkafka/rdkafka_mock.h';
 const gccArgs = ['-O1'];
+const installHint = 'run scripts/ensure-test-deps.sh';
+
 /**
  * The leader's assignment is held back a moment before its SyncGroup goes
  * out. The mock coordinator completes a generation as soon as the leader's
@@ -18,9 +20,10 @@ const gccArgs = ['-O1'];
  * SyncGroup is still on its way; that follower then gets INVALID_REQUEST
  * ("request being malformed"), kafkajs crashes and restarts it, and the group
  * pays another full rebalance. Two members joining together hit that in 5
- * of 24 tries here with the stock assigner, 0 of 16 with this one. A real broker waits for every member's sync, so
- * this only shapes timing. Same protocol name as the stock round robin, so
- * members with and without it mix.
+ * of 24 tries here with the stock assigner, 0 of 16 with this one. A real
+ * broker waits for every member's sync, so the delay only shapes timing.
+ * Same protocol name as the stock round robin, so members with and without
+ * it mix.
  */
 export const mockSafeRoundRobin: PartitionAssigner = (config) => {
   const assigner = PartitionAssigners.roundRobin(config);
@@ -66,16 +69,18 @@ export const MOCK_GROUP_SETTINGS = {
   partitionAssigners: [mockSafeRoundRobin],
 } satisfies Omit<ConsumerConfig, 'groupId'>;
 
-const installHint = 'run scripts/ensure-test-deps.sh (it installs gcc and librdkafka-dev)';
-
 /**
  * A real Kafka-protocol cluster on 127.0.0.1 for tests: librdkafka's mock
  * cluster (librdkafka-dev) in a small C launcher, kafka-broker/mock-broker.c,
  * compiled on first use. Topics are created up front because the mock has no
  * CreateTopics; a topic that only clients mention is auto-created with 4
  * partitions. Broker ids are 1..brokers. Committed offsets live in the
- * launcher process: a new consumer in the same group resumes from them, and
- * they are gone when the broker stops.
+ * launcher process: a new consumer in the same group resumes from them, they
+ * outlast setDown/setUp, and they are gone when the broker stops.
+ * Not served by the mock: CreateTopics, ListGroups, DescribeGroups (so no
+ * admin.setOffsets/resetOffsets either) and offsets by timestamp. A broker
+ * set down keeps leading its partitions (no failover): its port refuses
+ * connections until setUp, on the same port.
  */
 export class KafkaBroker {
   private readonly lines: AsyncIterator<string>;
@@ -100,6 +105,8 @@ export class KafkaBroker {
     const args = [String(opts.brokers ?? 1), ...opts.topics.map((topic) => `${topic.name}:${topic.partitions}`)];
     // stdin stays a pipe for commands, and its EOF is what ends the broker when this process dies.
     const child = spawn(binary, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    // A write to a broker that already died fails through the closed stdout instead.
+    child.stdin!.on('error', () => {});
     let stderr = '';
     child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
       stderr = (stderr + chunk).slice(-4_000);
@@ -172,16 +179,16 @@ async function buildLauncher(): Promise<string> {
   const dir = `${cacheRoot}${hash}`;
   const binary = `${dir}/mock-broker`;
   if (existsSync(binary)) return binary;
-  if (!existsSync(mockHeader)) throw new Error(`librdkafka-dev is missing (no ${mockHeader}): ${installHint}`);
+  if (!existsSync(mockHeader)) throw new Error(`librdkafka-dev is missing (no ${mockHeader}); ${installHint}`);
   await mkdir(dir, { recursive: true });
-  const temp = `${binary}.${process.pid}.${Date.now()}`;
+  const temp = `${binary}.${process.pid}.${randomBytes(4).toString('hex')}`;
   try {
     await promisify(execFile)('gcc', [...gccArgs, '-o', temp, source, '-lrdkafka']);
     await rename(temp, binary);
   } catch (error) {
     await rm(temp, { force: true });
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`gcc is missing: ${installHint}`);
-    throw new Error(`compiling ${source} failed (${installHint}): ${(error as { stderr?: string }).stderr ?? String(error)}`);
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`gcc is missing; ${installHint}`);
+    throw new Error(`compiling ${source} failed (if gcc or librdkafka-dev is missing, ${installHint}): ${(error as { stderr?: string }).stderr ?? String(error)}`);
   }
   return binary;
 }
