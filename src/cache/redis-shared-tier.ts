@@ -10,6 +10,12 @@ import type { SharedTier } from './tiers.js';
 
 const BLOOM_CHUNK_BYTES = 1024 * 1024;
 const BLOOM_TIMEOUT_MS = 10_000;
+/**
+ * Writes, and the reads stream ingestion builds its writes on, are not held to
+ * the serving read timeout: a whole step's records move in one command, and
+ * giving up is not free (the step is retried, and its Kafka consumer restarts).
+ */
+const WRITE_TIMEOUT_MS = 5_000;
 
 export interface RedisTierOptions {
   readonly url: string;
@@ -32,11 +38,15 @@ export interface RedisTierOptions {
  * other's record layouts. Reads are one
  * MGET per request; no command is queued while disconnected
  * (enableOfflineQueue: false) and none outlives `timeoutMs`, so a slow or
- * dead Redis costs a request at most that long, then L3 answers. ioredis
- * reconnects by itself; a Redis down at start is a logged warning.
+ * dead Redis costs a request at most that long, then L3 answers. Writes
+ * (and the reads ingestion writes on) go over a second connection with a
+ * longer timeout, off the request path. ioredis reconnects by itself; a Redis
+ * down at start is a logged warning.
  */
 export class RedisSharedTier implements SharedTier {
   private readonly client: Redis;
+  /** Writes and getManyForWrite, in order, with WRITE_TIMEOUT_MS. */
+  private readonly writer: Redis;
   private readonly prefixes = new Map<string, Buffer>();
   private readonly bloomKey: string;
   private bloomClient: Redis | undefined;
@@ -72,6 +82,9 @@ export class RedisSharedTier implements SharedTier {
     });
     this.client.on('close', () => this.metrics.l2Up.set(0));
     this.client.on('error', (error: Error) => this.warn('l2 redis error; reads fall through to L3', error));
+    // Queued until connected (writes are only attempted while the main connection is ready), each bounded by its timeout.
+    this.writer = this.client.duplicate({ commandTimeout: Math.max(options.timeoutMs, WRITE_TIMEOUT_MS), enableOfflineQueue: true });
+    this.writer.on('error', (error: Error) => this.warn('l2 redis write connection error', error));
     this.metrics.l2Up.set(0);
   }
 
@@ -91,19 +104,27 @@ export class RedisSharedTier implements SharedTier {
     return Buffer.concat([this.prefixes.get(ref.view.name)!, ref.key]);
   }
 
-  async getMany(refs: readonly RecordRef[]): Promise<(Uint8Array | undefined)[]> {
+  getMany(refs: readonly RecordRef[]): Promise<(Uint8Array | undefined)[] | undefined> {
+    return this.mget(this.client, refs);
+  }
+
+  getManyForWrite(refs: readonly RecordRef[]): Promise<(Uint8Array | undefined)[] | undefined> {
+    return this.mget(this.writer, refs);
+  }
+
+  private async mget(connection: Redis, refs: readonly RecordRef[]): Promise<(Uint8Array | undefined)[] | undefined> {
     if (refs.length === 0) return [];
     if (!this.ready) {
       this.metrics.countTier('l2', 'error', refs.length);
-      return refs.map(() => undefined);
+      return undefined;
     }
     try {
-      const values = await this.client.mgetBuffer(...refs.map((ref) => this.redisKey(ref)));
+      const values = await connection.mgetBuffer(...refs.map((ref) => this.redisKey(ref)));
       return values.map((value) => value ?? undefined);
     } catch (error) {
       this.metrics.countTier('l2', 'error', refs.length);
       this.warn('l2 read failed; falling through to L3', error as Error);
-      return refs.map(() => undefined);
+      return undefined;
     }
   }
 
@@ -123,7 +144,7 @@ export class RedisSharedTier implements SharedTier {
     if (refs.length === 0) return true;
     if (!this.ready) return false;
     try {
-      const pipeline = this.client.pipeline();
+      const pipeline = this.writer.pipeline();
       // Bloom bits first: a replica that can read the record must also pass the gate for it.
       for (const offset of bloomOffsets) pipeline.setbit(this.bloomKey, offset, 1);
       refs.forEach((ref, index) => pipeline.set(this.redisKey(ref), asBuffer(records[index]!)));
@@ -204,7 +225,7 @@ export class RedisSharedTier implements SharedTier {
   async runId(): Promise<string | undefined> {
     if (!this.ready) return undefined;
     try {
-      return /run_id:(\w+)/.exec(await this.client.info('server'))?.[1];
+      return /run_id:(\w+)/.exec(await this.writer.info('server'))?.[1];
     } catch (error) {
       this.warn('l2 info failed', error as Error);
       return undefined;
@@ -240,6 +261,7 @@ export class RedisSharedTier implements SharedTier {
 
   async close(): Promise<void> {
     this.client.disconnect();
+    this.writer.disconnect();
     this.bloomClient?.disconnect();
     this.subscriber?.disconnect();
   }

@@ -163,13 +163,15 @@ export class TieredRecordStore {
     if (missing.length === 0) return results;
 
     const afterL2 = await this.readL2(missing, results);
-    if (afterL2.length > 0) await this.readL3(afterL2, results);
+    if (afterL2.misses.length > 0) await this.readL3(afterL2.misses, results, afterL2.answered);
     return results;
   }
 
-  private async readL2(missing: Miss[], results: (StoredRecord | undefined)[]): Promise<Miss[]> {
-    if (this.l2 === undefined) return missing;
+  /** The lookups L2 does not hold, and whether it answered at all (without L2, L3 is the whole truth). */
+  private async readL2(missing: Miss[], results: (StoredRecord | undefined)[]): Promise<{ misses: Miss[]; answered: boolean }> {
+    if (this.l2 === undefined) return { misses: missing, answered: true };
     const found = await this.l2.getMany(missing);
+    if (found === undefined) return { misses: missing, answered: false };
     const stillMissing: Miss[] = [];
     const corrupt: Miss[] = [];
     found.forEach((bytes, position) => {
@@ -198,18 +200,20 @@ export class TieredRecordStore {
     }
     this.metrics.countTier('l2', 'hit', missing.length - stillMissing.length);
     this.metrics.countTier('l2', 'miss', stillMissing.length);
-    return stillMissing;
+    return { misses: stillMissing, answered: true };
   }
 
-  private async readL3(missing: Miss[], results: (StoredRecord | undefined)[]): Promise<void> {
+  /** `l2Answered`: false when L2 could not be asked, so a key L3 lacks may still be in L2 (another process's write). */
+  private async readL3(missing: Miss[], results: (StoredRecord | undefined)[], l2Answered: boolean): Promise<void> {
     const found = await this.l3.getRecords(missing);
     const promotedRefs: RecordRef[] = [];
     const promoted: Uint8Array[] = [];
     found.forEach((bytes, position) => {
       const miss = missing[position]!;
       if (bytes === undefined) {
-        // A bloom false positive: remember the absence so the next read stops at L1.
-        this.l1?.offer(miss.id, ABSENT);
+        // A bloom false positive: remember the absence so the next read stops at L1. Not when L2
+        // failed to answer: it may hold the record (no invalidation would ever drop the ABSENT).
+        if (l2Answered) this.l1?.offer(miss.id, ABSENT);
         return;
       }
       const record = decodeStoredRecord(bytes);
@@ -257,7 +261,9 @@ export class TieredRecordStore {
     const l2 = this.l2;
     if (l2 === undefined) return this.write(writes, nowMs);
     if (!l2.ready) throw new StrataError('STRATA_STORAGE_UNAVAILABLE', 'L2 redis is unreachable; stream state is held until it is back');
-    const shared = await l2.getMany(writes);
+    const shared = await l2.getManyForWrite(writes);
+    // Building on L3's copy alone could drop what another ingester left in L2 (a partition that moved).
+    if (shared === undefined) throw new StrataError('STRATA_STORAGE_UNAVAILABLE', 'L2 redis did not answer; stream state is held until it does');
     const withShared = writes.map((write, index) => (shared[index] === undefined ? write : { ...write, shared: shared[index] }));
     const bloomOffsets = writes.flatMap((write) => this.gate.add(write.key));
     this.metrics.bloomKeys.set(this.gate.size);

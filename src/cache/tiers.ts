@@ -25,10 +25,16 @@ export interface MemoryTier {
   readonly entries: number;
 }
 
-/** L2: shared between processes, asynchronous, may be down. Never throws: an unavailable tier is a miss. */
+/** L2: shared between processes, asynchronous, may be down. Never throws: an unavailable tier answers undefined (reads) or false (put). */
 export interface SharedTier {
-  /** Record bytes per ref; undefined for a miss or when the tier could not answer in time. */
-  getMany(refs: readonly RecordRef[]): Promise<(Uint8Array | undefined)[]>;
+  /**
+   * Record bytes per ref (undefined for a miss), or undefined as a whole when
+   * the tier could not answer (down, timed out): not knowing is no miss, so
+   * callers must not conclude a record is absent, nor build on nothing.
+   */
+  getMany(refs: readonly RecordRef[]): Promise<(Uint8Array | undefined)[] | undefined>;
+  /** As getMany, for a write that builds on what L2 holds (stream ingestion): patient, and ordered with put. */
+  getManyForWrite(refs: readonly RecordRef[]): Promise<(Uint8Array | undefined)[] | undefined>;
   /** Fills after a lower-tier read: only where the key is absent, so it never overwrites a newer write. */
   fill(refs: readonly RecordRef[], records: readonly Uint8Array[]): void;
   /** Deletes entries (ones that could not be decoded). Best effort. */

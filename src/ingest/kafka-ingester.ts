@@ -34,6 +34,8 @@ export const DEAD_LETTER_SUFFIX = '.dlq';
 /** Messages handled per step of a batch: each step is made durable and committed before the next. */
 const STEP_MESSAGES = 2_000;
 const RESTART_BACKOFF_MS = [500, 1_000, 2_000, 5_000, 10_000];
+/** Group errors the kafkajs consumer handles by rejoining (its runner's isRebalancing, and UNKNOWN_MEMBER_ID). */
+const REJOIN_ERRORS = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'NOT_COORDINATOR_FOR_GROUP', 'UNKNOWN_MEMBER_ID']);
 
 export interface KafkaIngesterOptions {
   readonly brokers: readonly string[];
@@ -192,11 +194,27 @@ export class KafkaIngester {
       }
       await Promise.all([this.applier.apply(topic, toApply, nowMs), this.deadLetter(topic, partition, deadLetters)]);
       const last = step[step.length - 1]!.offset;
-      await this.consumer!.commitOffsets([{ topic, partition, offset: String(Number(last) + 1), metadata: trial.toMetadata() }]);
+      await this.commit(topic, partition, String(Number(last) + 1), trial.toMetadata());
       watermark.observe(trial.newestEventTs);
       resolveOffset(last);
       this.options.metrics.consumerLag.set({ topic, partition: String(partition) }, Math.max(0, Number(batch.highWatermark) - Number(last) - 1));
       await heartbeat();
+    }
+  }
+
+  /**
+   * Consumer.commitOffsets wraps a commit the group refuses mid-rebalance in a
+   * non-retriable error, which crashes the consumer: a full reconnect, and one
+   * more rebalance for every ingester of the group. Its cause is what kafkajs
+   * answers by rejoining, so that is what goes up to it.
+   */
+  private async commit(topic: string, partition: number, offset: string, metadata: string): Promise<void> {
+    try {
+      await this.consumer!.commitOffsets([{ topic, partition, offset, metadata }]);
+    } catch (error) {
+      const cause = (error as { cause?: { type?: unknown } }).cause;
+      if (typeof cause?.type === 'string' && REJOIN_ERRORS.has(cause.type)) throw cause;
+      throw error;
     }
   }
 
