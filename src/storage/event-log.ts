@@ -55,8 +55,19 @@ const LOG_OBJECT_OVERHEAD = 600;
 /** Heap cost per event per column in the decoded column arrays (a tagged slot, strings shared or short). */
 const BYTES_PER_CELL = 16;
 
+/** By joined column names: a view's columns are hashed once, not on every record written (a sha256 each). */
+const columnsHashes = new Map<string, number>();
+
 export function columnsHash(columns: readonly string[]): number {
-  return createHash('sha256').update(columns.join('\n')).digest().readUInt32BE(0);
+  const names = columns.join('\n');
+  let hash = columnsHashes.get(names);
+  if (hash === undefined) {
+    hash = createHash('sha256').update(names).digest().readUInt32BE(0);
+    // Column sets come from the registry's views (and older registries' logs): few. Bounded all the same.
+    if (columnsHashes.size >= 1_000) columnsHashes.clear();
+    columnsHashes.set(names, hash);
+  }
+  return hash;
 }
 
 /** A decoded event log: event times and values column by column, for tight aggregation loops. */
@@ -74,6 +85,8 @@ export class EventLog {
   private constructor(bytes: Uint8Array) {
     if (bytes.length < FIXED_HEADER_BYTES || bytes[0] !== EVENT_LOG_FORMAT) throw new CorruptRecordError(`not an event log (format ${bytes[0]})`);
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    // One Buffer over the bytes for every string read, rather than one per string.
+    const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.bytes = bytes;
     this.revision = view.getFloat64(5);
     const columnCount = view.getUint16(13);
@@ -87,7 +100,7 @@ export class EventLog {
     const text = (): string => {
       const length = varint();
       if (at + length > bytes.length) throw new CorruptRecordError('truncated string in event log');
-      const value = Buffer.from(bytes.buffer, bytes.byteOffset + at, length).toString('utf8');
+      const value = buffer.toString('utf8', at, at + length);
       at += length;
       return value;
     };
@@ -186,7 +199,8 @@ export function encodeEventLog(revision: number, columns: readonly string[], app
     size += 8;
     for (const value of event.values) size += valueBytes(value);
   }
-  const bytes = Buffer.allocUnsafe(size);
+  // Unpooled and exactly sized, so it is returned as is: a pooled Buffer slice would pin its slab in the caches.
+  const bytes = Buffer.allocUnsafeSlow(size);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   bytes[0] = EVENT_LOG_FORMAT;
   view.setUint32(1, columnsHash(columns));
@@ -221,8 +235,7 @@ export function encodeEventLog(revision: number, columns: readonly string[], app
       } else bytes[at++] = value ? TAG_TRUE : TAG_FALSE;
     }
   }
-  // A fresh, exactly sized Uint8Array: a pooled Buffer slice would pin its slab in the caches.
-  return new Uint8Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + size));
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, size);
 }
 
 export interface EventMerge {
