@@ -13,8 +13,8 @@ import { type Checker, type EntityDef } from './registry.js';
 
 /** The format each topic was claimed with by the first stream view compiled on it. */
 const claimedFormats = new WeakMap<TopicDef, EventFormat>();
-/** Topics whose reader_schema was named but could not be loaded, in the compile under way. */
-const failedReaders = new Set<string>();
+/** Topics whose reader_schema was named but could not be loaded (already reported where it is named). */
+const failedReaders = new WeakSet<TopicDef>();
 
 export type EventFormat = 'avro' | 'json';
 
@@ -103,8 +103,6 @@ export function compileTopics(raw: unknown, file: string, check: Checker): Map<s
     if (spec === undefined) continue;
     check.keys(spec, path, ['reader_schema', 'writer_schemas', 'allowed_lateness'], []);
     const readerType = spec.reader_schema === undefined ? undefined : loadSchema(file, spec.reader_schema, [...path, 'reader_schema'], check);
-    if (spec.reader_schema !== undefined && readerType === undefined) failedReaders.add(name);
-    else failedReaders.delete(name);
     const writerTypes = new Map<number, AvroType>();
     const writers = check.object(spec.writer_schemas ?? {}, [...path, 'writer_schemas']);
     for (const [id, schemaFile] of Object.entries(writers ?? {})) {
@@ -119,7 +117,9 @@ export function compileTopics(raw: unknown, file: string, check: Checker): Map<s
       else allowedLatenessMs = ms;
     }
     // The format is filled in by the views that consume the topic.
-    topics.set(name, { name, format: 'json', readerType, writerTypes, allowedLatenessMs });
+    const topic: TopicDef = { name, format: 'json', readerType, writerTypes, allowedLatenessMs };
+    if (spec.reader_schema !== undefined && readerType === undefined) failedReaders.add(topic);
+    topics.set(name, topic);
   }
   return topics;
 }
@@ -165,8 +165,7 @@ export function compileStreamSource(
   }
   const claimed = claimedFormats.get(topicDef);
   if (claimed !== undefined && claimed !== format) check.report([...path, 'format'], `topic ${topicDef.name} is read as ${claimed} by another view`);
-  // (A reader_schema that failed to load is reported where it is named.)
-  if (format === 'avro' && topicDef.readerType === undefined && !failedReaders.has(topicDef.name)) check.report([...path, 'topic'], `avro topic ${topicDef.name} needs a reader_schema under topics:`);
+  if (format === 'avro' && topicDef.readerType === undefined && !failedReaders.has(topicDef)) check.report([...path, 'topic'], `avro topic ${topicDef.name} needs a reader_schema under topics:`);
   claimedFormats.set(topicDef, format as EventFormat);
   Object.assign(topicDef, { format });
   for (const [field, value] of [['key', key], ['timestamp_field', timestampField]] as const) {

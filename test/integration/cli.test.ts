@@ -4,16 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { cleanEnv } from '../support/process-helpers.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = ['--import', 'tsx', join(ROOT, 'src/cli/main.ts')];
 const scratch = mkdtempSync(join(tmpdir(), 'strata-cli-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-/** The environment minus STRATA_* variables, so the developer's shell cannot leak into a test. */
-function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  return { ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('STRATA_') && name !== 'REDIS_URL')), ...extra };
-}
 
 function run(args: string[], env: Record<string, string> = {}, input?: string) {
   return spawnSync(process.execPath, [...CLI, ...args], { cwd: ROOT, env: cleanEnv(env), encoding: 'utf8', timeout: 30_000, input });

@@ -34,6 +34,8 @@ import { loadAvroSchemaFile } from '../../src/config/avro.js';
 import { encodeConfluent } from '../../src/ingest/confluent-wire.js';
 import { KafkaBroker } from '../support/kafka-broker.js';
 import { RedisServer } from '../support/redis-server.js';
+import { cleanEnv, sumMetric } from '../support/process-helpers.js';
+import { seededRandom as seeded } from '../../src/util/seeded-random.js';
 
 const MAIN_JS = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 const REGISTRY = fileURLToPath(new URL('../fixtures/stream-crash-registry.yaml', import.meta.url));
@@ -50,17 +52,6 @@ const WEEK = 7 * 86_400_000;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** mulberry32: the same events on every run. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 async function waitFor(what: string, condition: () => Promise<boolean> | boolean, timeoutMs: number, everyMs = 50): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -192,9 +183,6 @@ class TxnProducer {
   }
 }
 
-function cleanEnv(): NodeJS.ProcessEnv {
-  return Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('STRATA_') && name !== 'REDIS_URL'));
-}
 
 interface StrataProcess {
   readonly name: string;
@@ -336,13 +324,7 @@ async function metricLines(target: StrataProcess, name: string): Promise<string[
 async function metric(target: StrataProcess, name: string, labels: Record<string, string> = {}): Promise<number> {
   const response = await fetch(`http://${target.http}/metrics`);
   const text = await response.text();
-  const wanted = Object.entries(labels).map(([key, value]) => `${key}="${value}"`);
-  let total = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name) || !/[\s{]/.test(line[name.length] ?? '')) continue;
-    if (wanted.every((label) => line.includes(label))) total += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return total;
+  return sumMetric(text, name, labels) ?? 0;
 }
 
 /** Events the ingester applied (replays it skipped included) since it started. */

@@ -29,6 +29,7 @@ import { encodeConfluent } from '../../src/ingest/confluent-wire.js';
 import { EventGenerator } from '../../src/ingest/event-generator.js';
 import { seededRandom } from '../../src/util/seeded-random.js';
 import { KafkaBroker } from '../support/kafka-broker.js';
+import { cleanEnv, sumMetric } from '../support/process-helpers.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(ROOT, 'src/cli/main.ts');
@@ -84,10 +85,6 @@ async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<
   }
 }
 
-/** The environment minus STRATA_* variables, so the developer's shell cannot leak into the server. */
-function cleanEnv(): NodeJS.ProcessEnv {
-  return Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('STRATA_') && name !== 'REDIS_URL'));
-}
 
 interface ReadResponse {
   metadata: { feature_names: string[] };
@@ -158,16 +155,7 @@ async function startStrata(scope: Scope, broker: KafkaBroker, group: string): Pr
   };
 }
 
-/** Sum of a metric's samples whose labels include `labels`; undefined when there is none. */
-function metric(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  const wanted = Object.entries(labels).map(([key, value]) => `${key}="${value}"`);
-  let total: number | undefined;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name) || !/[\s{]/.test(line[name.length] ?? '')) continue;
-    if (wanted.every((label) => line.includes(label))) total = (total ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return total;
-}
+const metric = sumMetric;
 
 async function startBroker(scope: Scope): Promise<KafkaBroker> {
   const broker = await KafkaBroker.start({ topics: [{ name: TOPIC, partitions: PARTITIONS }, { name: DLQ, partitions: PARTITIONS }] });

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { columnsOf, FIXTURE_REGISTRY, StrataGrpcClient, timestamp } from '../support/strata.js';
+import { cleanEnv, sumMetric } from '../support/process-helpers.js';
 
 /** The built CLI (npm test builds first): cluster workers re-run this file, as a deployment would. */
 const MAIN_JS = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
@@ -19,9 +20,6 @@ interface Cluster {
   readonly stderr: () => string;
 }
 
-function cleanEnv(): NodeJS.ProcessEnv {
-  return Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('STRATA_') && name !== 'REDIS_URL'));
-}
 
 /** Starts `strata serve --workers 2` on ephemeral ports; without `--registry` in `registryArgs`, on the bundled example. */
 async function startCluster(dataDir: string, registryArgs = ['--registry', FIXTURE_REGISTRY]): Promise<Cluster> {
@@ -109,13 +107,7 @@ async function readLimit(cluster: Cluster, protocol: 'grpc' | 'http', card: stri
 /** Sum of a metric's samples over the given labels, from one aggregated scrape. */
 async function metric(cluster: Cluster, name: string, labels: Record<string, string> = {}): Promise<number> {
   const { text } = await freshHttp(cluster.http, 'GET', '/metrics');
-  const wanted = Object.entries(labels).map(([key, value]) => `${key}="${value}"`);
-  let total = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name) || !/[\s{]/.test(line[name.length] ?? '')) continue;
-    if (wanted.every((label) => line.includes(label))) total += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return total;
+  return sumMetric(text, name, labels) ?? 0;
 }
 
 function workerPids(primary: ChildProcess): number[] {

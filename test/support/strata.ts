@@ -8,6 +8,7 @@ import { resolveServeOptions } from '../../src/config/options.js';
 import { loadRegistry } from '../../src/config/registry.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { startServer, type RunningServer } from '../../src/server/strata-server.js';
+import { sumMetric } from './process-helpers.js';
 
 export const FIXTURE_REGISTRY = fileURLToPath(new URL('../fixtures/registry.yaml', import.meta.url));
 const PROTO = fileURLToPath(new URL('../../proto/strata/v1/feature_service.proto', import.meta.url));
@@ -94,13 +95,7 @@ export async function startTestServer(flags: Record<string, string> = {}, option
     http,
     metric: async (name, labels = {}) => {
       const { text } = await http('/metrics');
-      const wanted = Object.entries(labels).map(([key, value]) => `${key}="${value}"`);
-      let total = 0;
-      for (const line of text.split('\n')) {
-        if (!line.startsWith(name) || !/[\s{]/.test(line[name.length] ?? '')) continue;
-        if (wanted.every((label) => line.includes(label))) total += Number(line.slice(line.lastIndexOf(' ') + 1));
-      }
-      return total;
+      return sumMetric(text, name, labels) ?? 0;
     },
     stop: async () => {
       grpcClient.close();
