@@ -4,7 +4,7 @@ import type { Metrics } from '../observability/metrics.js';
 import { StrataError } from '../errors.js';
 import type { EventWrite, FeatureStore, PeerWrite, RecordRef, RecordWrite, StoredRecord } from '../storage/feature-store.js';
 import { CorruptRecordError } from '../storage/record.js';
-import { decodeStoredRecord } from '../storage/stored-record.js';
+import { decodeStoredRecord, openWrittenRecord } from '../storage/stored-record.js';
 import { BloomGate } from './bloom-gate.js';
 import { ABSENT, type MemoryTier, type SharedTier } from './tiers.js';
 
@@ -233,7 +233,7 @@ export class TieredRecordStore {
     const bloomOffsets = writes.flatMap((write) => this.gate.add(write.key));
     this.metrics.bloomKeys.set(this.gate.size);
     const records = await this.l3.applyWrites(writes, nowMs);
-    for (let index = 0; index < writes.length; index++) this.l1?.set(writes[index]!.id, decodeStoredRecord(records[index]!));
+    for (let index = 0; index < writes.length; index++) this.l1?.set(writes[index]!.id, openWrittenRecord(records[index]!));
     const l2 = this.l2;
     if (l2 === undefined) return;
     // The caller does not wait for L2: L3 has the write and L1 serves it here. A slow Redis
@@ -268,7 +268,7 @@ export class TieredRecordStore {
     const bloomOffsets = writes.flatMap((write) => this.gate.add(write.key));
     this.metrics.bloomKeys.set(this.gate.size);
     const records = await this.l3.applyWrites(withShared, nowMs);
-    for (let index = 0; index < writes.length; index++) this.l1?.set(writes[index]!.id, decodeStoredRecord(records[index]!));
+    for (let index = 0; index < writes.length; index++) this.l1?.set(writes[index]!.id, openWrittenRecord(records[index]!));
     const stored = await this.publish(() => l2.put(writes, records, bloomOffsets));
     if (!stored) throw new StrataError('STRATA_STORAGE_UNAVAILABLE', 'L2 redis did not take the stream state; it is retried');
   }

@@ -20,7 +20,8 @@
  *          f64 eventTs, then C × value: 0 null | 1 f64 | 2 varint length + utf8 | 3 true | 4 false
  */
 import { createHash } from 'node:crypto';
-import { readVarint, varintLength, writeVarint } from '../util/varint.js';
+import { ownedBytes } from '../util/bytes.js';
+import { varintLength, writeVarint } from '../util/varint.js';
 import { CorruptRecordError } from './record.js';
 
 export const EVENT_LOG_FORMAT = 2;
@@ -70,6 +71,102 @@ export function columnsHash(columns: readonly string[]): number {
   return hash;
 }
 
+/** Event times and where each event's bytes lie: event e is bytes [starts[e], starts[e + 1]). */
+interface EventBounds {
+  readonly ts: Float64Array;
+  readonly starts: Uint32Array;
+}
+
+const NO_EVENTS: EventBounds = { ts: new Float64Array(0), starts: new Uint32Array(1) };
+
+/** Reads a log front to back; every read checks the end, so corrupt bytes throw CorruptRecordError, never read garbage. */
+class LogReader {
+  at: number;
+  private readonly bytes: Uint8Array;
+  private readonly view: DataView;
+  /** One Buffer over the bytes for every string read, rather than one per string. */
+  private readonly buffer: Buffer;
+
+  constructor(bytes: Uint8Array, at: number) {
+    this.bytes = bytes;
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.at = at;
+  }
+
+  /** Same encoding as util/varint.ts, without its per-call result array: logs hold a varint per string value. */
+  varint(): number {
+    const bytes = this.bytes;
+    let value = 0;
+    let scale = 1;
+    for (let at = this.at; at < bytes.length && scale <= 2 ** 28; at++) {
+      const byte = bytes[at]!;
+      value += (byte & 0x7f) * scale;
+      if (byte < 0x80) {
+        this.at = at + 1;
+        return value;
+      }
+      scale *= 128;
+    }
+    throw new CorruptRecordError('truncated event log');
+  }
+
+  f64(): number {
+    this.need(8);
+    const value = this.view.getFloat64(this.at);
+    this.at += 8;
+    return value;
+  }
+
+  u8(): number {
+    this.need(1);
+    return this.bytes[this.at++]!;
+  }
+
+  /** A length-prefixed string; skipped (undefined) unless `decode`. */
+  text(decode: boolean): string | undefined {
+    const length = this.varint();
+    this.need(length);
+    const value = decode ? this.buffer.toString('utf8', this.at, this.at + length) : undefined;
+    this.at += length;
+    return value;
+  }
+
+  private need(length: number): void {
+    if (this.at + length > this.bytes.length) throw new CorruptRecordError('truncated event log');
+  }
+}
+
+/**
+ * Walks `count` events from the reader's position to the end of the log:
+ * their times and byte bounds, and their values into `values` when given.
+ * One walk serves both decoding (reads) and merging (which copies events as
+ * bytes and never decodes their strings).
+ */
+function walkEvents(reader: LogReader, count: number, columnCount: number, values: ColumnValue[][] | undefined, end: number): EventBounds {
+  const ts = new Float64Array(count);
+  const starts = new Uint32Array(count + 1);
+  const decode = values !== undefined;
+  for (let event = 0; event < count; event++) {
+    starts[event] = reader.at;
+    ts[event] = reader.f64();
+    for (let column = 0; column < columnCount; column++) {
+      const tag = reader.u8();
+      let value: ColumnValue;
+      if (tag === TAG_NULL) value = null;
+      else if (tag === TAG_NUMBER) value = reader.f64();
+      else if (tag === TAG_STRING) value = reader.text(decode) ?? null;
+      else if (tag === TAG_TRUE) value = true;
+      else if (tag === TAG_FALSE) value = false;
+      else throw new CorruptRecordError(`bad value tag ${tag} in event log`);
+      if (decode) values[column]![event] = value;
+    }
+  }
+  starts[count] = reader.at;
+  if (reader.at !== end) throw new CorruptRecordError(`event log has ${end - reader.at} trailing bytes`);
+  return { ts, starts };
+}
+
 /** A decoded event log: event times and values column by column, for tight aggregation loops. */
 export class EventLog {
   readonly bytes: Uint8Array;
@@ -77,75 +174,71 @@ export class EventLog {
   readonly columns: readonly string[];
   /** Last applied offset per partition. */
   readonly applied: ReadonlyMap<number, number>;
-  /** Event times, ascending. */
-  readonly ts: Float64Array;
-  /** values[column][event]. */
-  readonly values: readonly ColumnValue[][];
+  readonly length: number;
+  private readonly eventsAt: number;
+  private decoded: { readonly ts: Float64Array; readonly values: ColumnValue[][] } | undefined;
 
   private constructor(bytes: Uint8Array) {
     if (bytes.length < FIXED_HEADER_BYTES || bytes[0] !== EVENT_LOG_FORMAT) throw new CorruptRecordError(`not an event log (format ${bytes[0]})`);
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    // One Buffer over the bytes for every string read, rather than one per string.
-    const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.bytes = bytes;
     this.revision = view.getFloat64(5);
     const columnCount = view.getUint16(13);
-    let at = FIXED_HEADER_BYTES;
-    const varint = (): number => {
-      const read = readVarint(bytes, at);
-      if (read === undefined) throw new CorruptRecordError('truncated event log');
-      at = read[1];
-      return read[0];
-    };
-    const text = (): string => {
-      const length = varint();
-      if (at + length > bytes.length) throw new CorruptRecordError('truncated string in event log');
-      const value = buffer.toString('utf8', at, at + length);
-      at += length;
-      return value;
-    };
-    const f64 = (): number => {
-      if (at + 8 > bytes.length) throw new CorruptRecordError('truncated event log');
-      const value = view.getFloat64(at);
-      at += 8;
-      return value;
-    };
+    const reader = new LogReader(bytes, FIXED_HEADER_BYTES);
     const columns: string[] = [];
-    for (let column = 0; column < columnCount; column++) columns.push(text());
+    for (let column = 0; column < columnCount; column++) columns.push(reader.text(true)!);
     this.columns = columns;
     const applied = new Map<number, number>();
-    for (let count = varint(), index = 0; index < count; index++) applied.set(varint(), f64());
+    for (let count = reader.varint(), index = 0; index < count; index++) applied.set(reader.varint(), reader.f64());
     this.applied = applied;
-    const eventCount = varint();
-    // Each event takes at least 8 + C bytes: check before sizing arrays by the count.
-    if (eventCount * (8 + columnCount) > bytes.length - at) throw new CorruptRecordError(`event log claims ${eventCount} events in ${bytes.length} bytes`);
-    this.ts = new Float64Array(eventCount);
-    this.values = columns.map(() => new Array<ColumnValue>(eventCount));
-    for (let event = 0; event < eventCount; event++) {
-      this.ts[event] = f64();
-      for (let column = 0; column < columnCount; column++) {
-        const tag = bytes[at++];
-        let value: ColumnValue;
-        if (tag === TAG_NULL) value = null;
-        else if (tag === TAG_NUMBER) value = f64();
-        else if (tag === TAG_STRING) value = text();
-        else if (tag === TAG_TRUE) value = true;
-        else if (tag === TAG_FALSE) value = false;
-        else throw new CorruptRecordError(`bad value tag ${tag} in event log`);
-        this.values[column]![event] = value;
-      }
-    }
-    if (at !== bytes.length) throw new CorruptRecordError(`event log has ${bytes.length - at} trailing bytes`);
+    const eventCount = reader.varint();
+    // Each event takes at least 8 + C bytes: check before anything is sized by the count.
+    if (eventCount * (8 + columnCount) > bytes.length - reader.at) throw new CorruptRecordError(`event log claims ${eventCount} events in ${bytes.length} bytes`);
+    this.length = eventCount;
+    this.eventsAt = reader.at;
   }
 
-  /** Copies bytes that are a window on a larger buffer, so a cached log never pins more memory than its own. */
+  /**
+   * Checks and decodes every event now: for bytes read from L2 or L3, which
+   * may be corrupt and are to be cached (copied when they are a window on a
+   * larger buffer, so a cached log never pins more memory than its own).
+   */
   static decode(bytes: Uint8Array): EventLog {
-    const owned = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : new Uint8Array(bytes);
-    return new EventLog(owned);
+    const owned = ownedBytes(bytes);
+    const log = new EventLog(owned);
+    log.decoded = log.decodeEvents();
+    return log;
   }
 
-  get length(): number {
-    return this.ts.length;
+  /**
+   * Reads the header only; events are decoded on first use. For bytes this
+   * process just encoded (a log written to L1 by ingestion may be written
+   * again many times before it is read) and for a merge's input, which is
+   * copied as bytes. Not copied: the caller's bytes must stay unchanged.
+   */
+  static open(bytes: Uint8Array): EventLog {
+    return new EventLog(bytes);
+  }
+
+  /** Event times, ascending. */
+  get ts(): Float64Array {
+    return (this.decoded ??= this.decodeEvents()).ts;
+  }
+
+  /** values[column][event]. */
+  get values(): readonly ColumnValue[][] {
+    return (this.decoded ??= this.decodeEvents()).values;
+  }
+
+  private decodeEvents(): { ts: Float64Array; values: ColumnValue[][] } {
+    const values = this.columns.map(() => new Array<ColumnValue>(this.length));
+    const { ts } = walkEvents(new LogReader(this.bytes, this.eventsAt), this.length, this.columns.length, values, this.bytes.length);
+    return { ts, values };
+  }
+
+  /** Event times and byte bounds, without decoding any value. */
+  bounds(): EventBounds {
+    return walkEvents(new LogReader(this.bytes, this.eventsAt), this.length, this.columns.length, undefined, this.bytes.length);
   }
 
   /** Number of events with event time ≤ t (so events [0, result) are visible at t). */
@@ -165,7 +258,7 @@ export class EventLog {
   events(columns: readonly string[]): LoggedEvent[] {
     const sources = columns.map((name) => this.columns.indexOf(name));
     const result: LoggedEvent[] = [];
-    for (let event = 0; event < this.ts.length; event++) {
+    for (let event = 0; event < this.length; event++) {
       result.push({ ts: this.ts[event]!, values: sources.map((source) => (source < 0 ? null : this.values[source]![event]!)) });
     }
     return result;
@@ -177,8 +270,9 @@ export class EventLog {
     return EventLog.decode(encodeEventLog(this.revision, columns, this.applied, this.events(columns)));
   }
 
+  /** What the log costs decoded, whether or not it is yet: a cache charges it up front. */
   get memoryBytes(): number {
-    return this.bytes.byteLength + this.ts.length * (8 + BYTES_PER_CELL * this.columns.length) + LOG_OBJECT_OVERHEAD;
+    return this.bytes.byteLength + this.length * (8 + BYTES_PER_CELL * this.columns.length) + LOG_OBJECT_OVERHEAD;
   }
 }
 
@@ -191,78 +285,104 @@ function valueBytes(value: ColumnValue): number {
   return 1;
 }
 
-export function encodeEventLog(revision: number, columns: readonly string[], applied: ReadonlyMap<number, number>, events: readonly LoggedEvent[]): Uint8Array {
-  let size = FIXED_HEADER_BYTES + varintLength(applied.size) + varintLength(events.length);
+function eventBytes(values: readonly ColumnValue[]): number {
+  let size = 8;
+  for (const value of values) size += valueBytes(value);
+  return size;
+}
+
+function headerBytes(columns: readonly string[], applied: ReadonlyMap<number, number>, eventCount: number): number {
+  let size = FIXED_HEADER_BYTES + varintLength(applied.size) + varintLength(eventCount);
   for (const name of columns) size += varintLength(Buffer.byteLength(name)) + Buffer.byteLength(name);
   for (const partition of applied.keys()) size += varintLength(partition) + 8;
-  for (const event of events) {
-    size += 8;
-    for (const value of event.values) size += valueBytes(value);
-  }
-  // Unpooled and exactly sized, so it is returned as is: a pooled Buffer slice would pin its slab in the caches.
-  const bytes = Buffer.allocUnsafeSlow(size);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return size;
+}
+
+function writeText(bytes: Buffer, at: number, value: string): number {
+  const next = writeVarint(bytes, at, Buffer.byteLength(value));
+  return next + bytes.write(value, next, 'utf8');
+}
+
+/** Writes everything before the events; returns where the events start. */
+function writeHeader(bytes: Buffer, view: DataView, revision: number, columns: readonly string[], applied: ReadonlyMap<number, number>, eventCount: number): number {
   bytes[0] = EVENT_LOG_FORMAT;
   view.setUint32(1, columnsHash(columns));
   view.setFloat64(5, revision);
   view.setUint16(13, columns.length);
   let at = FIXED_HEADER_BYTES;
-  const text = (value: string): void => {
-    const length = Buffer.byteLength(value);
-    at = writeVarint(bytes, at, length);
-    at += bytes.write(value, at, 'utf8');
-  };
-  for (const name of columns) text(name);
+  for (const name of columns) at = writeText(bytes, at, name);
   at = writeVarint(bytes, at, applied.size);
   for (const [partition, offset] of applied) {
     at = writeVarint(bytes, at, partition);
     view.setFloat64(at, offset);
     at += 8;
   }
-  at = writeVarint(bytes, at, events.length);
-  for (const event of events) {
-    view.setFloat64(at, event.ts);
-    at += 8;
-    for (const value of event.values) {
-      if (value === null) bytes[at++] = TAG_NULL;
-      else if (typeof value === 'number') {
-        bytes[at++] = TAG_NUMBER;
-        view.setFloat64(at, value);
-        at += 8;
-      } else if (typeof value === 'string') {
-        bytes[at++] = TAG_STRING;
-        text(value);
-      } else bytes[at++] = value ? TAG_TRUE : TAG_FALSE;
-    }
+  return writeVarint(bytes, at, eventCount);
+}
+
+function writeEvent(bytes: Buffer, view: DataView, at: number, ts: number, values: readonly ColumnValue[]): number {
+  view.setFloat64(at, ts);
+  at += 8;
+  for (const value of values) {
+    if (value === null) bytes[at++] = TAG_NULL;
+    else if (typeof value === 'number') {
+      bytes[at++] = TAG_NUMBER;
+      view.setFloat64(at, value);
+      at += 8;
+    } else if (typeof value === 'string') {
+      bytes[at++] = TAG_STRING;
+      at = writeText(bytes, at, value);
+    } else bytes[at++] = value ? TAG_TRUE : TAG_FALSE;
   }
+  return at;
+}
+
+/** Unpooled and exactly sized, so it is returned as is: a pooled Buffer slice would pin its slab in the caches. */
+function allocateLog(size: number): { bytes: Buffer; view: DataView } {
+  const bytes = Buffer.allocUnsafeSlow(size);
+  return { bytes, view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength) };
+}
+
+export function encodeEventLog(revision: number, columns: readonly string[], applied: ReadonlyMap<number, number>, events: readonly LoggedEvent[]): Uint8Array {
+  let size = headerBytes(columns, applied, events.length);
+  for (const event of events) size += eventBytes(event.values);
+  const { bytes, view } = allocateLog(size);
+  let at = writeHeader(bytes, view, revision, columns, applied, events.length);
+  for (const event of events) at = writeEvent(bytes, view, at, event.ts, event.values);
   return new Uint8Array(bytes.buffer, bytes.byteOffset, size);
 }
 
 export interface EventMerge {
-  readonly events: LoggedEvent[];
-  readonly applied: Map<number, number>;
+  /** The merged log, encoded. */
+  readonly bytes: Uint8Array;
   /** Incoming events skipped because their offset was already applied. */
   readonly duplicates: number;
 }
 
 /**
- * Adds incoming events (in arrival order) to a log's events, skipping those
- * at or below their partition's applied offset, and prunes what no read
- * within retention can see: events older than `horizonMs` go, except the
- * newest of them (a lifetime `last` at the horizon reads it) and the first
- * event ever (a lifetime `first` reads it). Past `maxEvents`, the oldest
- * events go whatever their age (each write re-encodes the log, so it must
- * stay bounded). Equal event times keep arrival order.
+ * Adds incoming events (in arrival order) to a log, skipping those at or
+ * below their partition's applied offset, and prunes what no read within
+ * retention can see: events older than `horizonMs` go, except the newest of
+ * them (a lifetime `last` at the horizon reads it) and the first event ever
+ * (a lifetime `first` reads it). Past `maxEvents`, the oldest events go
+ * whatever their age (each write re-encodes the log, so it must stay
+ * bounded). Equal event times keep arrival order.
+ *
+ * The log's events are copied as byte ranges, never decoded: a hot entity's
+ * write costs a copy of its log, not a decode and re-encode of every event
+ * (bench:ingest, full hot path: see the commit that introduced it).
  */
-export function mergeEvents(
-  existing: EventLog | undefined,
+export function mergeEventLog(
+  base: EventLog | undefined,
   columns: readonly string[],
   incoming: readonly IncomingEvent[],
   horizonMs: number,
   maxEvents: number,
+  revision: number,
 ): EventMerge {
-  const events = existing?.events(columns) ?? [];
+  const existing = base?.inColumns(columns);
   const applied = new Map(existing?.applied ?? []);
+  const accepted: IncomingEvent[] = [];
   let duplicates = 0;
   let sorted = true;
   for (const event of incoming) {
@@ -274,16 +394,81 @@ export function mergeEvents(
       }
       applied.set(event.origin.partition, event.origin.offset);
     }
-    if (events.length > 0 && event.ts < events[events.length - 1]!.ts) sorted = false;
-    events.push({ ts: event.ts, values: event.values });
+    if (accepted.length > 0 && event.ts < accepted[accepted.length - 1]!.ts) sorted = false;
+    accepted.push(event);
   }
-  // Array.prototype.sort is stable: equal event times stay in arrival order.
-  if (!sorted) events.sort((a, b) => a.ts - b.ts);
-  const firstKept = events.findIndex((event) => event.ts >= horizonMs);
-  // Keep [0] (first ever) and [firstKept - 1] (newest before the horizon), drop what lies between.
-  let pruned = events;
-  const lastOld = firstKept === -1 ? events.length - 1 : firstKept - 1;
-  if (lastOld > 1) pruned = [events[0]!, ...events.slice(lastOld)];
-  if (pruned.length > maxEvents) pruned = [pruned[0]!, ...pruned.slice(pruned.length - maxEvents + 1)];
-  return { events: pruned, applied, duplicates };
+
+  let freshSize = 0;
+  for (const event of accepted) freshSize += eventBytes(event.values);
+  const fresh = Buffer.allocUnsafe(freshSize);
+  const freshView = new DataView(fresh.buffer, fresh.byteOffset, fresh.byteLength);
+  const freshStarts = new Uint32Array(accepted.length + 1);
+  for (let index = 0, at = 0; index < accepted.length; index++) {
+    freshStarts[index] = at;
+    at = writeEvent(fresh, freshView, at, accepted[index]!.ts, accepted[index]!.values);
+    freshStarts[index + 1] = at;
+  }
+  // Stable: equal event times stay in arrival order.
+  const freshOrder = accepted.map((_, index) => index);
+  if (!sorted) freshOrder.sort((a, b) => accepted[a]!.ts - accepted[b]!.ts || a - b);
+
+  // The merged sequence: source[k] ≥ 0 is the log's event source[k], < 0 the accepted event ~source[k].
+  const old = existing?.bounds() ?? NO_EVENTS;
+  const total = old.ts.length + accepted.length;
+  const source = new Int32Array(total);
+  const mergedTs = new Float64Array(total);
+  for (let k = 0, i = 0, j = 0; k < total; k++) {
+    // On equal times the log's event goes first: it arrived earlier.
+    if (j >= freshOrder.length || (i < old.ts.length && old.ts[i]! <= accepted[freshOrder[j]!]!.ts)) {
+      source[k] = i;
+      mergedTs[k] = old.ts[i++]!;
+    } else {
+      source[k] = ~freshOrder[j]!;
+      mergedTs[k] = accepted[freshOrder[j++]!]!.ts;
+    }
+  }
+
+  // Kept: event 0 (the first ever) and [from, total).
+  let firstRecent = 0;
+  while (firstRecent < total && mergedTs[firstRecent]! < horizonMs) firstRecent++;
+  let from = Math.max(1, firstRecent - 1);
+  if (total - from + 1 > maxEvents) from = total - maxEvents + 1;
+  const keptCount = total === 0 ? 0 : 1 + total - from;
+
+  const bytesOf = (k: number): Uint8Array => (source[k]! >= 0 ? existing!.bytes : fresh);
+  const startOf = (k: number): number => (source[k]! >= 0 ? old.starts[source[k]!]! : freshStarts[~source[k]!]!);
+  const endOf = (k: number): number => (source[k]! >= 0 ? old.starts[source[k]! + 1]! : freshStarts[~source[k]! + 1]!);
+  const kept = (visit: (k: number) => void): void => {
+    if (total === 0) return;
+    visit(0);
+    for (let k = from; k < total; k++) visit(k);
+  };
+
+  let size = headerBytes(columns, applied, keptCount);
+  kept((k) => (size += endOf(k) - startOf(k)));
+  const { bytes, view } = allocateLog(size);
+  let at = writeHeader(bytes, view, revision, columns, applied, keptCount);
+  // Consecutive events of one source are one copy: typically the whole log, then the new events.
+  let runBytes: Uint8Array | undefined;
+  let runStart = 0;
+  let runEnd = 0;
+  const flush = (): void => {
+    if (runBytes === undefined) return;
+    bytes.set(runBytes.subarray(runStart, runEnd), at);
+    at += runEnd - runStart;
+  };
+  kept((k) => {
+    const sourceBytes = bytesOf(k);
+    const start = startOf(k);
+    if (sourceBytes === runBytes && start === runEnd) {
+      runEnd = endOf(k);
+      return;
+    }
+    flush();
+    runBytes = sourceBytes;
+    runStart = start;
+    runEnd = endOf(k);
+  });
+  flush();
+  return { bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, size), duplicates };
 }

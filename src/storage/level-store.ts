@@ -3,7 +3,7 @@ import type { Registry, ViewDef } from '../config/registry.js';
 import { StrataError } from '../errors.js';
 import { asBuffer } from '../util/bytes.js';
 import type { ValueType } from '../values/value-codec.js';
-import { EVENT_LOG_FORMAT, EventLog, encodeEventLog, mergeEvents } from './event-log.js';
+import { EVENT_LOG_FORMAT, EventLog, mergeEventLog } from './event-log.js';
 import { isEventWrite, type EventWrite, type FeatureStore, type RecordRef, type RecordWrite, type VersionWrite } from './feature-store.js';
 import { RECORD_NAMESPACE, SCHEMA_NAMESPACE, schemaKey, viewOfRecordKey } from './keys.js';
 import { FeatureRecord, encodeRecord, mergeVersions, nextRevision, type Version } from './record.js';
@@ -142,12 +142,12 @@ export class LevelStore implements FeatureStore {
   private mergeEventWrite(write: EventWrite, before: Uint8Array | undefined, nowMs: number): Uint8Array {
     const source = write.view.source;
     if (source.type !== 'stream') throw new StrataError('STRATA_INTERNAL', `events written to ${write.view.name}, which is not a stream view`);
-    const local = before === undefined ? undefined : EventLog.decode(before);
-    const shared = write.shared === undefined ? undefined : EventLog.decode(write.shared);
+    const local = before === undefined ? undefined : EventLog.open(before);
+    const shared = write.shared === undefined ? undefined : EventLog.open(write.shared);
     const base = shared !== undefined && (local === undefined || shared.revision > local.revision) ? shared : local;
     const horizon = nowMs - this.retentionMs - source.maxWindowMs;
-    const merged = mergeEvents(base, source.columns, write.events, horizon, this.maxEvents);
-    return encodeEventLog(nextRevision(Math.max(local?.revision ?? 0, shared?.revision ?? 0), nowMs), source.columns, merged.applied, merged.events);
+    const revision = nextRevision(Math.max(local?.revision ?? 0, shared?.revision ?? 0), nowMs);
+    return mergeEventLog(base, source.columns, write.events, horizon, this.maxEvents, revision).bytes;
   }
 
   async *recordRefs(): AsyncIterable<RecordRef> {

@@ -23,6 +23,7 @@
  * other is dropped when they meet (equal created times: the later write wins).
  */
 
+import { ownedBytes } from '../util/bytes.js';
 import { readVarint as readUtilVarint, varintLength, writeVarint } from '../util/varint.js';
 
 export const RECORD_FORMAT = 1;
@@ -104,7 +105,7 @@ export class FeatureRecord {
    * record never pins memory beyond its own size.
    */
   static decode(bytes: Uint8Array): FeatureRecord {
-    const owned = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : new Uint8Array(bytes);
+    const owned = ownedBytes(bytes);
     return new FeatureRecord(owned);
   }
 

@@ -2,8 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { evaluateAt } from '../../src/aggregation/window-evaluator.js';
 import { DistinctCounter, EXACT_DISTINCT_CAP } from '../../src/aggregation/distinct-counter.js';
 import { compileRegistry, type AggregationDef, type ViewDef } from '../../src/config/registry.js';
-import { EventLog, encodeEventLog, mergeEvents, type IncomingEvent } from '../../src/storage/event-log.js';
+import { EventLog, encodeEventLog, mergeEventLog, type IncomingEvent, type LoggedEvent } from '../../src/storage/event-log.js';
 import { seededRandom } from '../../src/util/seeded-random.js';
+import { CorruptRecordError } from '../../src/storage/record.js';
 
 const MINUTE = 60_000;
 
@@ -134,8 +135,7 @@ describe('window features at read time, against a brute-force oracle', () => {
         raw.push(event);
         incoming.push({ ts: event.ts, values: columns.map((column) => event[column as keyof RawEvent] as string | number | null), origin: { partition: 0, offset: offset++ } });
       }
-      const merged = mergeEvents(log, columns, incoming, 0, 1_000_000);
-      log = EventLog.decode(encodeEventLog(batch + 1, columns, merged.applied, merged.events));
+      log = EventLog.decode(mergeEventLog(log, columns, incoming, 0, 1_000_000, batch + 1).bytes);
     }
     raw.sort((a, b) => a.ts - b.ts);
     let checked = 0;
@@ -161,8 +161,7 @@ describe('window features at read time, against a brute-force oracle', () => {
   it('counts fall as events age out, with nothing written', () => {
     const base = 1_700_000_000_000;
     const events: IncomingEvent[] = [0, 10_000, 20_000].map((delta, index) => ({ ts: base + delta, values: columns.map(() => null), origin: { partition: 0, offset: index } }));
-    const merged = mergeEvents(undefined, columns, events, 0, 100);
-    const log = EventLog.decode(encodeEventLog(1, columns, merged.applied, merged.events));
+    const log = EventLog.decode(mergeEventLog(undefined, columns, events, 0, 100, 1).bytes);
     const n1m = view.featuresByName.get('n_1m')!.index;
     expect(evaluateAt(view, log, base + 20_000)![n1m]).toBe(3);
     expect(evaluateAt(view, log, base + MINUTE)![n1m]).toBe(2);
@@ -174,27 +173,101 @@ describe('window features at read time, against a brute-force oracle', () => {
 describe('event log merge', () => {
   const columns = ['amount'];
   const event = (ts: number, offset: number | undefined, partition = 0): IncomingEvent => ({ ts, values: [ts], origin: offset === undefined ? undefined : { partition, offset } });
+  const merge = (log: EventLog | undefined, incoming: IncomingEvent[], horizonMs: number, maxEvents: number): { log: EventLog; duplicates: number } => {
+    const merged = mergeEventLog(log, columns, incoming, horizonMs, maxEvents, 1);
+    return { log: EventLog.decode(merged.bytes), duplicates: merged.duplicates };
+  };
 
   it('skips events at or below their partition\'s applied offset (replays after a crash)', () => {
-    const first = mergeEvents(undefined, columns, [event(1, 10), event(2, 11)], 0, 100);
-    const log = EventLog.decode(encodeEventLog(1, columns, first.applied, first.events));
-    const replay = mergeEvents(log, columns, [event(1, 10), event(2, 11), event(3, 12), event(4, 5, 1)], 0, 100);
+    const { log } = merge(undefined, [event(1, 10), event(2, 11)], 0, 100);
+    const replay = merge(log, [event(1, 10), event(2, 11), event(3, 12), event(4, 5, 1)], 0, 100);
     expect(replay.duplicates).toBe(2);
-    expect(replay.events.map((e) => e.ts)).toEqual([1, 2, 3, 4]);
-    expect([...replay.applied]).toEqual([
+    expect([...replay.log.ts]).toEqual([1, 2, 3, 4]);
+    expect([...replay.log.applied]).toEqual([
       [0, 12],
       [1, 5],
     ]);
   });
 
   it('prunes past the horizon but keeps the first event ever and the newest before the horizon', () => {
-    const merged = mergeEvents(undefined, columns, [1, 2, 3, 4, 50, 60].map((ts, index) => event(ts, index)), 40, 100);
-    expect(merged.events.map((e) => e.ts)).toEqual([1, 4, 50, 60]);
+    const { log } = merge(undefined, [1, 2, 3, 4, 50, 60].map((ts, index) => event(ts, index)), 40, 100);
+    expect([...log.ts]).toEqual([1, 4, 50, 60]);
   });
 
   it('caps the events kept, oldest first, keeping the first ever', () => {
-    const merged = mergeEvents(undefined, columns, Array.from({ length: 10 }, (_, index) => event(index, index)), 0, 4);
-    expect(merged.events.map((e) => e.ts)).toEqual([0, 7, 8, 9]);
+    const { log } = merge(undefined, Array.from({ length: 10 }, (_, index) => event(index, index)), 0, 4);
+    expect([...log.ts]).toEqual([0, 7, 8, 9]);
+  });
+
+  it.each([11, 12, 13])('seed %i: merging as bytes equals sorting, deduplicating and pruning decoded events', (seed) => {
+    const random = seededRandom(seed);
+    const cols = ['n', 's', 'b'];
+    const randomValues = (): LoggedEvent['values'] => [
+      random() < 0.2 ? null : Math.round(random() * 1e6) / 100,
+      random() < 0.2 ? null : ['', 'a', 'zürich', 'x'.repeat(200)][Math.floor(random() * 4)]!,
+      random() < 0.3 ? null : random() < 0.5,
+    ];
+    let log: EventLog | undefined;
+    let expected: LoggedEvent[] = [];
+    const applied = new Map<number, number>();
+    const nextOffset = [0, 0];
+    for (let round = 0; round < 60; round++) {
+      const incoming: IncomingEvent[] = [];
+      for (let index = Math.floor(random() * 12); index > 0; index--) {
+        const partition = Math.floor(random() * 2);
+        // Now and then a replay of an offset already applied.
+        const offset = random() < 0.15 ? Math.max(0, nextOffset[partition]! - 3) : nextOffset[partition]!++;
+        const pushed = random() < 0.1;
+        incoming.push({ ts: round * 10 + Math.floor(random() * 40) - 20, values: randomValues(), origin: pushed ? undefined : { partition, offset } });
+      }
+      const horizon = round * 10 - 100 + Math.floor(random() * 30);
+      const maxEvents = 5 + Math.floor(random() * 60);
+      // The definition, on decoded events.
+      const arrived = [...expected];
+      for (const incomingEvent of incoming) {
+        const origin = incomingEvent.origin;
+        if (origin !== undefined) {
+          const last = applied.get(origin.partition);
+          if (last !== undefined && origin.offset <= last) continue;
+          applied.set(origin.partition, origin.offset);
+        }
+        arrived.push({ ts: incomingEvent.ts, values: incomingEvent.values });
+      }
+      const sortedEvents = arrived.map((e, index) => ({ e, index })).sort((a, b) => a.e.ts - b.e.ts || a.index - b.index).map(({ e }) => e);
+      const firstRecent = sortedEvents.findIndex((e) => e.ts >= horizon);
+      const lastOld = firstRecent === -1 ? sortedEvents.length - 1 : firstRecent - 1;
+      let kept = lastOld > 1 ? [sortedEvents[0]!, ...sortedEvents.slice(lastOld)] : sortedEvents;
+      if (kept.length > maxEvents) kept = [kept[0]!, ...kept.slice(kept.length - maxEvents + 1)];
+      expected = kept;
+
+      log = EventLog.decode(mergeEventLog(log, cols, incoming, horizon, maxEvents, round).bytes);
+      expect(log.events(cols)).toEqual(expected);
+      expect([...log.applied].sort()).toEqual([...applied].sort());
+      expect(log.revision).toBe(round);
+    }
+  });
+
+  it('lays an older log out in the view\'s current columns before merging', () => {
+    const older = EventLog.decode(encodeEventLog(1, ['b', 'a'], new Map(), [{ ts: 1, values: ['x', 1] }]));
+    const merged = EventLog.decode(mergeEventLog(older, ['a', 'c'], [{ ts: 2, values: [2, 'y'], origin: undefined }], 0, 10, 2).bytes);
+    expect(merged.events(['a', 'c'])).toEqual([
+      { ts: 1, values: [1, null] },
+      { ts: 2, values: [2, 'y'] },
+    ]);
+  });
+
+  it('reads a log opened without decoding the same as one decoded', () => {
+    const bytes = encodeEventLog(3, ['a', 'b'], new Map([[0, 7]]), [{ ts: 5, values: [1, 'p'] }, { ts: 9, values: [null, 'q'] }]);
+    const opened = EventLog.open(bytes);
+    expect(opened.length).toBe(2);
+    expect(opened.events(['a', 'b'])).toEqual(EventLog.decode(bytes).events(['a', 'b']));
+  });
+
+  it('rejects corrupt logs when decoding or merging', () => {
+    const bytes = encodeEventLog(3, ['a'], new Map(), [{ ts: 5, values: ['text'] }]);
+    const truncated = bytes.subarray(0, bytes.length - 2);
+    expect(() => EventLog.decode(truncated)).toThrow(CorruptRecordError);
+    expect(() => mergeEventLog(EventLog.open(truncated), ['a'], [], 0, 10, 4)).toThrow(CorruptRecordError);
   });
 
   it('round-trips through its encoding, strings and nulls included', () => {
