@@ -56,19 +56,25 @@ const LOG_OBJECT_OVERHEAD = 600;
 /** Heap cost per event per column in the decoded column arrays (a tagged slot, strings shared or short). */
 const BYTES_PER_CELL = 16;
 
-/** By joined column names: a view's columns are hashed once, not on every record written (a sha256 each). */
-const columnsHashes = new Map<string, number>();
+/** A column set as written in every log's header, prepared once per set: no per-write name encoding or hashing. */
+interface ColumnLayout {
+  readonly hash: number;
+  /** C × (varint length, utf8 name). */
+  readonly section: Buffer;
+}
 
-export function columnsHash(columns: readonly string[]): number {
-  const names = columns.join('\n');
-  let hash = columnsHashes.get(names);
-  if (hash === undefined) {
-    hash = createHash('sha256').update(names).digest().readUInt32BE(0);
-    // Column sets come from the registry's views (and older registries' logs): few. Bounded all the same.
-    if (columnsHashes.size >= 1_000) columnsHashes.clear();
-    columnsHashes.set(names, hash);
+/** By the columns array itself: views hand the same frozen array to every write. */
+const layouts = new WeakMap<readonly string[], ColumnLayout>();
+
+function layoutOf(columns: readonly string[]): ColumnLayout {
+  let layout = layouts.get(columns);
+  if (layout === undefined) {
+    const section = Buffer.alloc(columns.reduce((size, name) => size + varintLength(Buffer.byteLength(name)) + Buffer.byteLength(name), 0));
+    columns.reduce((at, name) => writeText(section, at, name), 0);
+    layout = { hash: createHash('sha256').update(columns.join('\n')).digest().readUInt32BE(0), section };
+    layouts.set(columns, layout);
   }
-  return hash;
+  return layout;
 }
 
 /** Event times and where each event's bytes lie: event e is bytes [starts[e], starts[e + 1]). */
@@ -84,13 +90,12 @@ class LogReader {
   at: number;
   private readonly bytes: Uint8Array;
   private readonly view: DataView;
-  /** One Buffer over the bytes for every string read, rather than one per string. */
-  private readonly buffer: Buffer;
+  /** One Buffer over the bytes for every string read, rather than one per string; made at the first. */
+  private buffer: Buffer | undefined;
 
   constructor(bytes: Uint8Array, at: number) {
     this.bytes = bytes;
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    this.buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.at = at;
   }
 
@@ -127,7 +132,11 @@ class LogReader {
   text(decode: boolean): string | undefined {
     const length = this.varint();
     this.need(length);
-    const value = decode ? this.buffer.toString('utf8', this.at, this.at + length) : undefined;
+    let value: string | undefined;
+    if (decode) {
+      this.buffer ??= Buffer.from(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
+      value = this.buffer.toString('utf8', this.at, this.at + length);
+    }
     this.at += length;
     return value;
   }
@@ -171,10 +180,14 @@ function walkEvents(reader: LogReader, count: number, columnCount: number, value
 export class EventLog {
   readonly bytes: Uint8Array;
   readonly revision: number;
-  readonly columns: readonly string[];
   /** Last applied offset per partition. */
   readonly applied: ReadonlyMap<number, number>;
   readonly length: number;
+  private readonly columnCount: number;
+  /** End of the column names, which start at FIXED_HEADER_BYTES. */
+  private readonly columnsEnd: number;
+  /** Decoded on first use; a merge or a read in the view's own columns only compares their bytes. */
+  private columnNames: readonly string[] | undefined;
   private readonly eventsAt: number;
   private decoded: { readonly ts: Float64Array; readonly values: ColumnValue[][] } | undefined;
 
@@ -185,9 +198,9 @@ export class EventLog {
     this.revision = view.getFloat64(5);
     const columnCount = view.getUint16(13);
     const reader = new LogReader(bytes, FIXED_HEADER_BYTES);
-    const columns: string[] = [];
-    for (let column = 0; column < columnCount; column++) columns.push(reader.text(true)!);
-    this.columns = columns;
+    for (let column = 0; column < columnCount; column++) reader.text(false);
+    this.columnCount = columnCount;
+    this.columnsEnd = reader.at;
     const applied = new Map<number, number>();
     for (let count = reader.varint(), index = 0; index < count; index++) applied.set(reader.varint(), reader.f64());
     this.applied = applied;
@@ -220,6 +233,14 @@ export class EventLog {
     return new EventLog(bytes);
   }
 
+  get columns(): readonly string[] {
+    if (this.columnNames === undefined) {
+      const reader = new LogReader(this.bytes, FIXED_HEADER_BYTES);
+      this.columnNames = Array.from({ length: this.columnCount }, () => reader.text(true)!);
+    }
+    return this.columnNames;
+  }
+
   /** Event times, ascending. */
   get ts(): Float64Array {
     return (this.decoded ??= this.decodeEvents()).ts;
@@ -231,14 +252,14 @@ export class EventLog {
   }
 
   private decodeEvents(): { ts: Float64Array; values: ColumnValue[][] } {
-    const values = this.columns.map(() => new Array<ColumnValue>(this.length));
-    const { ts } = walkEvents(new LogReader(this.bytes, this.eventsAt), this.length, this.columns.length, values, this.bytes.length);
+    const values = Array.from({ length: this.columnCount }, () => new Array<ColumnValue>(this.length));
+    const { ts } = walkEvents(new LogReader(this.bytes, this.eventsAt), this.length, this.columnCount, values, this.bytes.length);
     return { ts, values };
   }
 
   /** Event times and byte bounds, without decoding any value. */
   bounds(): EventBounds {
-    return walkEvents(new LogReader(this.bytes, this.eventsAt), this.length, this.columns.length, undefined, this.bytes.length);
+    return walkEvents(new LogReader(this.bytes, this.eventsAt), this.length, this.columnCount, undefined, this.bytes.length);
   }
 
   /** Number of events with event time ≤ t (so events [0, result) are visible at t). */
@@ -266,13 +287,17 @@ export class EventLog {
 
   /** This log laid out in `columns` (itself when they match): after a registry change, before the log is next written. */
   inColumns(columns: readonly string[]): EventLog {
-    if (columns.length === this.columns.length && columns.every((name, index) => name === this.columns[index])) return this;
+    if (this.columnNames === columns) return this;
+    if (columns.length === this.columnCount && layoutOf(columns).section.equals(this.bytes.subarray(FIXED_HEADER_BYTES, this.columnsEnd))) {
+      this.columnNames = columns;
+      return this;
+    }
     return EventLog.decode(encodeEventLog(this.revision, columns, this.applied, this.events(columns)));
   }
 
   /** What the log costs decoded, whether or not it is yet: a cache charges it up front. */
   get memoryBytes(): number {
-    return this.bytes.byteLength + this.length * (8 + BYTES_PER_CELL * this.columns.length) + LOG_OBJECT_OVERHEAD;
+    return this.bytes.byteLength + this.length * (8 + BYTES_PER_CELL * this.columnCount) + LOG_OBJECT_OVERHEAD;
   }
 }
 
@@ -292,8 +317,7 @@ function eventBytes(values: readonly ColumnValue[]): number {
 }
 
 function headerBytes(columns: readonly string[], applied: ReadonlyMap<number, number>, eventCount: number): number {
-  let size = FIXED_HEADER_BYTES + varintLength(applied.size) + varintLength(eventCount);
-  for (const name of columns) size += varintLength(Buffer.byteLength(name)) + Buffer.byteLength(name);
+  let size = FIXED_HEADER_BYTES + layoutOf(columns).section.length + varintLength(applied.size) + varintLength(eventCount);
   for (const partition of applied.keys()) size += varintLength(partition) + 8;
   return size;
 }
@@ -305,12 +329,12 @@ function writeText(bytes: Buffer, at: number, value: string): number {
 
 /** Writes everything before the events; returns where the events start. */
 function writeHeader(bytes: Buffer, view: DataView, revision: number, columns: readonly string[], applied: ReadonlyMap<number, number>, eventCount: number): number {
+  const layout = layoutOf(columns);
   bytes[0] = EVENT_LOG_FORMAT;
-  view.setUint32(1, columnsHash(columns));
+  view.setUint32(1, layout.hash);
   view.setFloat64(5, revision);
   view.setUint16(13, columns.length);
-  let at = FIXED_HEADER_BYTES;
-  for (const name of columns) at = writeText(bytes, at, name);
+  let at = FIXED_HEADER_BYTES + layout.section.copy(bytes, FIXED_HEADER_BYTES);
   at = writeVarint(bytes, at, applied.size);
   for (const [partition, offset] of applied) {
     at = writeVarint(bytes, at, partition);
@@ -398,16 +422,6 @@ export function mergeEventLog(
     accepted.push(event);
   }
 
-  let freshSize = 0;
-  for (const event of accepted) freshSize += eventBytes(event.values);
-  const fresh = Buffer.allocUnsafe(freshSize);
-  const freshView = new DataView(fresh.buffer, fresh.byteOffset, fresh.byteLength);
-  const freshStarts = new Uint32Array(accepted.length + 1);
-  for (let index = 0, at = 0; index < accepted.length; index++) {
-    freshStarts[index] = at;
-    at = writeEvent(fresh, freshView, at, accepted[index]!.ts, accepted[index]!.values);
-    freshStarts[index + 1] = at;
-  }
   // Stable: equal event times stay in arrival order.
   const freshOrder = accepted.map((_, index) => index);
   if (!sorted) freshOrder.sort((a, b) => accepted[a]!.ts - accepted[b]!.ts || a - b);
@@ -435,40 +449,33 @@ export function mergeEventLog(
   if (total - from + 1 > maxEvents) from = total - maxEvents + 1;
   const keptCount = total === 0 ? 0 : 1 + total - from;
 
-  const bytesOf = (k: number): Uint8Array => (source[k]! >= 0 ? existing!.bytes : fresh);
-  const startOf = (k: number): number => (source[k]! >= 0 ? old.starts[source[k]!]! : freshStarts[~source[k]!]!);
-  const endOf = (k: number): number => (source[k]! >= 0 ? old.starts[source[k]! + 1]! : freshStarts[~source[k]! + 1]!);
-  const kept = (visit: (k: number) => void): void => {
-    if (total === 0) return;
-    visit(0);
-    for (let k = from; k < total; k++) visit(k);
-  };
-
   let size = headerBytes(columns, applied, keptCount);
-  kept((k) => (size += endOf(k) - startOf(k)));
+  for (let k = total === 0 ? total : 0; k < total; k = k === 0 ? from : k + 1) {
+    const event = source[k]!;
+    size += event >= 0 ? old.starts[event + 1]! - old.starts[event]! : eventBytes(accepted[~event]!.values);
+  }
   const { bytes, view } = allocateLog(size);
   let at = writeHeader(bytes, view, revision, columns, applied, keptCount);
-  // Consecutive events of one source are one copy: typically the whole log, then the new events.
-  let runBytes: Uint8Array | undefined;
+  // Runs of consecutive log events are one copy (typically the whole log); new events are encoded in place.
   let runStart = 0;
   let runEnd = 0;
-  const flush = (): void => {
-    if (runBytes === undefined) return;
-    bytes.set(runBytes.subarray(runStart, runEnd), at);
-    at += runEnd - runStart;
-  };
-  kept((k) => {
-    const sourceBytes = bytesOf(k);
-    const start = startOf(k);
-    if (sourceBytes === runBytes && start === runEnd) {
-      runEnd = endOf(k);
-      return;
+  for (let k = total === 0 ? total : 0; k <= total; k = k === 0 ? from : k + 1) {
+    const event = k < total ? source[k]! : -1;
+    if (event >= 0 && old.starts[event] === runEnd) {
+      runEnd = old.starts[event + 1]!;
+      continue;
     }
-    flush();
-    runBytes = sourceBytes;
-    runStart = start;
-    runEnd = endOf(k);
-  });
-  flush();
+    if (runEnd > runStart) {
+      bytes.set(existing!.bytes.subarray(runStart, runEnd), at);
+      at += runEnd - runStart;
+    }
+    runStart = runEnd = 0;
+    if (event >= 0) {
+      runStart = old.starts[event]!;
+      runEnd = old.starts[event + 1]!;
+    } else if (k < total) {
+      at = writeEvent(bytes, view, at, accepted[~event]!.ts, accepted[~event]!.values);
+    }
+  }
   return { bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, size), duplicates };
 }

@@ -114,17 +114,19 @@ export class LevelStore implements FeatureStore {
   private async mergeAndWrite(writes: readonly RecordWrite[], nowMs: number): Promise<Uint8Array[]> {
     const existing = await this.getRecords(writes);
     // A key may appear more than once in one call; later writes build on earlier ones.
-    const pending = new Map<string, Uint8Array>();
+    const pending = new Map<string, { readonly key: Buffer; bytes: Uint8Array }>();
     const results: Uint8Array[] = [];
     const batch = this.db.batch();
     writes.forEach((write, index) => {
       const id = write.key.toString('latin1');
-      const before = pending.get(id) ?? existing[index];
+      const earlier = pending.get(id);
+      const before = earlier === undefined ? existing[index] : earlier.bytes;
       const bytes = isEventWrite(write) ? this.mergeEventWrite(write, before, nowMs) : this.mergeVersionWrite(write, before, nowMs);
-      pending.set(id, bytes);
+      if (earlier === undefined) pending.set(id, { key: write.key, bytes });
+      else earlier.bytes = bytes;
       results.push(bytes);
     });
-    for (const [id, bytes] of pending) batch.put(Buffer.from(id, 'latin1'), asBuffer(bytes));
+    for (const { key, bytes } of pending.values()) batch.put(key, asBuffer(bytes));
     try {
       await batch.write();
     } catch (error) {
