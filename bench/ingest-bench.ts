@@ -599,11 +599,12 @@ interface StrataChild {
 
 async function startStrata(dataDir: string, bootstrap: string): Promise<StrataChild> {
   const nodeArgs = SERVER_PROF === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${SERVER_PROF}`];
-  const args = [...nodeArgs, STRATA_MAIN, 'serve', '--registry', REGISTRY_PATH, '--data-dir', dataDir, '--kafka-brokers', bootstrap, '--kafka-session-timeout', '3s'];
+  const args = [...nodeArgs, STRATA_MAIN, 'serve', '--registry', REGISTRY_PATH, '--data-dir', dataDir, '--kafka-brokers', bootstrap, '--kafka-session-timeout', '3s', '--kafka-max-wait', process.env.BENCH_MAX_WAIT ?? '25ms'];
   const child = spawn(process.execPath, [...args, '--grpc-port', '0', '--http-port', '0', '--log-level', 'warn', '--shutdown-grace', '1s'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
     stderr = (stderr + chunk).slice(-8_000);
+    if (process.env.BENCH_ECHO_STDERR) process.stderr.write(chunk);
   });
   const lines = createInterface({ input: child.stdout! });
   const http = await new Promise<string>((resolve, reject) => {

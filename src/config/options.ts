@@ -29,6 +29,7 @@ export interface ServeOptions {
   readonly kafkaBrokers: readonly string[] | undefined;
   readonly kafkaGroup: string;
   readonly kafkaSessionTimeoutMs: number;
+  readonly kafkaMaxWaitMs: number;
   readonly schemaRegistryUrl: string | undefined;
   readonly maxRows: number;
   readonly maxFeatures: number;
@@ -96,6 +97,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'kafkaBrokers', flag: 'kafka-brokers', env: 'STRATA_KAFKA_BROKERS', parse: brokerList, fallback: undefined, help: 'consume the stream views\' topics from these brokers (serve: embedded ingester)' },
   { key: 'kafkaGroup', flag: 'kafka-group', env: 'STRATA_KAFKA_GROUP', parse: nonEmpty, fallback: 'strata-ingest', help: 'Kafka consumer group of the ingesters' },
   { key: 'kafkaSessionTimeoutMs', flag: 'kafka-session-timeout', env: 'STRATA_KAFKA_SESSION_TIMEOUT', parse: duration(1_000), fallback: 10_000, help: 'consumer group session timeout: how soon a dead ingester\'s partitions move (rebalances take about this long)' },
+  { key: 'kafkaMaxWaitMs', flag: 'kafka-max-wait', env: 'STRATA_KAFKA_MAX_WAIT', parse: duration(1), fallback: 500, help: 'longest a fetch waits for new events when caught up (Kafka answers as soon as any arrive; the test broker only after the whole wait, so set it low there); at most a tenth of the session timeout' },
   { key: 'schemaRegistryUrl', flag: 'schema-registry-url', env: 'STRATA_SCHEMA_REGISTRY_URL', parse: httpUrl, fallback: undefined, help: 'Confluent-compatible schema registry for Avro writer schemas (else the registry file\'s writer_schemas)' },
   { key: 'maxRows', flag: 'max-rows', env: 'STRATA_MAX_ROWS', parse: integer(1, 1_000_000), fallback: 1_000, help: 'entity rows per call' },
   { key: 'maxFeatures', flag: 'max-features', env: 'STRATA_MAX_FEATURES', parse: integer(1, 100_000), fallback: 500, help: 'features per call' },

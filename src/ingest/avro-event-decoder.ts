@@ -25,14 +25,19 @@ export class AvroEventDecoder implements EventDecoder {
     this.#schemas = schemaSource;
   }
 
-  async decode(value: Buffer | null): Promise<DecodeOutcome> {
+  decode(value: Buffer | null): DecodeOutcome | Promise<DecodeOutcome> {
     if (value === null) return undecodable('the message has no value (a tombstone)');
     if (value.length < CONFLUENT_HEADER_BYTES) return undecodable(`truncated: ${value.length} bytes, shorter than the 5-byte Confluent header`);
     if (value[0] !== CONFLUENT_MAGIC_BYTE) {
       return undecodable(`bad magic byte 0x${value[0]!.toString(16).padStart(2, '0')}, expected 0x00 (not the Confluent Avro wire format)`);
     }
     const schemaId = value.readUInt32BE(1);
-    const reading = await this.#reading(schemaId);
+    const known = this.#readings.get(schemaId);
+    if (known !== undefined) return this.#decodeAs(value, schemaId, known);
+    return this.#reading(schemaId).then((reading) => this.#decodeAs(value, schemaId, reading));
+  }
+
+  #decodeAs(value: Buffer, schemaId: number, reading: Reading | undefined): DecodeOutcome {
     if (reading === undefined) return { ok: false, reason: 'unknown_schema', detail: `schema id ${schemaId} is not registered` };
     if ('unreadable' in reading) return { ok: false, reason: 'unknown_schema', detail: reading.unreadable };
     let decoded: { value: unknown; offset: number };
@@ -49,8 +54,6 @@ export class AvroEventDecoder implements EventDecoder {
   }
 
   async #reading(schemaId: number): Promise<Reading | undefined> {
-    const known = this.#readings.get(schemaId);
-    if (known !== undefined) return known;
     let writerType: avsc.Type | undefined;
     try {
       writerType = await this.#schemas.writerType(schemaId);

@@ -9,5 +9,6 @@ export type DecodeOutcome =
   | { readonly ok: false; readonly reason: 'undecodable' | 'unknown_schema' | 'invalid'; readonly detail: string };
 
 export interface EventDecoder {
-  decode(value: Buffer | null): Promise<DecodeOutcome>;
+  /** Synchronous whenever nothing has to be fetched first (a schema id seen before): no promise per message on the hot path. */
+  decode(value: Buffer | null): DecodeOutcome | Promise<DecodeOutcome>;
 }

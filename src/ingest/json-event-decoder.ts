@@ -17,11 +17,7 @@ export class JsonEventDecoder implements EventDecoder {
     this.#readerType = readerType;
   }
 
-  decode(value: Buffer | null): Promise<DecodeOutcome> {
-    return Promise.resolve(this.#decode(value));
-  }
-
-  #decode(value: Buffer | null): DecodeOutcome {
+  decode(value: Buffer | null): DecodeOutcome {
     if (value === null) return undecodable('the message has no value (a tombstone)');
     if (value.length >= CONFLUENT_HEADER_BYTES && value[0] === CONFLUENT_MAGIC_BYTE) {
       return undecodable(`not JSON: starts like Confluent Avro (schema id ${value.readUInt32BE(1)}); is the topic's format right?`);

@@ -33,6 +33,8 @@ import { Watermark } from './watermark.js';
 export const DEAD_LETTER_SUFFIX = '.dlq';
 /** Messages handled per step of a batch: each step is made durable and committed before the next. */
 const STEP_MESSAGES = 2_000;
+/** Partitions handled at once (each one step at a time). */
+const PARTITIONS_IN_FLIGHT = 8;
 const RESTART_BACKOFF_MS = [500, 1_000, 2_000, 5_000, 10_000];
 /** Group errors the kafkajs consumer handles by rejoining (its runner's isRebalancing, and UNKNOWN_MEMBER_ID). */
 const REJOIN_ERRORS = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'NOT_COORDINATOR_FOR_GROUP', 'UNKNOWN_MEMBER_ID']);
@@ -42,6 +44,7 @@ export interface KafkaIngesterOptions {
   readonly groupId: string;
   readonly clientId: string;
   readonly sessionTimeoutMs: number;
+  readonly maxWaitMs: number;
   readonly schemaRegistryUrl: string | undefined;
   readonly logger: Logger;
   readonly metrics: Metrics;
@@ -103,7 +106,7 @@ export class KafkaIngester {
       rebalanceTimeout: this.options.sessionTimeoutMs,
       heartbeatInterval: Math.max(100, Math.floor(this.options.sessionTimeoutMs / 6)),
       // kafkajs heartbeats between fetches: a fetch must return well within the session timeout.
-      maxWaitTimeInMs: Math.min(500, Math.floor(this.options.sessionTimeoutMs / 10)),
+      maxWaitTimeInMs: Math.min(this.options.maxWaitMs, Math.floor(this.options.sessionTimeoutMs / 10)),
       retry: { retries: 5, initialRetryTime: 200, maxRetryTime: 5_000 },
     });
     const producer = this.kafka.producer({ allowAutoTopicCreation: true, idempotent: false });
@@ -130,6 +133,9 @@ export class KafkaIngester {
       await consumer.subscribe({ topics: this.applier.topics, fromBeginning: true });
       await consumer.run({
         autoCommit: false,
+        // The partitions of one fetch are handled side by side: one decodes while another's step is written or
+        // committed. Within a partition, steps stay in order; L3 applies the writes one at a time.
+        partitionsConsumedConcurrently: PARTITIONS_IN_FLIGHT,
         eachBatchAutoResolve: false,
         eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
           await this.handleBatch(batch, resolveOffset, heartbeat, () => isRunning() && !isStale());
@@ -177,8 +183,10 @@ export class KafkaIngester {
       const nowMs = Date.now();
       const toApply: { extracted: ExtractedEvent & { ok: true }; origin: { partition: number; offset: number } }[] = [];
       const deadLetters: DeadLetter[] = [];
+      const decoder = this.decoders.get(topic)!;
       for (const message of step) {
-        const decoded = await this.decoders.get(topic)!.decode(message.value);
+        let decoded = decoder.decode(message.value);
+        if (decoded instanceof Promise) decoded = await decoded;
         if (!decoded.ok) {
           deadLetters.push({ message, rejection: { reason: decoded.reason, detail: decoded.detail } });
           continue;

@@ -92,6 +92,7 @@ export async function startServer(
           groupId: options.kafkaGroup,
           clientId: `strata-${process.pid}`,
           sessionTimeoutMs: options.kafkaSessionTimeoutMs,
+          maxWaitMs: options.kafkaMaxWaitMs,
           schemaRegistryUrl: options.schemaRegistryUrl,
           logger,
           metrics,

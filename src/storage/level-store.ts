@@ -33,8 +33,13 @@ export class LevelStore implements FeatureStore {
   private readonly maxEvents: number;
   /** Per view: for each older schema fingerprint seen in this store, where each current feature sits in it (-1: absent). */
   private readonly upgrades = new Map<string, Map<number, Int32Array>>();
-  /** Writes are read-modify-write of whole records; this chain runs them one at a time. */
-  private writeChain: Promise<unknown> = Promise.resolve();
+  /**
+   * Writes are read-modify-write of whole records: a write waits for the
+   * writes in flight that share a key with it (by L1 id), and no others, so
+   * the writes of different partitions overlap their reads, merges and
+   * commits. Each key maps to the last write of it, settled either way.
+   */
+  private readonly lastWriteOf = new Map<string, Promise<unknown>>();
 
   private constructor(options: LevelStoreOptions) {
     this.db = new ClassicLevel<Buffer, Buffer>(options.dataDir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
@@ -106,19 +111,32 @@ export class LevelStore implements FeatureStore {
   }
 
   applyWrites(writes: readonly RecordWrite[], nowMs: number): Promise<Uint8Array[]> {
-    const run = this.writeChain.then(() => this.mergeAndWrite(writes, nowMs));
-    this.writeChain = run.catch(() => undefined);
+    const ids = writes.map((write) => write.key.toString('latin1'));
+    const before = new Set<Promise<unknown>>();
+    for (const id of ids) {
+      const last = this.lastWriteOf.get(id);
+      if (last !== undefined) before.add(last);
+    }
+    const run = before.size === 0 ? this.mergeAndWrite(writes, ids, nowMs) : Promise.all(before).then(() => this.mergeAndWrite(writes, ids, nowMs));
+    const settled = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    for (const id of ids) this.lastWriteOf.set(id, settled);
+    void settled.then(() => {
+      for (const id of ids) if (this.lastWriteOf.get(id) === settled) this.lastWriteOf.delete(id);
+    });
     return run;
   }
 
-  private async mergeAndWrite(writes: readonly RecordWrite[], nowMs: number): Promise<Uint8Array[]> {
+  private async mergeAndWrite(writes: readonly RecordWrite[], ids: readonly string[], nowMs: number): Promise<Uint8Array[]> {
     const existing = await this.getRecords(writes);
     // A key may appear more than once in one call; later writes build on earlier ones.
     const pending = new Map<string, { readonly key: Buffer; bytes: Uint8Array }>();
     const results: Uint8Array[] = [];
     const batch = this.db.batch();
     writes.forEach((write, index) => {
-      const id = write.key.toString('latin1');
+      const id = ids[index]!;
       const earlier = pending.get(id);
       const before = earlier === undefined ? existing[index] : earlier.bytes;
       const bytes = isEventWrite(write) ? this.mergeEventWrite(write, before, nowMs) : this.mergeVersionWrite(write, before, nowMs);
@@ -160,7 +178,7 @@ export class LevelStore implements FeatureStore {
   }
 
   async close(): Promise<void> {
-    await this.writeChain;
+    await Promise.all(this.lastWriteOf.values());
     await this.db.close();
   }
 }

@@ -35,6 +35,7 @@ describe('KafkaIngester', () => {
       groupId: 'g',
       clientId: 'c',
       sessionTimeoutMs: 4_000,
+      maxWaitMs: 400,
       schemaRegistryUrl: undefined,
       logger: createLogger('error'),
       metrics: new Metrics({ processMetrics: false }),
