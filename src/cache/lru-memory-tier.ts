@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { Metrics } from '../observability/metrics.js';
+import type { StoredRecord } from '../storage/feature-store.js';
 import { type Cached, type MemoryTier } from './tiers.js';
 
 /**
@@ -9,9 +10,9 @@ import { type Cached, type MemoryTier } from './tiers.js';
  */
 const ENTRY_OVERHEAD_BYTES = 200;
 /**
- * Revisions announced by invalidations, remembered for the keys most
- * recently invalidated: a read that fetched the previous record from L2 just
- * before the write must not put it back after the invalidation went past.
+ * Revisions announced by invalidations and uncached writes, remembered for
+ * the keys most recently announced: a read that fetched the previous record
+ * from L2 or L3 just before the write must not put it back afterwards.
  * Such a read lasts at most the L2 timeout, by which time thousands of
  * newer invalidations have not come in on any real write rate.
  */
@@ -60,9 +61,19 @@ export class LruMemoryTier implements MemoryTier {
     this.cache.set(id, entry);
   }
 
+  update(id: string, entry: StoredRecord): void {
+    if (this.cache.has(id)) this.cache.set(id, entry);
+    else this.announce(id, entry.revision);
+  }
+
   invalidate(id: string, revision: number): void {
     const current = this.cache.peek(id);
     if (current !== undefined && current.revision < revision) this.cache.delete(id);
+    this.announce(id, revision);
+  }
+
+  /** Refuses offers of `id` older than `revision` from now on (while it stays among the most recent announced). */
+  private announce(id: string, revision: number): void {
     if (revision <= (this.announced.get(id) ?? -Infinity)) return;
     this.announced.delete(id);
     this.announced.set(id, revision);

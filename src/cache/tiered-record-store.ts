@@ -268,7 +268,7 @@ export class TieredRecordStore {
     const bloomOffsets = writes.flatMap((write) => this.gate.add(write.key));
     this.metrics.bloomKeys.set(this.gate.size);
     const records = await this.l3.applyWrites(withShared, nowMs);
-    for (let index = 0; index < writes.length; index++) this.l1?.set(writes[index]!.id, openWrittenRecord(records[index]!));
+    for (let index = 0; index < writes.length; index++) this.l1?.update(writes[index]!.id, openWrittenRecord(records[index]!));
     const stored = await this.publish(() => l2.put(writes, records, bloomOffsets));
     if (!stored) throw new StrataError('STRATA_STORAGE_UNAVAILABLE', 'L2 redis did not take the stream state; it is retried');
   }

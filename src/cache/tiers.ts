@@ -15,6 +15,14 @@ export interface MemoryTier {
   /** Stores `entry` whatever the tier holds: for this process's own writes, which are the newest by definition. */
   set(id: string, entry: Cached): void;
   /**
+   * This process wrote `entry` as the ingester does: an entry the tier holds
+   * (ABSENT included) is replaced; a key it does not hold stays out, so the
+   * thousands of entities a stream step touches do not push out what reads
+   * keep hot. Either way an older record offered later (a read that raced
+   * the write) is refused.
+   */
+  update(id: string, entry: StoredRecord): void;
+  /**
    * Another process wrote `revision` of the record: drop an older entry, and
    * refuse older ones offered later (a read that raced the write).
    */

@@ -210,6 +210,32 @@ describe('LruMemoryTier.invalidate', () => {
   });
 });
 
+describe('LruMemoryTier.update (ingestion\'s writes)', () => {
+  it('replaces a record or an ABSENT marker the tier holds', () => {
+    const l1 = tier(1 << 20);
+    l1.offer(id(1), record({ revision: 1 }));
+    l1.offer(id(2), ABSENT);
+    const newer1 = record({ revision: 2 });
+    const newer2 = record({ revision: 3 });
+    l1.update(id(1), newer1);
+    l1.update(id(2), newer2);
+    expect(l1.get(id(1))).toBe(newer1);
+    expect(l1.get(id(2))).toBe(newer2);
+  });
+
+  it('leaves a key it does not hold out, and refuses an older record offered afterwards (a read that raced the write)', () => {
+    const l1 = tier(1 << 20);
+    l1.update(id(1), record({ revision: 5 }));
+    expect(l1.get(id(1))).toBeUndefined();
+    expect(l1.entries).toBe(0);
+    l1.offer(id(1), record({ revision: 4 }));
+    expect(l1.get(id(1))).toBeUndefined();
+    const current = record({ revision: 5 });
+    l1.offer(id(1), current);
+    expect(l1.get(id(1))).toBe(current);
+  });
+});
+
 describe('LruMemoryTier staleness', () => {
   afterEach(() => {
     vi.useRealTimers();
