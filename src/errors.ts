@@ -52,6 +52,7 @@ export const ERROR_CATALOGUE = {
   STRATA_NO_STREAM_VIEWS: { kind: 'failed_precondition', summary: 'PushEvents needs a registry with stream views; this one has none' },
   STRATA_SCHEMA_REGISTRY_UNAVAILABLE: { kind: 'unavailable', summary: 'the schema registry cannot be reached or failed; retry later' },
   STRATA_SCHEMA_UNUSABLE: { kind: 'failed_precondition', summary: 'a registered writer schema is not Avro or cannot be parsed' },
+  STRATA_FILE_UNUSABLE: { kind: 'invalid_argument', summary: 'a batch file has an unknown format, cannot be opened, read or written, or is not well-formed' },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;
