@@ -38,6 +38,8 @@ export type PrimaryMethods = {
   'l3.write': { args: { writes: WireWrite[]; nowMs: number }; result: Uint8Array[] };
   /** The next batch of L3's record refs of the worker's stream `stream` (opened by the first call). */
   'l3.refs': { args: { stream: number }; result: { refs: WireRef[]; done: boolean } };
+  /** Published snapshot generation of each batch view, read once at start (imports are refused while workers run). */
+  'l3.generations': { args: null; result: Record<string, number> };
   /** Ends a refs stream the worker stopped reading before its end. */
   'l3.refs-close': { args: { stream: number }; result: null };
   /** Every ready worker's metrics, aggregated, as Prometheus text. */

@@ -2,7 +2,7 @@ import type { ViewDef } from '../config/registry.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { StrataError } from '../errors.js';
-import type { EventWrite, FeatureStore, PeerWrite, RecordRef, RecordWrite, StoredRecord } from '../storage/feature-store.js';
+import type { EventWrite, FeatureStore, GenerationSource, PeerWrite, RecordRef, RecordWrite, StoredRecord } from '../storage/feature-store.js';
 import { CorruptRecordError } from '../storage/record.js';
 import { decodeStoredRecord, openWrittenRecord } from '../storage/stored-record.js';
 import { BloomGate } from './bloom-gate.js';
@@ -136,8 +136,28 @@ export class TieredRecordStore {
     this.metrics.bloomKeys.set(this.gate.size);
   }
 
-  /** The record of each lookup, or undefined where none was ever written. */
-  async read(lookups: readonly RecordLookup[]): Promise<(StoredRecord | undefined)[]> {
+  /** Which snapshot generation of each batch view is read: L3's. */
+  get generations(): GenerationSource {
+    return this.l3;
+  }
+
+  /**
+   * Keys about to become readable other than through write() (a snapshot's,
+   * before it is published): the gate learns them first, so no read is gated
+   * out of them.
+   */
+  expectKeys(keys: readonly Buffer[]): void {
+    for (const key of keys) this.gate.add(key);
+    this.metrics.bloomKeys.set(this.gate.size);
+  }
+
+  /**
+   * The record of each lookup, or undefined where none was ever written.
+   * `promote: false` leaves L1 and L2 as they were (hits below L1 are not
+   * copied upward): for scans, such as historical retrieval, that would
+   * otherwise push what online reads keep hot out of L1.
+   */
+  async read(lookups: readonly RecordLookup[], { promote = true }: { readonly promote?: boolean } = {}): Promise<(StoredRecord | undefined)[]> {
     const results: (StoredRecord | undefined)[] = new Array(lookups.length).fill(undefined);
     const missing: Miss[] = [];
     const l1 = this.l1;
@@ -162,13 +182,13 @@ export class TieredRecordStore {
     if (gated > 0) this.metrics.bloomNegatives.inc(gated);
     if (missing.length === 0) return results;
 
-    const afterL2 = await this.readL2(missing, results);
-    if (afterL2.misses.length > 0) await this.readL3(afterL2.misses, results, afterL2.answered);
+    const afterL2 = await this.readL2(missing, results, promote);
+    if (afterL2.misses.length > 0) await this.readL3(afterL2.misses, results, afterL2.answered, promote);
     return results;
   }
 
   /** The lookups L2 does not hold, and whether it answered at all (without L2, L3 is the whole truth). */
-  private async readL2(missing: Miss[], results: (StoredRecord | undefined)[]): Promise<{ misses: Miss[]; answered: boolean }> {
+  private async readL2(missing: Miss[], results: (StoredRecord | undefined)[], promote: boolean): Promise<{ misses: Miss[]; answered: boolean }> {
     if (this.l2 === undefined) return { misses: missing, answered: true };
     const found = await this.l2.getMany(missing);
     if (found === undefined) return { misses: missing, answered: false };
@@ -191,7 +211,7 @@ export class TieredRecordStore {
         return;
       }
       results[miss.index] = record;
-      this.l1?.offer(miss.id, record);
+      if (promote) this.l1?.offer(miss.id, record);
     });
     if (corrupt.length > 0) {
       this.metrics.countTier('l2', 'error', corrupt.length);
@@ -204,26 +224,29 @@ export class TieredRecordStore {
   }
 
   /** `l2Answered`: false when L2 could not be asked, so a key L3 lacks may still be in L2 (another process's write). */
-  private async readL3(missing: Miss[], results: (StoredRecord | undefined)[], l2Answered: boolean): Promise<void> {
+  private async readL3(missing: Miss[], results: (StoredRecord | undefined)[], l2Answered: boolean, promote: boolean): Promise<void> {
     const found = await this.l3.getRecords(missing);
     const promotedRefs: RecordRef[] = [];
     const promoted: Uint8Array[] = [];
+    let hits = 0;
     found.forEach((bytes, position) => {
       const miss = missing[position]!;
       if (bytes === undefined) {
         // A bloom false positive: remember the absence so the next read stops at L1. Not when L2
         // failed to answer: it may hold the record (no invalidation would ever drop the ABSENT).
-        if (l2Answered) this.l1?.offer(miss.id, ABSENT);
+        if (l2Answered && promote) this.l1?.offer(miss.id, ABSENT);
         return;
       }
       const record = decodeStoredRecord(bytes);
       results[miss.index] = record;
+      hits++;
+      if (!promote) return;
       this.l1?.offer(miss.id, record);
       promotedRefs.push(miss);
       promoted.push(record.bytes);
     });
-    this.metrics.countTier('l3', 'hit', promoted.length);
-    this.metrics.countTier('l3', 'miss', missing.length - promoted.length);
+    this.metrics.countTier('l3', 'hit', hits);
+    this.metrics.countTier('l3', 'miss', missing.length - hits);
     this.l2?.fill(promotedRefs, promoted);
   }
 

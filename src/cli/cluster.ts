@@ -162,7 +162,7 @@ export async function serveWorker(options: ServeOptions, registry: Registry, log
   server = await startServer(options, registry, {
     logger,
     processMetrics: true,
-    l3: new RemoteFeatureStore(primary, registry),
+    l3: await RemoteFeatureStore.connect(primary, registry),
     scrapeMetrics: () => primary.call('metrics.collect', null),
     prepare: cluster.worker?.id === FIRST_WORKER_ID ? prepare : undefined,
   });

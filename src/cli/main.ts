@@ -20,6 +20,7 @@ import { startServer, type RunningServer } from '../server/strata-server.js';
 import { servePrimary, serveWorker } from './cluster.js';
 import { seedExample } from './example-seed.js';
 import { runGenerate } from './generate-command.js';
+import { runSnapshot } from './snapshot-command.js';
 
 const USAGE = `strata — online feature server
 
@@ -31,6 +32,9 @@ usage:
                                     share state with serving replicas through --redis-url)
   strata generate --topic T[,T…] --rate N --duration D [--seed S] (--brokers B | --push URL | --out F)
                                     realistic txn/click/device events to Kafka, PushEvents or a file
+  strata snapshot import --view V [--data-dir D] FILE…
+                                    a batch view's parquet/Avro/NDJSON/CSV snapshot into L3:
+                                    staged, audited, then published (server stopped)
   strata validate [--registry F]    check a registry file and print what it defines
   strata push --view V [--target URL] [--batch N] FILE|-
                                     write NDJSON rows ({join keys…, event_timestamp, features…})
@@ -189,6 +193,9 @@ async function main(argv: string[]): Promise<void> {
       return ingest(rest);
     case 'generate':
       return runGenerate(rest, process.stdout);
+    case 'snapshot':
+      process.exitCode = await runSnapshot(rest, process.stdout, process.stderr);
+      return;
     case 'validate':
       return validate(rest);
     case 'push':

@@ -10,6 +10,7 @@ import { StrataError } from '../errors.js';
 import { VALUE_TYPES, type ValueType } from '../values/value-codec.js';
 import { parseDuration } from './duration.js';
 import { compileStreamFeatures, compileStreamSource, compileTopics, type ComputeDef, type StreamSource, type TopicDef } from './stream-views.js';
+import { compileBatchSource, type BatchSource } from './batch-views.js';
 
 export type { AggregationDef, AggregationFn, ComputeDef, DerivedDef, StreamSource, TopicDef } from './stream-views.js';
 
@@ -39,7 +40,7 @@ export interface FeatureDef {
 export interface PushSource {
   readonly type: 'push';
 }
-export type SourceDef = PushSource | StreamSource;
+export type SourceDef = PushSource | StreamSource | BatchSource;
 
 export interface ViewDef {
   readonly name: string;
@@ -250,10 +251,15 @@ function compileViews(raw: unknown, entities: ReadonlyMap<string, EntityDef>, to
     );
     const viewEntities = compileViewEntities(spec.entities, [...path, 'entities'], entities, check);
     const ttlMs = compileTtl(spec.ttl, [...path, 'ttl'], check);
-    const source = stream ? compileStreamSource(spec.source, [...path, 'source'], viewEntities, topics, check) : compileSource(spec.source, [...path, 'source'], check);
-    const featureSpecs = stream
-      ? compileStreamFeatures(spec, path, source as StreamSource | undefined, ttlMs, topics, check)
-      : compileFeatureSpecs(spec.features, [...path, 'features'], viewEntities, check);
+    let source: SourceDef | undefined;
+    let featureSpecs: { name: string; type: ValueType; compute?: ComputeDef }[] | undefined;
+    if (stream) {
+      source = compileStreamSource(spec.source, [...path, 'source'], viewEntities, topics, check);
+      featureSpecs = compileStreamFeatures(spec, path, source as StreamSource | undefined, ttlMs, topics, check);
+    } else {
+      featureSpecs = compileFeatureSpecs(spec.features, [...path, 'features'], viewEntities, check);
+      source = compileSource(spec.source, [...path, 'source'], viewEntities, featureSpecs?.map((feature) => feature.name), check);
+    }
     if (viewEntities === undefined || ttlMs === undefined || source === undefined || featureSpecs === undefined) continue;
 
     const features: FeatureDef[] = [];
@@ -301,12 +307,13 @@ function compileTtl(raw: unknown, path: string[], check: Checker): number | unde
   return ms;
 }
 
-function compileSource(raw: unknown, path: string[], check: Checker): SourceDef | undefined {
+function compileSource(raw: unknown, path: string[], viewEntities: readonly EntityDef[] | undefined, featureNames: readonly string[] | undefined, check: Checker): SourceDef | undefined {
   const spec = check.object(raw, path);
   if (spec === undefined) return undefined;
+  if (spec.type === 'batch') return compileBatchSource(spec, path, viewEntities, featureNames, check);
   check.keys(spec, path, ['type'], ['type']);
   if (spec.type !== 'push') {
-    check.report([...path, 'type'], 'must be push or stream');
+    check.report([...path, 'type'], 'must be push, batch or stream');
     return undefined;
   }
   return Object.freeze({ type: 'push' });

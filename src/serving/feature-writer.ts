@@ -34,7 +34,7 @@ export class FeatureWriter {
     this.store = store;
     this.maxRows = options.maxRows;
     this.metrics = options.metrics;
-    this.keys = new EntityKeys(registry);
+    this.keys = new EntityKeys(registry, store.generations);
   }
 
   async write(request: WriteRequest, wire: WireValues, nowMs: number): Promise<number> {

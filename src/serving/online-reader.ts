@@ -115,7 +115,7 @@ export class OnlineReader {
     this.registry = registry;
     this.store = store;
     this.limits = limits;
-    this.keys = new EntityKeys(registry);
+    this.keys = new EntityKeys(registry, store.generations);
     for (const service of registry.services.values()) this.servicePlans.set(service.name, planFeatures(service.features));
   }
 

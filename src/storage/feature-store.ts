@@ -43,7 +43,14 @@ export interface PeerWrite extends RecordRef {
  * The durable store (L3): the source of truth for this process. Records come
  * back encoded in the view's current schema.
  */
-export interface FeatureStore {
+/** Which snapshot generation of each batch view reads address (see SnapshotStore and keys.ts). */
+export interface GenerationSource {
+  /** 0 before a view's first import. */
+  publishedGeneration(view: string): number;
+  onPublish(listener: (view: string, generation: number) => void): void;
+}
+
+export interface FeatureStore extends GenerationSource {
   getRecords(refs: readonly RecordRef[]): Promise<(Uint8Array | undefined)[]>;
   /**
    * Merges versions (or events) into their records and prunes history past

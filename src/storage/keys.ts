@@ -3,6 +3,13 @@
  *
  *   'r' view-name 0x00 entity-key        → feature record (see record.ts)
  *   's' view-name 0x00 u32 fingerprint   → JSON [{name, type}]: a schema some record was written with
+ *   'g' view-name                        → u32 published snapshot generation of a batch view
+ *   'n' view-name                        → u32 next snapshot generation to stage (bumped when one starts)
+ *
+ * A batch view's records carry their snapshot generation in the prefix:
+ * 'r' view-name 0x00 'G' u32 generation entity-key. A published generation
+ * is read through its prefix alone, so records of a generation being staged,
+ * or of one replaced, are never seen beside it (in L3, L2 or L1).
  *
  * entity-key is the view's join key values in the view's entity order, each
  * as a tag byte then the value: 0x01 varint(length) utf8 for strings, 0x02
@@ -17,6 +24,10 @@ import type { Int64Like } from '../values/value-codec.js';
 
 export const RECORD_NAMESPACE = 0x72; // 'r'
 export const SCHEMA_NAMESPACE = 0x73; // 's'
+const PUBLISHED_GENERATION_NAMESPACE = 0x67; // 'g'
+const NEXT_GENERATION_NAMESPACE = 0x6e; // 'n'
+/** After a batch view's prefix; the entity key's own tags (0x01, 0x02) cannot be mistaken for it. */
+const GENERATION_TAG = 0x47; // 'G'
 
 export const STRING_TAG = 0x01;
 const INT64_TAG = 0x02;
@@ -24,6 +35,24 @@ const INT64_TAG = 0x02;
 /** `'r' view 0x00`: the prefix of every record key of a view. */
 export function recordKeyPrefix(view: string): Buffer {
   return Buffer.concat([Buffer.of(RECORD_NAMESPACE), Buffer.from(view, 'utf8'), Buffer.of(0)]);
+}
+
+/** The prefix of the records of one snapshot generation of a batch view. */
+export function generationPrefix(view: string, generation: number): Buffer {
+  const prefix = recordKeyPrefix(view);
+  const key = Buffer.alloc(prefix.length + 5);
+  prefix.copy(key);
+  key[prefix.length] = GENERATION_TAG;
+  key.writeUInt32BE(generation, prefix.length + 1);
+  return key;
+}
+
+export function publishedGenerationKey(view: string): Buffer {
+  return Buffer.concat([Buffer.of(PUBLISHED_GENERATION_NAMESPACE), Buffer.from(view, 'utf8')]);
+}
+
+export function nextGenerationKey(view: string): Buffer {
+  return Buffer.concat([Buffer.of(NEXT_GENERATION_NAMESPACE), Buffer.from(view, 'utf8')]);
 }
 
 export function schemaKey(view: string, fingerprint: number): Buffer {

@@ -6,7 +6,8 @@ import { asBuffer } from '../util/bytes.js';
 import type { ValueType } from '../values/value-codec.js';
 import { EVENT_LOG_FORMAT, EventLog, mergeEventLog } from './event-log.js';
 import { isEventWrite, type EventWrite, type FeatureStore, type RecordRef, type RecordWrite, type VersionWrite } from './feature-store.js';
-import { RECORD_NAMESPACE, SCHEMA_NAMESPACE, schemaKey, viewOfRecordKey } from './keys.js';
+import { generationPrefix, nextGenerationKey, publishedGenerationKey, RECORD_NAMESPACE, SCHEMA_NAMESPACE, schemaKey, viewOfRecordKey } from './keys.js';
+import type { SnapshotStore, StagedRecord } from './snapshot-store.js';
 import { FeatureRecord, encodeRecord, mergeVersions, nextRevision, type Version } from './record.js';
 
 type SchemaFields = readonly { name: string; type: ValueType }[];
@@ -35,7 +36,7 @@ function storageError(action: string, error: unknown): StrataError {
 }
 
 /** L3 on classic-level (LevelDB). One process owns a data dir: LevelDB takes an exclusive lock. */
-export class LevelStore implements FeatureStore {
+export class LevelStore implements FeatureStore, SnapshotStore {
   private readonly db: ClassicLevel<Buffer, Buffer>;
   private readonly registry: Registry;
   private readonly retentionMs: number;
@@ -50,6 +51,9 @@ export class LevelStore implements FeatureStore {
    * commits. Each key maps to the last write of it, settled either way.
    */
   private readonly lastWriteOf = new Map<string, Promise<unknown>>();
+  /** Published snapshot generation per batch view (absent: none yet). */
+  private readonly generations = new Map<string, number>();
+  private readonly publishListeners: ((view: string, generation: number) => void)[] = [];
   private readonly recentWrites = new LRUCache<string, Uint8Array>({ maxSize: RECENT_WRITES_BYTES, sizeCalculation: (bytes, id) => bytes.byteLength + id.length + 100 });
 
   private constructor(options: LevelStoreOptions) {
@@ -69,6 +73,7 @@ export class LevelStore implements FeatureStore {
       throw new StrataError('STRATA_STORAGE_UNAVAILABLE', `cannot open L3 at ${options.dataDir}: ${cause.message} (is another strata process using this data dir?)`, { cause: error });
     }
     await store.registerSchemas();
+    await store.loadGenerations();
     return store;
   }
 
@@ -94,6 +99,86 @@ export class LevelStore implements FeatureStore {
       this.upgrades.set(view.name, upgrades);
     }
     await batch.write();
+  }
+
+  private async loadGenerations(): Promise<void> {
+    const batchViews = [...this.registry.views.values()].filter((view) => view.source.type === 'batch');
+    const published = await this.db.getMany(batchViews.map((view) => publishedGenerationKey(view.name)));
+    batchViews.forEach((view, index) => {
+      const value = published[index];
+      if (value !== undefined) this.generations.set(view.name, value.readUInt32BE(0));
+    });
+  }
+
+  publishedGeneration(view: string): number {
+    return this.generations.get(view) ?? 0;
+  }
+
+  async beginGeneration(view: string): Promise<number> {
+    const published = this.publishedGeneration(view);
+    const next = await this.db.get(nextGenerationKey(view));
+    const generation = Math.max(next?.readUInt32BE(0) ?? 0, published + 1);
+    if (generation >= 0xffff_ffff) throw new StrataError('STRATA_INTERNAL', `view ${view} has used every snapshot generation number`);
+    const following = Buffer.alloc(4);
+    following.writeUInt32BE(generation + 1);
+    try {
+      await this.db.put(nextGenerationKey(view), following, { sync: true });
+      // What imports that never published left behind: every generation after the published one.
+      await this.db.clear({ gte: generationPrefix(view, published + 1), lt: generationPrefix(view, 0xffff_ffff) });
+    } catch (error) {
+      throw storageError('write', error);
+    }
+    return generation;
+  }
+
+  async putStaged(records: readonly StagedRecord[]): Promise<void> {
+    const batch = this.db.batch();
+    for (const { key, bytes } of records) batch.put(key, asBuffer(bytes));
+    try {
+      await batch.write();
+    } catch (error) {
+      throw storageError('write', error);
+    }
+  }
+
+  async getStaged(keys: readonly Buffer[]): Promise<(Uint8Array | undefined)[]> {
+    try {
+      return await this.db.getMany([...keys]);
+    } catch (error) {
+      throw storageError('read', error);
+    }
+  }
+
+  async publish(view: string, generation: number): Promise<void> {
+    const replaced = this.publishedGeneration(view);
+    const value = Buffer.alloc(4);
+    value.writeUInt32BE(generation);
+    try {
+      // Synced: an import reported published stays published across a crash.
+      await this.db.put(publishedGenerationKey(view), value, { sync: true });
+    } catch (error) {
+      throw storageError('write', error);
+    }
+    this.generations.set(view, generation);
+    for (const listener of this.publishListeners) listener(view, generation);
+    try {
+      await this.db.clear({ gte: generationPrefix(view, 0), lt: generationPrefix(view, replaced) });
+      await this.db.clear({ gte: generationPrefix(view, replaced + 1), lt: generationPrefix(view, generation) });
+    } catch (error) {
+      throw storageError('write', error);
+    }
+  }
+
+  async discard(view: string, generation: number): Promise<void> {
+    try {
+      await this.db.clear({ gte: generationPrefix(view, generation), lt: generationPrefix(view, generation + 1) });
+    } catch (error) {
+      throw storageError('write', error);
+    }
+  }
+
+  onPublish(listener: (view: string, generation: number) => void): void {
+    this.publishListeners.push(listener);
   }
 
   /** Bytes in the view's current schema; records from an older schema are re-laid out. */
@@ -200,10 +285,18 @@ export class LevelStore implements FeatureStore {
     return mergeEventLog(base, source.columns, write.events, horizon, this.maxEvents, revision).bytes;
   }
 
+  /** Batch views' records count only in their published generation. */
   async *recordRefs(): AsyncIterable<RecordRef> {
+    const published = new Map<string, Buffer>();
+    for (const [view, generation] of this.generations) published.set(view, generationPrefix(view, generation));
     for await (const key of this.db.keys({ gte: Buffer.of(RECORD_NAMESPACE), lt: Buffer.of(RECORD_NAMESPACE + 1) })) {
       const view = this.registry.views.get(viewOfRecordKey(key));
-      if (view !== undefined) yield { view, key };
+      if (view === undefined) continue;
+      if (view.source.type === 'batch') {
+        const prefix = published.get(view.name);
+        if (prefix === undefined || prefix.compare(key, 0, prefix.length) !== 0) continue;
+      }
+      yield { view, key };
     }
   }
 

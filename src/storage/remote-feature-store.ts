@@ -28,6 +28,14 @@ export class RemoteFeatureStore implements FeatureStore {
    */
   private earlyPeerWrites: PeerWrite[] = [];
   private nextStream = 1;
+  private generations: Readonly<Record<string, number>> = {};
+
+  /** Connects to the primary's L3 and learns the published snapshot generations. */
+  static async connect(primary: IpcEndpoint<PrimaryMethods, WorkerMethods>, registry: Registry): Promise<RemoteFeatureStore> {
+    const store = new RemoteFeatureStore(primary, registry);
+    store.generations = await store.call('l3.generations', null);
+    return store;
+  }
 
   constructor(primary: IpcEndpoint<PrimaryMethods, WorkerMethods>, registry: Registry) {
     this.primary = primary;
@@ -69,6 +77,13 @@ export class RemoteFeatureStore implements FeatureStore {
       throw storeError(error);
     });
   }
+
+  publishedGeneration(view: string): number {
+    return this.generations[view] ?? 0;
+  }
+
+  /** Never called: snapshots are imported only where one process owns L3 (the admin endpoint refuses under --workers). */
+  onPublish(): void {}
 
   onPeerWrites(listener: (writes: readonly PeerWrite[]) => void): void {
     this.peerListener = listener;
