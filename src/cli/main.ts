@@ -20,6 +20,7 @@ import { startServer, type RunningServer } from '../server/strata-server.js';
 import { servePrimary, serveWorker } from './cluster.js';
 import { seedExample } from './example-seed.js';
 import { runGenerate } from './generate-command.js';
+import { runHistorical } from './historical-command.js';
 import { runSnapshot } from './snapshot-command.js';
 
 const USAGE = `strata — online feature server
@@ -35,6 +36,9 @@ usage:
   strata snapshot import --view V [--data-dir D] FILE…
                                     a batch view's parquet/Avro/NDJSON/CSV snapshot into L3:
                                     staged, audited, then published (server stopped)
+  strata historical --entities F (--features V:F,… | --feature-service S) --out F [--target H:P]
+                                    a training set: each entity row's features as of its
+                                    event_timestamp, from a running server, to parquet or NDJSON
   strata validate [--registry F]    check a registry file and print what it defines
   strata push --view V [--target URL] [--batch N] FILE|-
                                     write NDJSON rows ({join keys…, event_timestamp, features…})
@@ -193,6 +197,8 @@ async function main(argv: string[]): Promise<void> {
       return ingest(rest);
     case 'generate':
       return runGenerate(rest, process.stdout);
+    case 'historical':
+      return runHistorical(rest, process.stdout, process.stderr);
     case 'snapshot':
       process.exitCode = await runSnapshot(rest, process.stdout, process.stderr);
       return;

@@ -3,8 +3,10 @@ import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import { invalid, StrataError } from '../errors.js';
+import type { HistoricalReader } from '../serving/historical-reader.js';
 import { describeRegistry } from '../serving/registry-description.js';
 import type { ServingCore } from './serving-core.js';
+import { bytesBidiMethod, HistoricalFeaturesRpc } from './historical-features-rpc.js';
 import { OnlineFeaturesRpc } from './online-features-rpc.js';
 import { decodeRequest, PROTO_FILE, ProtoTypes, SERVICE_NAME, type PushEventsMessage, type WriteFeaturesMessage } from './proto.js';
 import { structToJs } from './proto-struct.js';
@@ -32,10 +34,12 @@ export class GrpcEdge {
   private readonly core: ServingCore;
   private readonly registryResponse: Buffer;
   private readonly onlineFeatures: OnlineFeaturesRpc;
+  private readonly historicalFeatures: HistoricalFeaturesRpc;
 
-  constructor(core: ServingCore) {
+  constructor(core: ServingCore, historical: HistoricalReader) {
     this.core = core;
     this.onlineFeatures = new OnlineFeaturesRpc(core.registry, core.reader);
+    this.historicalFeatures = new HistoricalFeaturesRpc(core, historical, this.onlineFeatures);
     this.server = new grpc.Server({
       // Strata checks the configured limit itself to answer INVALID_ARGUMENT; grpc-js only stops absurd sizes.
       'grpc.max_receive_message_length': core.limits.maxMessageBytes * 4,
@@ -52,12 +56,14 @@ export class GrpcEdge {
         WriteFeatures: method('WriteFeatures'),
         ListFeatureViews: method('ListFeatureViews'),
         PushEvents: method('PushEvents'),
+        GetHistoricalFeatures: bytesBidiMethod(`/${SERVICE_NAME}/GetHistoricalFeatures`),
       },
       {
         GetOnlineFeatures: this.unary('GetOnlineFeatures', (body) => this.onlineFeatures.handle(body, Date.now())),
         WriteFeatures: this.unary('WriteFeatures', (body) => this.writeFeatures(body)),
         ListFeatureViews: this.unary('ListFeatureViews', async () => this.registryResponse),
         PushEvents: this.unary('PushEvents', (body) => this.pushEvents(body)),
+        GetHistoricalFeatures: this.historicalFeatures.handle,
       },
     );
     this.health = new HealthImplementation({ '': 'SERVING', [SERVICE_NAME]: 'SERVING' });

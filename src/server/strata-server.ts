@@ -11,6 +11,7 @@ import { StreamApplier } from '../ingest/stream-applier.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { FeatureWriter } from '../serving/feature-writer.js';
+import { HistoricalReader } from '../serving/historical-reader.js';
 import { OnlineReader } from '../serving/online-reader.js';
 import type { FeatureStore } from '../storage/feature-store.js';
 import { LevelStore } from '../storage/level-store.js';
@@ -117,7 +118,8 @@ export async function startServer(
         return metrics.registry.metrics();
       }),
   };
-  const grpcEdge = new GrpcEdge(core);
+  const historical = new HistoricalReader(registry, store, { maxFeatures: options.maxFeatures, maxResponseBytes: options.maxResponseBytes, retentionMs: options.retentionMs });
+  const grpcEdge = new GrpcEdge(core, historical);
   const http = new HttpGateway(core);
   try {
     await extras.prepare?.(core);
