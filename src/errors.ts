@@ -37,7 +37,6 @@ export const ERROR_CATALOGUE = {
   STRATA_NOT_A_PUSH_VIEW: { kind: 'invalid_argument', summary: 'the view is not fed by pushes' },
   STRATA_NOT_A_BATCH_VIEW: { kind: 'invalid_argument', summary: 'the view is not fed by snapshot files' },
   STRATA_IMPORT_IN_PROGRESS: { kind: 'failed_precondition', summary: 'an import of the view is already under way' },
-  STRATA_IMPORT_UNSUPPORTED: { kind: 'failed_precondition', summary: 'this server cannot import snapshots (it runs --workers; import with the server stopped, or with one process)' },
   STRATA_UNKNOWN_TOPIC: { kind: 'invalid_argument', summary: 'no stream view consumes the topic' },
   STRATA_INVALID_EVENT: { kind: 'invalid_argument', summary: 'a pushed event does not fit its topic\'s schema or views' },
   STRATA_TOO_MANY_ROWS: { kind: 'invalid_argument', summary: 'more entity rows than the per-call limit' },
