@@ -150,7 +150,7 @@ int main(int argc, char **argv) {
       {"bootstrap.servers", argv[1]},
       {"acks", "1"},
       /* One burst per tick: sent as one request once it is all queued. */
-      {"linger.ms", "2"},
+      {"linger.ms", "5"},
       {"batch.num.messages", "100000"},
       {"batch.size", "16000000"},
       {"message.max.bytes", "16000000"},
