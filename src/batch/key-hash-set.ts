@@ -9,8 +9,13 @@
  */
 export class KeyHashSet {
   /** 0 is an empty slot; a hash that is 0 is stored as 1 (a shared hash only makes more suspects). */
-  private table = new Int32Array(1 << 16);
+  private table: Int32Array;
   private size = 0;
+
+  /** Sized for `expectedKeys` when known (the row count of parquet and Avro files), so that it never rehashes. */
+  constructor(expectedKeys = 0) {
+    this.table = new Int32Array(Math.max(1 << 16, 2 ** Math.ceil(Math.log2(2 * expectedKeys + 1))));
+  }
 
   /** Adds the hash of a key; true when it was present already. */
   add(hash: number): boolean {

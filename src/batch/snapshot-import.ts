@@ -110,7 +110,7 @@ class Staging {
   private readonly files: { path: string; rows: number }[] = [];
   private readonly nulls: number[];
   /** Hashes of the entities staged by earlier chunks and this one: a row of one of them may need merging into its staged record. */
-  private readonly stagedHashes = new KeyHashSet();
+  private stagedHashes = new KeyHashSet();
   private entities = 0;
   private rows = 0;
   private totalRows: number | undefined = 0;
@@ -138,6 +138,7 @@ class Staging {
       // Every file is opened (and its columns checked) before anything is staged.
       for (const path of this.options.paths) readers.push(await this.open(path));
       this.totalRows = readers.every((reader) => reader.totalRows !== undefined) ? readers.reduce((sum, reader) => sum + reader.totalRows!, 0) : undefined;
+      this.stagedHashes = new KeyHashSet(this.totalRows);
       for (const reader of readers) {
         const file = { path: reader.path, rows: 0 };
         this.files.push(file);
@@ -225,7 +226,7 @@ class Staging {
         repeatedRows.push(row);
         continue;
       }
-      staged.keys.append(keys.bytes.subarray(keyStart(row), keyEnds[row]));
+      staged.keys.appendRange(keys.bytes, keyStart(row), keyEnds[row]!);
       newEntities.append(staged.records, row, eventTs[row]!, createdTs[row]!);
       staged.endRecord();
       this.entities++;

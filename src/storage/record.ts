@@ -231,9 +231,6 @@ export function packedValue(values: PackedValues, row: number): Uint8Array {
   return values.bytes.subarray(row === 0 ? 0 : values.ends[row - 1], values.ends[row]);
 }
 
-/** Below this many bytes a value is copied by a loop: cheaper than the native call of set(). */
-const COPY_LOOP_BYTES = 32;
-
 /**
  * Records of one version each, built straight from packed columns: the
  * bytes encodeRecord(schema, revision, columns.length, [{ eventTs,
@@ -282,13 +279,9 @@ export class SingleVersionRecords {
       }
       const start = row === 0 ? 0 : column.ends[row - 1]!;
       const end = column.ends[row]!;
-      at = writeVarint(bytes, at, end - start + 1);
-      const source = column.bytes;
-      if (end - start < COPY_LOOP_BYTES) for (let index = start; index < end; index++) bytes[at++] = source[index]!;
-      else {
-        bytes.set(source.subarray(start, end), at);
-        at += end - start;
-      }
+      sink.length = writeVarint(bytes, at, end - start + 1);
+      sink.appendRange(column.bytes, start, end);
+      at = sink.length;
     }
     sink.length = at;
   }

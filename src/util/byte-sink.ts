@@ -4,6 +4,9 @@
  * of a Uint8Array each. Writers reserve room, write at `length` through
  * `bytes` or `view`, then advance `length`.
  */
+/** Below this many bytes a range is copied by a loop: cheaper than the subarray and native call of set(). */
+const COPY_LOOP_BYTES = 32;
+
 export class ByteSink {
   bytes: Buffer;
   /** Over `bytes`; replaced with it when the sink grows. */
@@ -24,6 +27,14 @@ export class ByteSink {
     this.reserve(source.length);
     this.bytes.set(source, this.length);
     this.length += source.length;
+  }
+
+  /** Appends `source[start…end)`: short ranges by a loop, which costs less than a subarray and set(). */
+  appendRange(source: Uint8Array, start: number, end: number): void {
+    this.reserve(end - start);
+    if (end - start >= COPY_LOOP_BYTES) this.bytes.set(source.subarray(start, end), this.length);
+    else for (let index = start, at = this.length; index < end; index++, at++) this.bytes[at] = source[index]!;
+    this.length += end - start;
   }
 
   /** Bytes `start`…`end` as a Buffer over this sink's memory (not a copy: valid until the sink grows). */

@@ -314,8 +314,8 @@ describe('SingleVersionRecords', () => {
   it('appends, for random rows of packed columns, the bytes encodeRecord makes of each row as one version', () => {
     const random = prng(5);
     const rows = 500;
-    // Column 2 is absent (a feature the file does not feed); values run from NULL to 300 bytes, past a one-byte length.
-    const columns = [0, 1, undefined, 3].map((feature) => {
+    // Columns 2 and 4 are absent (features the file does not feed); values run from NULL to 300 bytes, past a one-byte length.
+    const columns = [0, 1, undefined, 3, undefined].map((feature) => {
       if (feature === undefined) return undefined;
       const sink = new ByteSink(8);
       const ends = new Uint32Array(rows);
