@@ -145,7 +145,6 @@ class Staging {
         for await (const chunk of reader.chunks()) {
           await this.stageChunk(reader, chunk);
           file.rows += chunk.length;
-          this.options.onProgress?.({ file: reader.path, rows: this.rows, totalRows: this.totalRows, elapsedMs: Date.now() - this.started });
         }
       }
       await this.writing;
@@ -236,7 +235,11 @@ class Staging {
     }
     if (this.options.expectKeys !== undefined) this.options.expectKeys(Array.from({ length: staged.count }, (_, index) => staged.key(index)));
     await this.writing;
-    this.writing = this.options.store.putStaged(staged);
+    // Progress counts rows once they are in L3, as when each write was awaited here.
+    const rowsWritten = this.rows;
+    this.writing = this.options.store.putStaged(staged).then(() => {
+      this.options.onProgress?.({ file: origin.path, rows: rowsWritten, totalRows: this.totalRows, elapsedMs: Date.now() - this.started });
+    });
     // Awaited by the next chunk or the end of stageFiles; until then a failure must not count as unhandled.
     this.writing.catch(() => undefined);
   }
