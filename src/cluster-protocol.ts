@@ -9,7 +9,7 @@
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { Registry } from './config/registry.js';
 import { StrataError } from './errors.js';
-import type { RecordRef } from './storage/feature-store.js';
+import type { PublishedSnapshot, RecordRef } from './storage/feature-store.js';
 import type { IncomingEvent } from './storage/event-log.js';
 import type { Version } from './storage/record.js';
 
@@ -38,8 +38,8 @@ export type PrimaryMethods = {
   'l3.write': { args: { writes: WireWrite[]; nowMs: number }; result: Uint8Array[] };
   /** The next batch of L3's record refs of the worker's stream `stream` (opened by the first call). */
   'l3.refs': { args: { stream: number }; result: { refs: WireRef[]; done: boolean } };
-  /** Published snapshot generation of each batch view, read once at start (imports are refused while workers run). */
-  'l3.generations': { args: null; result: Record<string, number> };
+  /** Published snapshot of each view with a batch half, read once at start (imports are refused while workers run). */
+  'l3.generations': { args: null; result: Record<string, PublishedSnapshot> };
   /** Ends a refs stream the worker stopped reading before its end. */
   'l3.refs-close': { args: { stream: number }; result: null };
   /** Every ready worker's metrics, aggregated, as Prometheus text. */

@@ -9,10 +9,14 @@
  *
  * Rows of one entity become the versions of its record (newest event time
  * first, ties to the newer created_timestamp), so snapshots that carry
- * history serve point-in-time reads like any other view.
+ * history serve point-in-time reads like any other view. A stream view's
+ * rows are tiles of partial aggregates, each timestamped with its tile's end
+ * on the view's tile grid; the snapshot's cutoff is its newest tile end
+ * (or the one given), and reads take events up to it from the tiles.
  */
 import type { JoinKeyType, ViewDef } from '../config/registry.js';
 import type { BatchSource } from '../config/batch-views.js';
+import { formatDuration } from '../config/duration.js';
 import { StrataError } from '../errors.js';
 import { generationPrefix, recordKeyLength, writeRecordKey, type JoinKeyValue } from '../storage/keys.js';
 import { encodeRecord, FeatureRecord, mergeVersions, packedValue, SingleVersionRecords, type Version } from '../storage/record.js';
@@ -40,8 +44,10 @@ export interface ImportReport {
   readonly files: readonly { readonly path: string; readonly rows: number }[];
   readonly rows: number;
   readonly entities: number;
-  /** Share of null values per feature. */
+  /** Share of null values per feature (per tile column for a stream view). */
   readonly nullRates: Readonly<Record<string, number>>;
+  /** A stream view's tiles: events up to this time are in them (ISO 8601). */
+  readonly cutoff?: string;
   readonly durationMs: number;
 }
 
@@ -52,6 +58,8 @@ export interface SnapshotImportOptions {
   readonly retentionMs: number;
   readonly maxVersions: number;
   readonly nowMs?: number;
+  /** A stream view's cutoff, on its tile grid; default: the newest tile end in the files. */
+  readonly cutoffMs?: number;
   readonly onProgress?: (progress: ImportProgress) => void;
   /** Keys about to become readable: a cache's bloom gate must know them before publish. */
   readonly expectKeys?: (keys: readonly Buffer[]) => void;
@@ -65,8 +73,13 @@ class AuditFailure extends Error {}
 
 export async function importSnapshot(options: SnapshotImportOptions): Promise<ImportReport> {
   const { view, store } = options;
-  const source = view.source;
-  if (source.type !== 'batch') throw new StrataError('STRATA_NOT_A_BATCH_VIEW', `${view.name} is fed by its ${source.type} source, not by snapshot files`, { field: 'view' });
+  const source = view.batch;
+  if (source === undefined) throw new StrataError('STRATA_NOT_A_BATCH_VIEW', `${view.name} has no batch half (source: { type: batch } or a batch: section), so no snapshot files feed it`, { field: 'view' });
+  const { cutoffMs } = options;
+  if (cutoffMs !== undefined && (source.tileMs === 0 || cutoffMs % source.tileMs !== 0)) {
+    const rule = source.tileMs === 0 ? `only a stream view's tiles have a cutoff; ${view.name}'s rows are feature values` : `must lie on the view's ${formatDuration(source.tileMs)} tile grid`;
+    throw new StrataError('STRATA_MALFORMED_REQUEST', `cutoff ${new Date(cutoffMs).toISOString()}: ${rule}`, { field: 'cutoff' });
+  }
   if (options.paths.length === 0) throw new StrataError('STRATA_MALFORMED_REQUEST', 'name at least one snapshot file', { field: 'files' });
   if (importing.has(view.name)) throw new StrataError('STRATA_IMPORT_IN_PROGRESS', `an import of ${view.name} is already under way`, { field: 'view' });
   importing.add(view.name);
@@ -84,7 +97,7 @@ export async function importSnapshot(options: SnapshotImportOptions): Promise<Im
       if (!(error instanceof AuditFailure) && !(error instanceof StrataError && error.kind === 'invalid_argument')) throw error;
       reason = error instanceof StrataError && error.field !== undefined ? `${error.field}: ${error.message}` : error.message;
     }
-    if (reason === undefined) await store.publish(view.name, generation);
+    if (reason === undefined) await store.publish(view.name, generation, staging.cutoffMs);
     else await store.discard(view.name, generation);
     return staging.report(generation, reason, Date.now() - started);
   } catch (error) {
@@ -113,7 +126,12 @@ class Staging {
   private stagedHashes = new KeyHashSet();
   private entities = 0;
   private rows = 0;
+  /** A stream view's newest tile end so far, or the cutoff given. */
+  private newestTileEnd = 0;
   private totalRows: number | undefined = 0;
+  /** How far back versions are kept: retention, plus the longest tiled window for tiles. */
+  private readonly keptMs: number;
+  private readonly maxVersions: number;
   private readonly started = Date.now();
   /**
    * The last chunk's write, still under way while the next chunk is read and
@@ -129,7 +147,16 @@ class Staging {
     this.options = options;
     this.nowMs = options.nowMs ?? Date.now();
     this.keyTypes = view.entities.map((entity) => entity.type);
-    this.nulls = view.features.map(() => 0);
+    this.nulls = source.storedColumns.map(() => 0);
+    const tiledWindowMs = Math.max(0, ...view.features.map(({ compute }) => (compute?.kind === 'aggregation' && compute.tileSlots.length > 0 ? compute.windowMs : 0)));
+    this.keptMs = options.retentionMs + tiledWindowMs;
+    // Tiles are kept by time, not count: a long window of small tiles needs them all.
+    this.maxVersions = source.tileMs === 0 ? options.maxVersions : Infinity;
+  }
+
+  /** A stream view's cutoff: the one given, else the newest tile end staged; 0 for other views. */
+  get cutoffMs(): number {
+    return this.source.tileMs === 0 ? 0 : (this.options.cutoffMs ?? this.newestTileEnd);
   }
 
   async stageFiles(): Promise<void> {
@@ -186,16 +213,19 @@ class Staging {
         return value as JoinKeyValue;
       });
     });
-    const features = view.features.map((feature) => {
-      const name = source.columns.get(feature.name)!;
-      return encodeColumn(column(name), rowOffset, feature.type, origin, name);
+    const features = source.storedColumns.map((stored) => {
+      const name = source.columns.get(stored.name)!;
+      return encodeColumn(column(name), rowOffset, stored.type, origin, name);
     });
     features.forEach((encoded, feature) => (this.nulls[feature]! += encoded.nulls));
     const eventTs = new Float64Array(length);
     const createdTs = new Float64Array(length).fill(this.nowMs);
     const toEventTs = timestampConverter(origin, source.timestampColumn);
     const times = column(source.timestampColumn);
-    for (let row = 0; row < length; row++) eventTs[row] = toEventTs(times[row], rowOffset + row)!;
+    for (let row = 0; row < length; row++) {
+      eventTs[row] = toEventTs(times[row], rowOffset + row)!;
+      if (source.tileMs > 0) this.checkTileEnd(eventTs[row]!, origin.path, rowOffset + row);
+    }
     const createdValues = chunk.columns.get(source.createdTimestampColumn);
     if (createdValues !== undefined) {
       const toCreatedTs = timestampConverter(origin, source.createdTimestampColumn, { optional: true });
@@ -218,7 +248,7 @@ class Staging {
     const keyStart = (row: number): number => (row === 0 ? 0 : keyEnds[row - 1]!);
 
     const staged = new StagedRecords(keys.length, length * (64 + EXPECTED_SLOT_BYTES * features.length));
-    const newEntities = new SingleVersionRecords(view.schemaFingerprint, this.nowMs * 1000, features);
+    const newEntities = new SingleVersionRecords(source.fingerprint, this.nowMs * 1000, features);
     const repeatedRows: number[] = [];
     for (let row = 0; row < length; row++) {
       if (repeatedHashes?.has(hashes[row]!) === true) {
@@ -269,21 +299,32 @@ class Staging {
       const merged =
         before === undefined && versions.length === 1
           ? versions
-          : mergeVersions(before === undefined ? [] : FeatureRecord.decode(before).versions(), versions, this.nowMs, this.options.retentionMs, this.options.maxVersions);
+          : mergeVersions(before === undefined ? [] : FeatureRecord.decode(before).versions(), versions, this.nowMs, this.keptMs, this.maxVersions);
       staged.keys.append(key);
-      staged.records.append(encodeRecord(this.view.schemaFingerprint, this.nowMs * 1000, this.view.features.length, merged));
+      staged.records.append(encodeRecord(this.source.fingerprint, this.nowMs * 1000, this.source.storedColumns.length, merged));
       staged.endRecord();
     });
+  }
+
+  /** A tile's timestamp is its end: on the grid, and not past a cutoff given. */
+  private checkTileEnd(ts: number, path: string, fileRow: number): void {
+    const { tileMs, timestampColumn } = this.source;
+    const field = `${path}:row ${fileRow} column ${timestampColumn}`;
+    if (ts % tileMs !== 0) throw new StrataError('STRATA_MALFORMED_REQUEST', `${new Date(ts).toISOString()} is not the end of a ${formatDuration(tileMs)} tile (tiles end on multiples of ${formatDuration(tileMs)} since 1970-01-01T00:00Z)`, { field });
+    const cutoff = this.options.cutoffMs;
+    if (cutoff !== undefined && ts > cutoff) throw new StrataError('STRATA_MALFORMED_REQUEST', `tile ending ${new Date(ts).toISOString()} is past the cutoff ${new Date(cutoff).toISOString()}`, { field });
+    if (ts > this.newestTileEnd) this.newestTileEnd = ts;
   }
 
   /** The audit after staging: undefined when the generation may be published, else why not. */
   audit(): string | undefined {
     const { minRows, maxNullRate } = this.source.audit;
     if (this.rows < minRows) return `${this.rows} rows, fewer than the ${minRows} the view's audit.min_rows requires`;
-    for (const feature of this.view.features) {
-      const rate = this.nullRate(feature.index);
-      const limit = maxNullRate.get(feature.name) ?? 1;
-      if (rate > limit) return `feature ${feature.name}: ${(rate * 100).toFixed(2)} % of values are null, more than the ${(limit * 100).toFixed(2)} % its audit.max_null_rate allows`;
+    const what = this.source.tileMs > 0 ? 'tile column' : 'feature';
+    for (const [index, stored] of this.source.storedColumns.entries()) {
+      const rate = this.nullRate(index);
+      const limit = maxNullRate.get(stored.name) ?? 1;
+      if (rate > limit) return `${what} ${stored.name}: ${(rate * 100).toFixed(2)} % of values are null, more than the ${(limit * 100).toFixed(2)} % its audit.max_null_rate allows`;
     }
     return undefined;
   }
@@ -301,7 +342,8 @@ class Staging {
       files: this.files,
       rows: this.rows,
       entities: this.entities,
-      nullRates: Object.fromEntries(this.view.features.map((feature) => [feature.name, this.nullRate(feature.index)])),
+      nullRates: Object.fromEntries(this.source.storedColumns.map((stored, index) => [stored.name, this.nullRate(index)])),
+      ...(this.source.tileMs > 0 && this.cutoffMs > 0 ? { cutoff: new Date(this.cutoffMs).toISOString() } : {}),
       durationMs,
     };
   }

@@ -12,11 +12,15 @@ import { loadRegistry } from '../config/registry.js';
 import { StrataError } from '../errors.js';
 import { LevelStore } from '../storage/level-store.js';
 
-export const SNAPSHOT_USAGE = `usage: strata snapshot import --view V [--registry F] [--data-dir D] [--json] FILE…
+export const SNAPSHOT_USAGE = `usage: strata snapshot import --view V [--registry F] [--data-dir D] [--cutoff T] [--json] FILE…
 
   FILE…        parquet, Avro container, NDJSON or CSV files (by extension) of the view's rows:
                join keys, event_timestamp, optional created_timestamp, features
-               (column names as the view's source.columns maps them)
+               (column names as the view's source.columns maps them); for a stream
+               view's tiles, one row per entity and tile with its partial aggregates,
+               event_timestamp the tile's end
+  --cutoff T   a stream view's tiles: events up to T (ISO 8601, on the tile grid) are in
+               them; default: the newest tile end in the files
   --json       print the report as JSON
   Other serve options (--registry, --data-dir, --retention, --max-versions …) apply as for serve.
 `;
@@ -26,7 +30,7 @@ const PROGRESS_EVERY_MS = 250;
 export async function runSnapshot(argv: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream & { isTTY?: boolean }): Promise<number> {
   const [action, ...rest] = argv;
   if (action !== 'import') throw new StrataError('STRATA_MALFORMED_REQUEST', `snapshot: unknown action ${JSON.stringify(action ?? '')}\n\n${SNAPSHOT_USAGE}`);
-  const options: Record<string, { type: 'string' | 'boolean' }> = { view: { type: 'string' }, json: { type: 'boolean' } };
+  const options: Record<string, { type: 'string' | 'boolean' }> = { view: { type: 'string' }, cutoff: { type: 'string' }, json: { type: 'boolean' } };
   for (const spec of OPTION_SPECS) options[spec.flag] = { type: 'string' };
   let parsed: ReturnType<typeof parseArgs>;
   try {
@@ -37,7 +41,9 @@ export async function runSnapshot(argv: string[], out: NodeJS.WritableStream, er
   const { values, positionals } = parsed;
   const viewName = values.view as string | undefined;
   if (viewName === undefined || positionals.length === 0) throw new StrataError('STRATA_MALFORMED_REQUEST', `snapshot import needs --view and at least one file\n\n${SNAPSHOT_USAGE}`);
-  const { view: _view, json: _json, ...serveFlags } = values;
+  const { view: _view, json: _json, cutoff, ...serveFlags } = values;
+  const cutoffMs = cutoff === undefined ? undefined : Date.parse(cutoff as string);
+  if (cutoffMs !== undefined && Number.isNaN(cutoffMs)) throw new StrataError('STRATA_MALFORMED_REQUEST', `--cutoff: ${JSON.stringify(cutoff)} is not an ISO 8601 time`, { field: 'cutoff' });
   const serveOptions = resolveServeOptions(serveFlags as Record<string, string | undefined>, process.env);
   const registry = loadRegistry(serveOptions.registry);
   const view = registry.views.get(viewName);
@@ -61,6 +67,7 @@ export async function runSnapshot(argv: string[], out: NodeJS.WritableStream, er
       store,
       retentionMs: serveOptions.retentionMs,
       maxVersions: serveOptions.maxVersions,
+      cutoffMs,
       onProgress: (progress) => {
         last = progress;
         showProgress(progress);
@@ -86,6 +93,7 @@ function summary(report: ImportReport): string {
     report.published ? `published ${report.view} generation ${report.generation}` : `NOT published: ${report.reason} (${report.view} keeps its previous generation)`,
     `  ${report.rows.toLocaleString('en-US')} rows, ${report.entities.toLocaleString('en-US')} entities, ${(report.durationMs / 1000).toFixed(1)} s (${Math.round((report.rows * 1000) / Math.max(1, report.durationMs)).toLocaleString('en-US')} rows/s)`,
     ...report.files.map((file) => `  ${file.path}: ${file.rows.toLocaleString('en-US')} rows`),
+    ...(report.cutoff === undefined ? [] : [`  tiles cover events up to ${report.cutoff}`]),
     `  null rates: ${Object.entries(report.nullRates).map(([name, rate]) => `${name} ${(rate * 100).toFixed(1)} %`).join(', ')}`,
   ];
   return `${lines.join('\n')}\n`;

@@ -224,5 +224,6 @@ function onlineResultJson(result: OnlineResult, entities: ReadonlyMap<string, un
     }
     parts.push(`{"values":[${values.join(',')}],"statuses":[${statuses.join(',')}],"event_timestamps":[${times.join(',')}]}`);
   }
-  return `{"metadata":{"feature_names":${JSON.stringify(names)}},"results":[${parts.join(',')}]}`;
+  const degraded = result.degradedViews.length === 0 ? '' : `,"degraded_views":${JSON.stringify(result.degradedViews)}`;
+  return `{"metadata":{"feature_names":${JSON.stringify(names)}},"results":[${parts.join(',')}]${degraded}}`;
 }

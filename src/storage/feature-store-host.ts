@@ -45,7 +45,13 @@ export class FeatureStoreHost {
       return records;
     });
     worker.serve('l3.refs', ({ stream }) => this.nextRefs(workerId, stream));
-    worker.serve('l3.generations', () => Object.fromEntries([...this.registry.views.values()].filter((view) => view.source.type === 'batch').map((view) => [view.name, this.store.publishedGeneration(view.name)])));
+    worker.serve('l3.generations', () =>
+      Object.fromEntries(
+        [...this.registry.views.values()]
+          .filter((view) => view.batch !== undefined)
+          .map((view) => [view.name, { generation: this.store.publishedGeneration(view.name), cutoffMs: this.store.snapshotCutoff(view.name) }]),
+      ),
+    );
     worker.serve('l3.refs-close', ({ stream }) => {
       this.closeStream(`${workerId}:${stream}`);
       return null;

@@ -2,7 +2,7 @@ import { fromWireRef, toWireRef, type PrimaryMethods, type WireWrite, type Worke
 import type { Registry } from '../config/registry.js';
 import { ERROR_CATALOGUE, StrataError, type ErrorCode } from '../errors.js';
 import type { IpcEndpoint } from '../util/ipc-endpoint.js';
-import type { FeatureStore, PeerWrite, RecordRef, RecordWrite } from './feature-store.js';
+import type { FeatureStore, PeerWrite, PublishedSnapshot, RecordRef, RecordWrite } from './feature-store.js';
 
 /** A failed L3 call as the client should see it: the primary's error code when it sent one (a LevelDB failure is STRATA_STORAGE_UNAVAILABLE there too). */
 function storeError(error: unknown): StrataError {
@@ -28,7 +28,7 @@ export class RemoteFeatureStore implements FeatureStore {
    */
   private earlyPeerWrites: PeerWrite[] = [];
   private nextStream = 1;
-  private generations: Readonly<Record<string, number>> = {};
+  private generations: Readonly<Record<string, PublishedSnapshot>> = {};
 
   /** Connects to the primary's L3 and learns the published snapshot generations. */
   static async connect(primary: IpcEndpoint<PrimaryMethods, WorkerMethods>, registry: Registry): Promise<RemoteFeatureStore> {
@@ -79,7 +79,11 @@ export class RemoteFeatureStore implements FeatureStore {
   }
 
   publishedGeneration(view: string): number {
-    return this.generations[view] ?? 0;
+    return this.generations[view]?.generation ?? 0;
+  }
+
+  snapshotCutoff(view: string): number {
+    return this.generations[view]?.cutoffMs ?? 0;
   }
 
   /** Never called: snapshots are imported only where one process owns L3 (the admin endpoint refuses under --workers). */
