@@ -21,6 +21,7 @@
  */
 import Long from 'long';
 import type { JoinKeyType } from '../config/registry.js';
+import { writeAscii } from '../util/byte-sink.js';
 import type { Int64Like } from '../values/value-codec.js';
 
 export const RECORD_NAMESPACE = 0x72; // 'r'
@@ -77,14 +78,15 @@ export function viewOfRecordKey(key: Uint8Array): string {
 export type JoinKeyValue = string | Int64Like;
 
 /**
- * Writes the record key of entity row `row` into `target` (which must be
- * large enough: see recordKeyLength) and returns its length. `columns` holds
+ * Writes the record key of entity row `row` into `target` at `offset`
+ * (`target` must have recordKeyLength bytes there) and returns the offset
+ * after it. `columns` holds
  * the view's join key values column by column, in the view's entity order,
  * already type-checked by the caller.
  */
-export function writeRecordKey(target: Buffer, prefix: Buffer, types: readonly JoinKeyType[], columns: readonly (readonly JoinKeyValue[])[], row: number): number {
-  prefix.copy(target, 0);
-  let at = prefix.length;
+export function writeRecordKey(target: Buffer, prefix: Buffer, types: readonly JoinKeyType[], columns: readonly (readonly JoinKeyValue[])[], row: number, offset = 0): number {
+  prefix.copy(target, offset);
+  let at = offset + prefix.length;
   for (let index = 0; index < types.length; index++) {
     const value = columns[index]![row]!;
     if (types[index] === 'int64') {
@@ -96,6 +98,12 @@ export function writeRecordKey(target: Buffer, prefix: Buffer, types: readonly J
     } else {
       target[at++] = STRING_TAG;
       const text = value as string;
+      // Short ASCII text, most keys: a one-byte length and the characters, with no native call (bench:import: ~5 % of the import).
+      if (text.length < 0x80 && writeAscii(target, at + 1, text)) {
+        target[at] = text.length;
+        at += 1 + text.length;
+        continue;
+      }
       let length = Buffer.byteLength(text);
       while (length >= 0x80) {
         target[at++] = (length & 0x7f) | 0x80;
@@ -112,7 +120,8 @@ export function writeRecordKey(target: Buffer, prefix: Buffer, types: readonly J
 export function recordKeyLength(prefix: Buffer, types: readonly JoinKeyType[], columns: readonly (readonly JoinKeyValue[])[], row: number): number {
   let size = prefix.length;
   for (let index = 0; index < types.length; index++) {
-    size += types[index] === 'int64' ? 9 : 1 + 5 + Buffer.byteLength(columns[index]![row] as string);
+    // Three UTF-8 bytes per UTF-16 unit at most: a bound without measuring the text.
+    size += types[index] === 'int64' ? 9 : 1 + 5 + 3 * (columns[index]![row] as string).length;
   }
   return size;
 }

@@ -7,7 +7,7 @@ import type { ValueType } from '../values/value-codec.js';
 import { EVENT_LOG_FORMAT, EventLog, mergeEventLog } from './event-log.js';
 import { isEventWrite, type EventWrite, type FeatureStore, type PublishedSnapshot, type RecordRef, type RecordWrite, type VersionWrite } from './feature-store.js';
 import { generationPrefix, isSnapshotKey, nextGenerationKey, publishedGenerationKey, RECORD_NAMESPACE, SCHEMA_NAMESPACE, schemaKey, viewOfRecordKey } from './keys.js';
-import type { SnapshotStore, StagedRecord } from './snapshot-store.js';
+import type { SnapshotStore, StagedRecords } from './snapshot-store.js';
 import { FeatureRecord, encodeRecord, mergeVersions, nextRevision, type Version } from './record.js';
 
 type SchemaFields = readonly { name: string; type: ValueType }[];
@@ -136,9 +136,9 @@ export class LevelStore implements FeatureStore, SnapshotStore {
     return generation;
   }
 
-  async putStaged(records: readonly StagedRecord[]): Promise<void> {
+  async putStaged(records: StagedRecords): Promise<void> {
     const batch = this.db.batch();
-    for (const { key, bytes } of records) batch.put(key, asBuffer(bytes));
+    for (let index = 0; index < records.count; index++) batch.put(records.key(index), records.record(index));
     try {
       await batch.write();
     } catch (error) {

@@ -7,18 +7,51 @@
  * published (a failed audit, a killed import) is never read and is removed
  * when the next import of the view begins.
  */
+import { ByteSink } from '../util/byte-sink.js';
 import type { GenerationSource } from './feature-store.js';
 
-export interface StagedRecord {
-  readonly key: Buffer;
-  readonly bytes: Uint8Array;
+/**
+ * Records to stage, their keys and their bytes each laid end to end in one
+ * buffer: a snapshot's chunk goes to LevelDB without an object per record.
+ * Build by appending a record's key to `keys` and its bytes to `records`,
+ * then calling endRecord().
+ */
+export class StagedRecords {
+  readonly keys: ByteSink;
+  readonly records: ByteSink;
+  private readonly keyEnds: number[] = [];
+  private readonly recordEnds: number[] = [];
+
+  constructor(keyBytes: number, recordBytes: number) {
+    this.keys = new ByteSink(keyBytes);
+    this.records = new ByteSink(recordBytes);
+  }
+
+  get count(): number {
+    return this.keyEnds.length;
+  }
+
+  endRecord(): void {
+    this.keyEnds.push(this.keys.length);
+    this.recordEnds.push(this.records.length);
+  }
+
+  /** Record `index`'s key: a view of this batch's memory, valid as long as nothing more is appended. */
+  key(index: number): Buffer {
+    return this.keys.slice(index === 0 ? 0 : this.keyEnds[index - 1]!, this.keyEnds[index]!);
+  }
+
+  /** Record `index`'s bytes, a view as key() is. */
+  record(index: number): Buffer {
+    return this.records.slice(index === 0 ? 0 : this.recordEnds[index - 1]!, this.recordEnds[index]!);
+  }
 }
 
 export interface SnapshotStore extends GenerationSource {
   /** Reserves a generation to stage (durably: a crash never reuses it) and removes what unpublished ones left behind. */
   beginGeneration(view: string): Promise<number>;
   /** Writes staged records as they are (no merge), all in one batch. */
-  putStaged(records: readonly StagedRecord[]): Promise<void>;
+  putStaged(records: StagedRecords): Promise<void>;
   getStaged(keys: readonly Buffer[]): Promise<(Uint8Array | undefined)[]>;
   /**
    * Makes `generation` the view's published one, in one write, and removes

@@ -7,6 +7,7 @@
 import protobuf from 'protobufjs/minimal.js';
 import Long from 'long';
 import { invalid } from '../errors.js';
+import { writeAscii, type ByteSink } from '../util/byte-sink.js';
 
 const { Writer, Reader } = protobuf;
 
@@ -100,6 +101,98 @@ export function encodeTypedValue(typed: TypedValue): Uint8Array {
       break;
   }
   return writer.finish();
+}
+
+/** `Value` field tags (field number << 3 | wire type) of the types appended without a protobuf Writer. */
+const INT64_TAG = (VALUE_FIELD.int64.number << 3) | 0;
+const DOUBLE_TAG = (VALUE_FIELD.double.number << 3) | 1;
+const STRING_TAG = (VALUE_FIELD.string.number << 3) | 2;
+const BOOL_TAG = (VALUE_FIELD.bool.number << 3) | 0;
+const TWO_TO_32 = 2 ** 32;
+
+/** Appends a value of one type to a sink. `value` is what TypedValue holds for that type. */
+export type ValueAppender = (sink: ByteSink, value: unknown) => void;
+
+function appendEncoded(type: ValueType): ValueAppender {
+  return (sink, value) => sink.append(encodeTypedValue({ type, value } as TypedValue));
+}
+
+/** A safe integer as protobuf int64: a varint of its 64-bit two's complement (ten bytes when negative). */
+function appendInt64Number(sink: ByteSink, value: number): void {
+  sink.reserve(11);
+  const bytes = sink.bytes;
+  let at = sink.length;
+  bytes[at++] = INT64_TAG;
+  const magnitude = Math.abs(value);
+  let low = magnitude >>> 0;
+  let high = (magnitude - low) / TWO_TO_32;
+  if (value < 0) {
+    // Negate the 64-bit pair: invert, add one.
+    low = ~low >>> 0;
+    high = ~high >>> 0;
+    if (low === 0xffff_ffff) {
+      low = 0;
+      high = (high + 1) >>> 0;
+    } else {
+      low++;
+    }
+  }
+  while (high > 0) {
+    bytes[at++] = (low & 0x7f) | 0x80;
+    low = ((low >>> 7) | (high << 25)) >>> 0;
+    high >>>= 7;
+  }
+  while (low > 0x7f) {
+    bytes[at++] = (low & 0x7f) | 0x80;
+    low >>>= 7;
+  }
+  bytes[at++] = low;
+  sink.length = at;
+}
+
+const VALUE_APPENDERS: Readonly<Record<ValueType, ValueAppender>> = {
+  int64: (sink, value) => (typeof value === 'number' ? appendInt64Number(sink, value) : sink.append(encodeTypedValue({ type: 'int64', value: value as Int64Like }))),
+  double: (sink, value) => {
+    sink.reserve(9);
+    sink.bytes[sink.length] = DOUBLE_TAG;
+    sink.view.setFloat64(sink.length + 1, value as number, true);
+    sink.length += 9;
+  },
+  bool: (sink, value) => {
+    sink.reserve(2);
+    sink.bytes[sink.length] = BOOL_TAG;
+    sink.bytes[sink.length + 1] = value === true ? 1 : 0;
+    sink.length += 2;
+  },
+  string: (sink, value) => {
+    const text = value as string;
+    // Short ASCII text: tag, one length byte, the characters. Anything else the codec writes, so the bytes stay its own.
+    if (text.length < 0x80) {
+      sink.reserve(2 + text.length);
+      if (writeAscii(sink.bytes, sink.length + 2, text)) {
+        sink.bytes[sink.length] = STRING_TAG;
+        sink.bytes[sink.length + 1] = text.length;
+        sink.length += 2 + text.length;
+        return;
+      }
+    }
+    sink.append(encodeTypedValue({ type: 'string', value: text }));
+  },
+  bytes: appendEncoded('bytes'),
+  'list<int64>': appendEncoded('list<int64>'),
+  'list<double>': appendEncoded('list<double>'),
+  'list<string>': appendEncoded('list<string>'),
+};
+
+/**
+ * Appends the bytes encodeTypedValue({ type, value }) returns, without its
+ * protobuf Writer and result array per value: int64 numbers, doubles, bools
+ * and short ASCII strings are written in place, the rest through the codec.
+ * A snapshot import encodes every value of every row this way (bench:import:
+ * Writer and per-value arrays were ~10 % of its time and much of its GC).
+ */
+export function valueAppender(type: ValueType): ValueAppender {
+  return VALUE_APPENDERS[type];
 }
 
 const INT64_TEXT = /^-?\d{1,19}$/;

@@ -13,7 +13,8 @@ import { openRowReader, type RowReader, type RowReaderOptions } from '../../src/
 import { openRowWriter, type OutputColumn } from '../../src/batch/files/row-writer.js';
 import { StrataError } from '../../src/errors.js';
 import { seededRandom } from '../../src/util/seeded-random.js';
-import { NULL_VALUE, encodeTypedValue, valueBytesToJson, type ValueType } from '../../src/values/value-codec.js';
+import { packedValue } from '../../src/storage/record.js';
+import { encodeTypedValue, valueBytesToJson, type ValueType } from '../../src/values/value-codec.js';
 
 let dir: string;
 beforeAll(() => {
@@ -525,10 +526,11 @@ describe('column conformance', () => {
   });
 
   it('encodes a column to the Value bytes L3 stores, NULL as the empty value', () => {
-    const encoded = encodeColumn(['3', '', '-4'], 10, valueConverter('int64', csv, 'n'));
-    expect(encoded.map((bytes) => valueBytesToJson(bytes))).toEqual(['3', 'null', '-4']);
-    expect(encoded[1]).toBe(NULL_VALUE);
-    expect(thrown(() => encodeColumn(['1', 'x'], 10, valueConverter('int64', csv, 'n'))).field).toBe('in.csv:row 11 column n');
+    const encoded = encodeColumn(['3', '', '-4'], 10, 'int64', csv, 'n');
+    expect([0, 1, 2].map((row) => valueBytesToJson(packedValue(encoded, row)))).toEqual(['3', 'null', '-4']);
+    expect(packedValue(encoded, 1)).toHaveLength(0);
+    expect(encoded.nulls).toBe(1);
+    expect(thrown(() => encodeColumn(['1', 'x'], 10, 'int64', csv, 'n')).field).toBe('in.csv:row 11 column n');
   });
 
   it('names file, row and column for a bad value read from a file', async () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { CorruptRecordError, FeatureRecord, RECORD_FORMAT, RECORD_OBJECT_OVERHEAD, encodeRecord, mergeVersions, nextRevision, type Version } from '../../src/storage/record.js';
+import { CorruptRecordError, FeatureRecord, RECORD_FORMAT, RECORD_OBJECT_OVERHEAD, SingleVersionRecords, encodeRecord, mergeVersions, nextRevision, packedValue, type Version } from '../../src/storage/record.js';
+import { ByteSink } from '../../src/util/byte-sink.js';
 import { seededRandom } from '../../src/util/seeded-random.js';
 import { encodeTypedValue, NULL_VALUE } from '../../src/values/value-codec.js';
 
@@ -306,5 +307,35 @@ describe('mergeVersions with a version cap', () => {
     const versions = Array.from({ length: 10 }, (_, index) => ({ eventTs: 1_000 + index, createdTs: 1, slots: [] }));
     const merged = mergeVersions([], versions, 2_000, 1_000_000, 3);
     expect(merged.map((version) => version.eventTs)).toEqual([1_009, 1_008, 1_007]);
+  });
+});
+
+describe('SingleVersionRecords', () => {
+  it('appends, for random rows of packed columns, the bytes encodeRecord makes of each row as one version', () => {
+    const random = prng(5);
+    const rows = 500;
+    // Columns 2 and 4 are absent (features the file does not feed); values run from NULL to 300 bytes, past a one-byte length.
+    const columns = [0, 1, undefined, 3, undefined].map((feature) => {
+      if (feature === undefined) return undefined;
+      const sink = new ByteSink(8);
+      const ends = new Uint32Array(rows);
+      for (let row = 0; row < rows; row++) {
+        const kind = random.int(0, 9);
+        if (kind > 0) sink.append(kind < 8 ? int64(random.int(-1_000_000, 1_000_000)) : text('v'.repeat(random.int(0, 300))));
+        ends[row] = sink.length;
+      }
+      return { bytes: sink.bytes, ends };
+    });
+    const sink = new ByteSink(16);
+    const records = new SingleVersionRecords(0xfeedbeef, 1_700_000_000_000_123, columns);
+    const expected: Uint8Array[] = [];
+    for (let row = 0; row < rows; row++) {
+      const eventTs = random.int(-1_000, 2_000_000_000) * 1_000;
+      const createdTs = eventTs + random.int(0, 5_000);
+      records.append(sink, row, eventTs, createdTs);
+      const slots = columns.map((column) => (column === undefined ? undefined : packedValue(column, row)));
+      expected.push(encodeRecord(0xfeedbeef, 1_700_000_000_000_123, columns.length, [{ eventTs, createdTs, slots }]));
+    }
+    expect(Buffer.from(sink.bytes.subarray(0, sink.length)).toString('hex')).toBe(Buffer.concat(expected).toString('hex'));
   });
 });

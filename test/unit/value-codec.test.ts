@@ -3,6 +3,8 @@ import Long from 'long';
 import protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
 import { StrataError } from '../../src/errors.js';
+import { ByteSink } from '../../src/util/byte-sink.js';
+import { seededRandom } from '../../src/util/seeded-random.js';
 import {
   NULL_VALUE,
   VALUE_FIELD,
@@ -10,7 +12,9 @@ import {
   encodeTypedValue,
   typedValueFromJson,
   typedValueFromMessage,
+  valueAppender,
   valueBytesToJson,
+  type TypedValue,
   type ValueMessage,
   type ValueType,
 } from '../../src/values/value-codec.js';
@@ -270,5 +274,41 @@ describe('typedValueFromMessage', () => {
 
   it('reads a list message without values as an empty list', () => {
     expect(typedValueFromMessage('list<double>', { kind: 'double_list_val', double_list_val: {} }, 'f')).toEqual({ type: 'list<double>', value: [] });
+  });
+});
+
+describe('valueAppender', () => {
+  const random = seededRandom(11);
+  const pick = <T>(values: readonly T[]): T => values[Math.floor(random() * values.length)]!;
+  const texts = ['', 'DE', 'seg-7', 'x'.repeat(127), 'y'.repeat(128), 'ünï', '日本', 'emoji 😀', 'a"b\\c'];
+  /** Values of each type, edges and random ones, in the forms the importer's readers hand over. */
+  const samples: { [T in ValueType]: () => unknown } = {
+    int64: () =>
+      pick<() => unknown>([
+        () => pick([0, -0, 1, -1, 127, 128, 2 ** 31 - 1, 2 ** 31, -(2 ** 31), 2 ** 32 - 1, 2 ** 32, -(2 ** 32), Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_INTEGER]),
+        () => Math.floor((random() - 0.5) * 2 ** (1 + Math.floor(random() * 53))),
+        () => Long.fromString('-9223372036854775808'),
+        () => 2n ** 62n,
+        () => '9223372036854775807',
+      ])(),
+    double: () => pick([0, -0, 1.5, -2.25, Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, Number.MIN_VALUE, 1e300, random() * 1e6]),
+    string: () => pick(texts) + (random() < 0.5 ? String(Math.floor(random() * 1000)) : ''),
+    bool: () => random() < 0.5,
+    bytes: () => Uint8Array.from({ length: Math.floor(random() * 200) }, () => Math.floor(random() * 256)),
+    'list<int64>': () => Array.from({ length: Math.floor(random() * 4) }, () => Math.floor((random() - 0.5) * 2 ** 40)),
+    'list<double>': () => Array.from({ length: Math.floor(random() * 4) }, () => random()),
+    'list<string>': () => Array.from({ length: Math.floor(random() * 4) }, () => pick(texts)),
+  };
+
+  it.each(VALUE_TYPES)('appends %s values back to back, each the bytes encodeTypedValue makes', (type) => {
+    const sink = new ByteSink(4);
+    const append = valueAppender(type);
+    const values = Array.from({ length: 2_000 }, samples[type]);
+    const expected: Uint8Array[] = [];
+    for (const value of values) {
+      append(sink, value);
+      expected.push(encodeTypedValue({ type, value } as TypedValue));
+    }
+    expect(Buffer.from(sink.bytes.subarray(0, sink.length)).toString('hex')).toBe(Buffer.concat(expected).toString('hex'));
   });
 });
