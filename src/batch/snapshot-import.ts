@@ -95,7 +95,9 @@ export async function importSnapshot(options: SnapshotImportOptions): Promise<Im
       reason = staging.audit();
     } catch (error) {
       if (!(error instanceof AuditFailure) && !(error instanceof StrataError && error.kind === 'invalid_argument')) throw error;
-      reason = error instanceof StrataError && error.field !== undefined ? `${error.field}: ${error.message}` : error.message;
+      const field = error instanceof StrataError ? error.field : undefined;
+      // invalid() already puts the field first.
+      reason = field === undefined || error.message.startsWith(field) ? error.message : `${field}: ${error.message}`;
     }
     if (reason === undefined) await store.publish(view.name, generation, staging.cutoffMs);
     else await store.discard(view.name, generation);
