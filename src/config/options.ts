@@ -40,6 +40,7 @@ export interface ServeOptions {
   readonly shutdownGraceMs: number;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
   readonly workers: number;
+  readonly compactionIntervalMs: number;
 }
 
 type Parser = (text: string) => { value: unknown } | { rule: string };
@@ -108,6 +109,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'shutdownGraceMs', flag: 'shutdown-grace', env: 'STRATA_SHUTDOWN_GRACE', parse: duration(0), fallback: 5_000, help: 'time in-flight calls get on SIGTERM' },
   { key: 'logLevel', flag: 'log-level', env: 'STRATA_LOG_LEVEL', parse: oneOf('debug', 'info', 'warn', 'error'), fallback: 'info', help: 'log verbosity' },
   { key: 'workers', flag: 'workers', env: 'STRATA_WORKERS', parse: integer(1, 64), fallback: 1, help: 'serving processes sharing the ports; each has its own L1 of --l1-budget, L3 stays in the primary' },
+  { key: 'compactionIntervalMs', flag: 'compaction-interval', env: 'STRATA_COMPACTION_INTERVAL', parse: duration(0), fallback: 3_600_000, help: 'how often L3 is swept for history past --retention in records not written since (also once at start; 0 = never)' },
 ];
 
 /** STRATA_* variables that are not serve options but are read elsewhere. */

@@ -14,6 +14,7 @@ import { FeatureWriter } from '../serving/feature-writer.js';
 import { HistoricalReader } from '../serving/historical-reader.js';
 import { OnlineReader } from '../serving/online-reader.js';
 import type { FeatureStore } from '../storage/feature-store.js';
+import { Compactor } from '../storage/compaction.js';
 import { LevelStore } from '../storage/level-store.js';
 import { GrpcEdge } from './grpc-edge.js';
 import { HttpGateway } from './http-gateway.js';
@@ -55,7 +56,9 @@ export async function startServer(
 ): Promise<RunningServer> {
   const logger = extras.logger ?? createLogger(options.logLevel);
   const metrics = new Metrics({ processMetrics: extras.processMetrics ?? false });
-  const l3 = extras.l3 ?? (await openLevelStore(options, registry));
+  // This process's own L3, unless a worker's primary owns it (which then sweeps it).
+  const local = extras.l3 === undefined ? await openLevelStore(options, registry) : undefined;
+  const l3: FeatureStore = local ?? extras.l3!;
   // Without L2 every write this process can see comes through it (and through L1), so L1 entries need no expiry.
   const l1MaxStalenessMs = options.redisUrl === undefined ? 0 : options.l1MaxStalenessMs;
   const l1 = options.l1BudgetBytes > 0 ? new LruMemoryTier({ budgetBytes: options.l1BudgetBytes, maxStalenessMs: l1MaxStalenessMs, metrics }) : undefined;
@@ -119,6 +122,7 @@ export async function startServer(
       }),
   };
   const historical = new HistoricalReader(registry, store, { maxFeatures: options.maxFeatures, maxResponseBytes: options.maxResponseBytes, retentionMs: options.retentionMs });
+  const compactor = local === undefined ? undefined : new Compactor({ store: local, intervalMs: options.compactionIntervalMs, metrics, logger });
   const grpcEdge = new GrpcEdge(core, historical);
   const http = new HttpGateway(core);
   try {
@@ -127,6 +131,7 @@ export async function startServer(
     if (options.unixSocket !== undefined && !extras.ingestOnly) await grpcEdge.bind(`unix:${options.unixSocket}`);
     const httpPort = await http.listen(options.host, options.httpPort);
     ingester?.start();
+    compactor?.start();
     logger.info('strata serving', { grpc: `${options.host}:${grpcPort}`, http: `${options.host}:${httpPort}`, unixSocket: options.unixSocket, l1: l1 !== undefined, l2: l2 !== undefined, views: registry.views.size });
     return {
       grpcPort,
@@ -135,12 +140,13 @@ export async function startServer(
       stop: async () => {
         shuttingDown = true;
         await ingester?.stop();
-        await Promise.all([grpcEdge.shutdown(options.shutdownGraceMs), http.close(options.shutdownGraceMs)]);
+        await Promise.all([grpcEdge.shutdown(options.shutdownGraceMs), http.close(options.shutdownGraceMs), compactor?.stop()]);
         await store.close();
       },
     };
   } catch (error) {
     await ingester?.stop();
+    await compactor?.stop();
     grpcEdge.server.forceShutdown();
     await http.close(0);
     await store.close();
