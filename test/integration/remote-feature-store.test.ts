@@ -75,7 +75,7 @@ describe('RemoteFeatureStore over IPC to a FeatureStoreHost', () => {
     dataDir = mkdtempSync(join(tmpdir(), 'strata-remote-'));
     level = await LevelStore.open({ dataDir, registry, retentionMs: 7 * 86_400_000, maxVersions: 100, maxEvents: 1_000 });
     logs = [];
-    host = new FeatureStoreHost({ store: level, registry, logger: createLogger('debug', (line) => void logs.push(line)), peerAckTimeoutMs: 100 });
+    host = new FeatureStoreHost({ store: level, registry, logger: createLogger('debug', (line) => void logs.push(line)), peerAckTimeoutMs: 100, importLimits: { retentionMs: 7 * 86_400_000, maxVersions: 100 } });
     nextWorkerId = 1;
   });
 
