@@ -36,7 +36,7 @@ export class FeatureStoreHost {
     this.logger = options.logger;
     this.peerAckTimeoutMs = options.peerAckTimeoutMs;
     // Keys go to every worker as they are staged; the IPC channel keeps order, so each has them before it hears of the publish.
-    this.imports = ownedL3Imports(options.store, options.importLimits, (keys) => void this.tellWorkers(undefined, 'l3.expect-keys', { keys: [...keys] }));
+    this.imports = ownedL3Imports(options.store, options.importLimits, (keys) => void this.tellWorkers(() => true, 'l3.expect-keys', { keys: [...keys] }));
   }
 
   /** Serves L3 to a worker; from now on it is also told of the other workers' writes (even before it reads its first key). */
@@ -48,7 +48,7 @@ export class FeatureStoreHost {
         writes.map((write) => ({ ...write, ...fromWireRef(this.registry, write) })),
         nowMs,
       );
-      await this.tellWorkers(workerId, 'l3.peer-writes', { records: writes.map((write, index): WireRecord => ({ view: write.view, key: write.key, record: records[index]! })) });
+      await this.tellWorkers((id) => id !== workerId, 'l3.peer-writes', { records: writes.map((write, index): WireRecord => ({ view: write.view, key: write.key, record: records[index]! })) });
       return records;
     });
     worker.serve('snapshot.import', ({ view, paths, importId }) => this.importSnapshot(worker, view, paths, importId));
@@ -71,9 +71,9 @@ export class FeatureStoreHost {
     for (const key of [...this.streams.keys()]) this.closeStream(key);
   }
 
-  /** Tells every worker but `except`, and waits for their acks (at most the ack timeout). */
-  private async tellWorkers<M extends 'l3.peer-writes' | 'l3.expect-keys' | 'l3.published'>(except: number | undefined, method: M, args: WorkerMethods[M]['args']): Promise<void> {
-    const peers = [...this.workers].filter(([id]) => id !== except);
+  /** Tells the workers `to` picks, and waits for their acks (at most the ack timeout). */
+  private async tellWorkers<M extends 'l3.peer-writes' | 'l3.expect-keys' | 'l3.published'>(to: (id: number) => boolean, method: M, args: WorkerMethods[M]['args']): Promise<void> {
+    const peers = [...this.workers].filter(([id]) => to(id));
     await Promise.all(
       peers.map(([id, peer]) =>
         peer.call(method, args, this.peerAckTimeoutMs).catch((error: Error) => {
@@ -86,12 +86,27 @@ export class FeatureStoreHost {
 
   /** A worker's snapshot import: run here, where L3 is; answered once every worker reads the new generation. */
   private async importSnapshot(caller: WorkerEndpoint, view: string, paths: string[], importId: number): Promise<ImportReport> {
+    const present = new Set(this.workers.keys());
     const report = await this.imports({
       view: wireView(this.registry, view),
       paths,
       onProgress: (progress) => void caller.call('snapshot.progress', { importId, progress }).catch(() => undefined),
     });
-    if (report.published) await this.tellWorkers(undefined, 'l3.published', { view, generation: report.generation });
+    if (!report.published) return report;
+    // A worker (re)started during the import missed the keys staged before it came: it gets them all.
+    const late = (id: number): boolean => !present.has(id);
+    if ([...this.workers.keys()].some(late)) {
+      let keys: Buffer[] = [];
+      for await (const ref of this.store.recordRefs()) {
+        if (ref.view.name !== view) continue;
+        keys.push(ref.key);
+        if (keys.length < REFS_BATCH) continue;
+        await this.tellWorkers(late, 'l3.expect-keys', { keys });
+        keys = [];
+      }
+      await this.tellWorkers(late, 'l3.expect-keys', { keys });
+    }
+    await this.tellWorkers(() => true, 'l3.published', { view, generation: report.generation });
     return report;
   }
 
