@@ -307,18 +307,18 @@ export class LevelStore implements FeatureStore, SnapshotStore, CompactableStore
     } catch (error) {
       throw storageError('read', error);
     }
-    const candidates: RecordRef[] = [];
+    const candidates: Buffer[] = [];
     for (const [key, bytes] of entries) {
       const view = this.compactableView(key);
-      if (view !== undefined && compactRecord(view, bytes, nowMs, limits).action !== 'keep') candidates.push({ view, key });
+      if (view !== undefined && compactRecord(view, bytes, nowMs, limits).action !== 'keep') candidates.push(key);
     }
     const outcome = { rewritten: 0, deleted: 0, bytesBefore: 0, bytesAfter: 0 };
     if (candidates.length > 0) {
-      const ids = candidates.map((ref) => ref.key.toString('latin1'));
+      const ids = candidates.map((key) => key.toString('latin1'));
       await this.inKeyOrder(ids, async () => {
-        const current = await this.db.getMany(candidates.map((ref) => ref.key));
+        const current = await this.db.getMany(candidates);
         const batch = this.db.batch();
-        candidates.forEach(({ key }, index) => {
+        candidates.forEach((key, index) => {
           const bytes = current[index];
           // Gone (a publish cleared the generation), or no longer published: nothing to do.
           const view = bytes === undefined ? undefined : this.compactableView(key);
