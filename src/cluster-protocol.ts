@@ -10,7 +10,7 @@ import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { ImportProgress, ImportReport } from './batch/snapshot-import.js';
 import type { Registry, ViewDef } from './config/registry.js';
 import { StrataError } from './errors.js';
-import type { RecordRef } from './storage/feature-store.js';
+import type { PublishedSnapshot, RecordRef } from './storage/feature-store.js';
 import type { IncomingEvent } from './storage/event-log.js';
 import type { Version } from './storage/record.js';
 
@@ -39,14 +39,14 @@ export type PrimaryMethods = {
   'l3.write': { args: { writes: WireWrite[]; nowMs: number }; result: Uint8Array[] };
   /** The next batch of L3's record refs of the worker's stream `stream` (opened by the first call). */
   'l3.refs': { args: { stream: number }; result: { refs: WireRef[]; done: boolean } };
-  /** Published snapshot generation of each batch view, read at start; later publishes arrive as l3.published. */
-  'l3.generations': { args: null; result: Record<string, number> };
+  /** Published snapshot of each view with a batch half, read at start; later publishes arrive as l3.published. */
+  'l3.generations': { args: null; result: Record<string, PublishedSnapshot> };
   /**
    * A snapshot import (AdminService), run by the primary, which owns L3.
    * Answered once every worker has taken the new generation (l3.published);
    * progress arrives meanwhile as snapshot.progress with the same importId.
    */
-  'snapshot.import': { args: { view: string; paths: string[]; importId: number }; result: ImportReport };
+  'snapshot.import': { args: { view: string; paths: string[]; cutoffMs: number | undefined; importId: number }; result: ImportReport };
   /** Ends a refs stream the worker stopped reading before its end. */
   'l3.refs-close': { args: { stream: number }; result: null };
   /** Every ready worker's metrics, aggregated, as Prometheus text. */
@@ -61,8 +61,8 @@ export type WorkerMethods = {
   'l3.peer-writes': { args: { records: WireRecord[] }; result: null };
   /** Keys of a snapshot being staged: this worker's bloom gate must know them before the snapshot is published. */
   'l3.expect-keys': { args: { keys: Buffer[] }; result: null };
-  /** A batch view's snapshot generation was published: from now on this worker reads it (and never the old one's cached records). */
-  'l3.published': { args: { view: string; generation: number }; result: null };
+  /** A view's snapshot was published: from now on this worker reads its generation (and never the old one's cached records). */
+  'l3.published': { args: { view: string; snapshot: PublishedSnapshot }; result: null };
   /** Progress of this worker's snapshot.import call `importId`. */
   'snapshot.progress': { args: { importId: number; progress: ImportProgress }; result: null };
   /** This worker's own metrics, for aggregation. */

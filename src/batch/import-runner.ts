@@ -14,6 +14,8 @@ export interface ImportRequest {
   readonly view: ViewDef;
   /** Already checked against --server-files-dir. */
   readonly paths: readonly string[];
+  /** A stream view's tiles: events up to this time are in them; default: the newest tile end in the files. */
+  readonly cutoffMs: number | undefined;
   readonly onProgress: (progress: ImportProgress) => void;
 }
 
@@ -24,11 +26,12 @@ export type ImportRunner = (request: ImportRequest) => Promise<ImportReport>;
  * the new generation of its keys before it is published.
  */
 export function ownedL3Imports(store: SnapshotStore, limits: { readonly retentionMs: number; readonly maxVersions: number }, expectKeys: (keys: readonly Buffer[]) => void): ImportRunner {
-  return ({ view, paths, onProgress }) => {
+  return ({ view, paths, cutoffMs, onProgress }) => {
     let lastShown = 0;
     return importSnapshot({
       view,
       paths,
+      cutoffMs,
       store,
       retentionMs: limits.retentionMs,
       maxVersions: limits.maxVersions,

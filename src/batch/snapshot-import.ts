@@ -9,12 +9,17 @@
  *
  * Rows of one entity become the versions of its record (newest event time
  * first, ties to the newer created_timestamp), so snapshots that carry
- * history serve point-in-time reads like any other view.
+ * history serve point-in-time reads like any other view. A stream view's
+ * rows are tiles of partial aggregates, each timestamped with its tile's end
+ * on the view's tile grid; the snapshot's cutoff is its newest tile end
+ * (or the one given), and reads take events up to it from the tiles.
  */
 import type { JoinKeyType, ViewDef } from '../config/registry.js';
 import type { BatchSource } from '../config/batch-views.js';
+import { formatDuration } from '../config/duration.js';
 import { StrataError } from '../errors.js';
 import { generationPrefix, recordKeyLength, writeRecordKey, type JoinKeyValue } from '../storage/keys.js';
+import { snapshotHistory } from '../storage/compaction.js';
 import { encodeRecord, FeatureRecord, mergeVersions, type Version } from '../storage/record.js';
 import type { SnapshotStore, StagedRecord } from '../storage/snapshot-store.js';
 import { NULL_VALUE } from '../values/value-codec.js';
@@ -39,8 +44,10 @@ export interface ImportReport {
   readonly files: readonly { readonly path: string; readonly rows: number }[];
   readonly rows: number;
   readonly entities: number;
-  /** Share of null values per feature. */
+  /** Share of null values per feature (per tile column for a stream view). */
   readonly nullRates: Readonly<Record<string, number>>;
+  /** A stream view's tiles: events up to this time are in them (ISO 8601). */
+  readonly cutoff?: string;
   readonly durationMs: number;
 }
 
@@ -51,6 +58,8 @@ export interface SnapshotImportOptions {
   readonly retentionMs: number;
   readonly maxVersions: number;
   readonly nowMs?: number;
+  /** A stream view's cutoff, on its tile grid; default: the newest tile end in the files. */
+  readonly cutoffMs?: number;
   readonly onProgress?: (progress: ImportProgress) => void;
   /** Keys about to become readable: a cache's bloom gate must know them before publish. */
   readonly expectKeys?: (keys: readonly Buffer[]) => void;
@@ -64,8 +73,13 @@ class AuditFailure extends Error {}
 
 export async function importSnapshot(options: SnapshotImportOptions): Promise<ImportReport> {
   const { view, store } = options;
-  const source = view.source;
-  if (source.type !== 'batch') throw new StrataError('STRATA_NOT_A_BATCH_VIEW', `${view.name} is fed by its ${source.type} source, not by snapshot files`, { field: 'view' });
+  const source = view.batch;
+  if (source === undefined) throw new StrataError('STRATA_NOT_A_BATCH_VIEW', `${view.name} has no batch half (source: { type: batch } or a batch: section), so no snapshot files feed it`, { field: 'view' });
+  const { cutoffMs } = options;
+  if (cutoffMs !== undefined && (source.tileMs === 0 || cutoffMs % source.tileMs !== 0)) {
+    const rule = source.tileMs === 0 ? `only a stream view's tiles have a cutoff; ${view.name}'s rows are feature values` : `must lie on the view's ${formatDuration(source.tileMs)} tile grid`;
+    throw new StrataError('STRATA_MALFORMED_REQUEST', `cutoff ${new Date(cutoffMs).toISOString()}: ${rule}`, { field: 'cutoff' });
+  }
   if (options.paths.length === 0) throw new StrataError('STRATA_MALFORMED_REQUEST', 'name at least one snapshot file', { field: 'files' });
   if (importing.has(view.name)) throw new StrataError('STRATA_IMPORT_IN_PROGRESS', `an import of ${view.name} is already under way`, { field: 'view' });
   importing.add(view.name);
@@ -83,7 +97,7 @@ export async function importSnapshot(options: SnapshotImportOptions): Promise<Im
       if (!(error instanceof AuditFailure) && !(error instanceof StrataError && error.kind === 'invalid_argument')) throw error;
       reason = error instanceof StrataError && error.field !== undefined ? `${error.field}: ${error.message}` : error.message;
     }
-    if (reason === undefined) await store.publish(view.name, generation);
+    if (reason === undefined) await store.publish(view.name, generation, staging.cutoffMs);
     else await store.discard(view.name, generation);
     return staging.report(generation, reason, Date.now() - started);
   } catch (error) {
@@ -106,7 +120,12 @@ class Staging {
   /** Entities staged by earlier chunks: a later row of one merges into its staged record. */
   private readonly staged = new Set<string>();
   private rows = 0;
+  /** A stream view's newest tile end so far, or the cutoff given. */
+  private newestTileEnd = 0;
   private totalRows: number | undefined = 0;
+  /** How far back versions are kept: retention, plus the longest tiled window for tiles. */
+  private readonly keptMs: number;
+  private readonly maxVersions: number;
   private readonly started = Date.now();
   private keyScratch = Buffer.allocUnsafe(256);
 
@@ -116,7 +135,14 @@ class Staging {
     this.options = options;
     this.nowMs = options.nowMs ?? Date.now();
     this.keyTypes = view.entities.map((entity) => entity.type);
-    this.nulls = view.features.map(() => 0);
+    this.nulls = source.storedColumns.map(() => 0);
+    // Compaction keeps the same history of the published snapshot.
+    ({ keptMs: this.keptMs, maxVersions: this.maxVersions } = snapshotHistory(view, source, options));
+  }
+
+  /** A stream view's cutoff: the one given, else the newest tile end staged; 0 for other views. */
+  get cutoffMs(): number {
+    return this.source.tileMs === 0 ? 0 : (this.options.cutoffMs ?? this.newestTileEnd);
   }
 
   async stageFiles(): Promise<void> {
@@ -167,7 +193,7 @@ class Staging {
         return typed.value as JoinKeyValue;
       });
     });
-    const featureValues = view.features.map((feature) => encodeColumn(column(source.columns.get(feature.name)!), chunk.rowOffset, valueConverter(feature.type, origin, source.columns.get(feature.name)!)));
+    const featureValues = source.storedColumns.map((stored) => encodeColumn(column(source.columns.get(stored.name)!), chunk.rowOffset, valueConverter(stored.type, origin, source.columns.get(stored.name)!)));
     featureValues.forEach((values, feature) => {
       for (const value of values) if (value === NULL_VALUE) this.nulls[feature]!++;
     });
@@ -177,6 +203,7 @@ class Staging {
     for (let row = 0; row < chunk.length; row++) {
       const fileRow = chunk.rowOffset + row;
       const ts = eventTs(times[row], fileRow)!;
+      if (source.tileMs > 0) this.checkTileEnd(ts, origin.path, fileRow);
       const version: Version = {
         eventTs: ts,
         // Without a created timestamp, a row counts as made now: a later import's equal event time wins.
@@ -203,22 +230,33 @@ class Staging {
       const merged =
         before === undefined && versions.length === 1
           ? versions
-          : mergeVersions(before === undefined ? [] : FeatureRecord.decode(before).versions(), versions, this.nowMs, this.options.retentionMs, this.options.maxVersions);
-      records.push({ key, bytes: encodeRecord(view.schemaFingerprint, this.nowMs * 1000, view.features.length, merged) });
+          : mergeVersions(before === undefined ? [] : FeatureRecord.decode(before).versions(), versions, this.nowMs, this.keptMs, this.maxVersions);
+      records.push({ key, bytes: encodeRecord(source.fingerprint, this.nowMs * 1000, source.storedColumns.length, merged) });
       this.staged.add(id);
     }
     this.options.expectKeys?.(records.map((record) => record.key));
     await this.options.store.putStaged(records);
   }
 
+  /** A tile's timestamp is its end: on the grid, and not past a cutoff given. */
+  private checkTileEnd(ts: number, path: string, fileRow: number): void {
+    const { tileMs, timestampColumn } = this.source;
+    const field = `${path}:row ${fileRow} column ${timestampColumn}`;
+    if (ts % tileMs !== 0) throw new StrataError('STRATA_MALFORMED_REQUEST', `${new Date(ts).toISOString()} is not the end of a ${formatDuration(tileMs)} tile (tiles end on multiples of ${formatDuration(tileMs)} since 1970-01-01T00:00Z)`, { field });
+    const cutoff = this.options.cutoffMs;
+    if (cutoff !== undefined && ts > cutoff) throw new StrataError('STRATA_MALFORMED_REQUEST', `tile ending ${new Date(ts).toISOString()} is past the cutoff ${new Date(cutoff).toISOString()}`, { field });
+    if (ts > this.newestTileEnd) this.newestTileEnd = ts;
+  }
+
   /** The audit after staging: undefined when the generation may be published, else why not. */
   audit(): string | undefined {
     const { minRows, maxNullRate } = this.source.audit;
     if (this.rows < minRows) return `${this.rows} rows, fewer than the ${minRows} the view's audit.min_rows requires`;
-    for (const feature of this.view.features) {
-      const rate = this.nullRate(feature.index);
-      const limit = maxNullRate.get(feature.name) ?? 1;
-      if (rate > limit) return `feature ${feature.name}: ${(rate * 100).toFixed(2)} % of values are null, more than the ${(limit * 100).toFixed(2)} % its audit.max_null_rate allows`;
+    const what = this.source.tileMs > 0 ? 'tile column' : 'feature';
+    for (const [index, stored] of this.source.storedColumns.entries()) {
+      const rate = this.nullRate(index);
+      const limit = maxNullRate.get(stored.name) ?? 1;
+      if (rate > limit) return `${what} ${stored.name}: ${(rate * 100).toFixed(2)} % of values are null, more than the ${(limit * 100).toFixed(2)} % its audit.max_null_rate allows`;
     }
     return undefined;
   }
@@ -236,7 +274,8 @@ class Staging {
       files: this.files,
       rows: this.rows,
       entities: this.staged.size,
-      nullRates: Object.fromEntries(this.view.features.map((feature) => [feature.name, this.nullRate(feature.index)])),
+      nullRates: Object.fromEntries(this.source.storedColumns.map((stored, index) => [stored.name, this.nullRate(index)])),
+      ...(this.source.tileMs > 0 && this.cutoffMs > 0 ? { cutoff: new Date(this.cutoffMs).toISOString() } : {}),
       durationMs,
     };
   }

@@ -20,6 +20,18 @@ export interface RecordLookup {
   readonly id: string;
 }
 
+export interface TierReadOptions {
+  /** False leaves L1 and L2 as they were (hits below L1 are not copied upward). */
+  readonly promote?: boolean;
+  /**
+   * Filled with the positions of lookups no tier could answer for sure: L2
+   * did not answer and L3 holds no record. Where stream state reaches this
+   * process only through L2 (a replica of the scaled-out topology), those
+   * read as never written although they may not be.
+   */
+  readonly unreadable?: number[];
+}
+
 /** A lookup that went past L1: with its key bytes and its position in the request. */
 interface Miss extends RecordRef {
   readonly id: string;
@@ -154,11 +166,10 @@ export class TieredRecordStore {
 
   /**
    * The record of each lookup, or undefined where none was ever written.
-   * `promote: false` leaves L1 and L2 as they were (hits below L1 are not
-   * copied upward): for scans, such as historical retrieval, that would
+   * `promote: false` is for scans, such as historical retrieval, that would
    * otherwise push what online reads keep hot out of L1.
    */
-  async read(lookups: readonly RecordLookup[], { promote = true }: { readonly promote?: boolean } = {}): Promise<(StoredRecord | undefined)[]> {
+  async read(lookups: readonly RecordLookup[], { promote = true, unreadable }: TierReadOptions = {}): Promise<(StoredRecord | undefined)[]> {
     const results: (StoredRecord | undefined)[] = new Array(lookups.length).fill(undefined);
     const missing: Miss[] = [];
     const l1 = this.l1;
@@ -184,7 +195,7 @@ export class TieredRecordStore {
     if (missing.length === 0) return results;
 
     const afterL2 = await this.readL2(missing, results, promote);
-    if (afterL2.misses.length > 0) await this.readL3(afterL2.misses, results, afterL2.answered, promote);
+    if (afterL2.misses.length > 0) await this.readL3(afterL2.misses, results, afterL2.answered, promote, unreadable);
     return results;
   }
 
@@ -225,7 +236,7 @@ export class TieredRecordStore {
   }
 
   /** `l2Answered`: false when L2 could not be asked, so a key L3 lacks may still be in L2 (another process's write). */
-  private async readL3(missing: Miss[], results: (StoredRecord | undefined)[], l2Answered: boolean, promote: boolean): Promise<void> {
+  private async readL3(missing: Miss[], results: (StoredRecord | undefined)[], l2Answered: boolean, promote: boolean, unreadable: number[] | undefined): Promise<void> {
     const found = await this.l3.getRecords(missing);
     const promotedRefs: RecordRef[] = [];
     const promoted: Uint8Array[] = [];
@@ -235,7 +246,8 @@ export class TieredRecordStore {
       if (bytes === undefined) {
         // A bloom false positive: remember the absence so the next read stops at L1. Not when L2
         // failed to answer: it may hold the record (no invalidation would ever drop the ABSENT).
-        if (l2Answered && promote) this.l1?.offer(miss.id, ABSENT);
+        if (!l2Answered) unreadable?.push(miss.index);
+        else if (promote) this.l1?.offer(miss.id, ABSENT);
         return;
       }
       const record = decodeStoredRecord(bytes);

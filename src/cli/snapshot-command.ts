@@ -14,11 +14,15 @@ import { StrataError } from '../errors.js';
 import { LevelStore } from '../storage/level-store.js';
 import { ProgressMeter } from './progress-meter.js';
 
-export const SNAPSHOT_USAGE = `usage: strata snapshot import --view V [--registry F] [--data-dir D] [--json] [--progress-interval D] FILE…
+export const SNAPSHOT_USAGE = `usage: strata snapshot import --view V [--registry F] [--data-dir D] [--cutoff T] [--json] [--progress-interval D] FILE…
 
   FILE…        parquet, Avro container, NDJSON or CSV files (by extension) of the view's rows:
                join keys, event_timestamp, optional created_timestamp, features
-               (column names as the view's source.columns maps them)
+               (column names as the view's source.columns maps them); for a stream
+               view's tiles, one row per entity and tile with its partial aggregates,
+               event_timestamp the tile's end
+  --cutoff T   a stream view's tiles: events up to T (ISO 8601, on the tile grid) are in
+               them; default: the newest tile end in the files
   --json       print the report as JSON
   --progress-interval D
                when stderr is not a terminal, a progress line this often (default 10s)
@@ -29,7 +33,7 @@ export const SNAPSHOT_USAGE = `usage: strata snapshot import --view V [--registr
 export async function runSnapshot(argv: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream & { isTTY?: boolean }): Promise<number> {
   const [action, ...rest] = argv;
   if (action !== 'import') throw new StrataError('STRATA_MALFORMED_REQUEST', `snapshot: unknown action ${JSON.stringify(action ?? '')}\n\n${SNAPSHOT_USAGE}`);
-  const options: Record<string, { type: 'string' | 'boolean' }> = { view: { type: 'string' }, json: { type: 'boolean' }, 'progress-interval': { type: 'string' } };
+  const options: Record<string, { type: 'string' | 'boolean' }> = { view: { type: 'string' }, cutoff: { type: 'string' }, json: { type: 'boolean' }, 'progress-interval': { type: 'string' } };
   for (const spec of OPTION_SPECS) options[spec.flag] = { type: 'string' };
   let parsed: ReturnType<typeof parseArgs>;
   try {
@@ -40,7 +44,9 @@ export async function runSnapshot(argv: string[], out: NodeJS.WritableStream, er
   const { values, positionals } = parsed;
   const viewName = values.view as string | undefined;
   if (viewName === undefined || positionals.length === 0) throw new StrataError('STRATA_MALFORMED_REQUEST', `snapshot import needs --view and at least one file\n\n${SNAPSHOT_USAGE}`);
-  const { view: _view, json: _json, 'progress-interval': progressInterval, ...serveFlags } = values;
+  const { view: _view, json: _json, cutoff, 'progress-interval': progressInterval, ...serveFlags } = values;
+  const cutoffMs = cutoff === undefined ? undefined : Date.parse(cutoff as string);
+  if (cutoffMs !== undefined && Number.isNaN(cutoffMs)) throw new StrataError('STRATA_MALFORMED_REQUEST', `--cutoff: ${JSON.stringify(cutoff)} is not an ISO 8601 time`, { field: 'cutoff' });
   const logEveryMs = progressInterval === undefined ? undefined : parseDuration(progressInterval as string);
   if (logEveryMs === 0 || (progressInterval !== undefined && logEveryMs === undefined)) {
     throw new StrataError('STRATA_MALFORMED_REQUEST', `snapshot import: --progress-interval ${JSON.stringify(progressInterval)} must be a duration like 500ms, 5s, 1m\n\n${SNAPSHOT_USAGE}`);
@@ -62,6 +68,7 @@ export async function runSnapshot(argv: string[], out: NodeJS.WritableStream, er
       store,
       retentionMs: serveOptions.retentionMs,
       maxVersions: serveOptions.maxVersions,
+      cutoffMs,
       onProgress: ({ rows, totalRows }) => {
         meter ??= new ProgressMeter(err, `strata snapshot import ${view.name}`, totalRows, { logEveryMs, startedAt: started });
         meter.update(rows);
@@ -80,6 +87,7 @@ function summary(report: ImportReport): string {
     report.published ? `published ${report.view} generation ${report.generation}` : `NOT published: ${report.reason} (${report.view} keeps its previous generation)`,
     `  ${report.rows.toLocaleString('en-US')} rows, ${report.entities.toLocaleString('en-US')} entities, ${(report.durationMs / 1000).toFixed(1)} s (${Math.round((report.rows * 1000) / Math.max(1, report.durationMs)).toLocaleString('en-US')} rows/s)`,
     ...report.files.map((file) => `  ${file.path}: ${file.rows.toLocaleString('en-US')} rows`),
+    ...(report.cutoff === undefined ? [] : [`  tiles cover events up to ${report.cutoff}`]),
     `  null rates: ${Object.entries(report.nullRates).map(([name, rate]) => `${name} ${(rate * 100).toFixed(1)} %`).join(', ')}`,
   ];
   return `${lines.join('\n')}\n`;

@@ -9,8 +9,8 @@ import { LineCounter, parseDocument, isMap, isScalar, isSeq, type Document, type
 import { StrataError } from '../errors.js';
 import { VALUE_TYPES, type ValueType } from '../values/value-codec.js';
 import { parseDuration } from './duration.js';
-import { compileStreamFeatures, compileStreamSource, compileTopics, type ComputeDef, type StreamSource, type TopicDef } from './stream-views.js';
-import { compileBatchSource, type BatchSource } from './batch-views.js';
+import { compileStreamFeatures, compileStreamSource, compileTile, compileTopics, tileColumns, type ComputeDef, type StreamSource, type TopicDef } from './stream-views.js';
+import { compileBatchSource, type BatchHalfShape, type BatchSource } from './batch-views.js';
 
 export type { AggregationDef, AggregationFn, ComputeDef, DerivedDef, StreamSource, TopicDef } from './stream-views.js';
 
@@ -50,6 +50,12 @@ export interface ViewDef {
   /** Max age of a value at read time; 0 = never expires. */
   readonly ttlMs: number;
   readonly source: SourceDef;
+  /**
+   * Where snapshot imports go: the source itself for a batch view, the
+   * `batch:` half of a push or stream view (a lambda view, whose reads merge
+   * both halves), else undefined.
+   */
+  readonly batch: BatchSource | undefined;
   readonly features: readonly FeatureDef[];
   readonly featuresByName: ReadonlyMap<string, FeatureDef>;
   /** Changes whenever the feature list (names, types, order) changes; stored with every record. */
@@ -242,23 +248,36 @@ function compileViews(raw: unknown, entities: ReadonlyMap<string, EntityDef>, to
     check.name(name, path);
     const spec = check.object(value, path);
     if (spec === undefined) continue;
-    const stream = (spec.source as { type?: unknown } | undefined)?.type === 'stream';
+    const sourceType = (spec.source as { type?: unknown } | undefined)?.type;
+    const stream = sourceType === 'stream';
     check.keys(
       spec,
       path,
-      ['entities', 'ttl', 'source', ...(stream ? ['aggregations', 'derived'] : ['features']), 'description'],
+      ['entities', 'ttl', 'source', ...(stream ? ['aggregations', 'derived'] : ['features']), ...(stream || sourceType === 'push' ? ['batch'] : []), 'description'],
       ['entities', 'ttl', 'source', stream ? 'aggregations' : 'features'],
     );
     const viewEntities = compileViewEntities(spec.entities, [...path, 'entities'], entities, check);
     const ttlMs = compileTtl(spec.ttl, [...path, 'ttl'], check);
     let source: SourceDef | undefined;
+    let batch: BatchSource | undefined;
     let featureSpecs: { name: string; type: ValueType; compute?: ComputeDef }[] | undefined;
+    const batchPath = [...path, 'batch'];
     if (stream) {
+      const tileMs = compileTile(spec.batch, batchPath, check);
       source = compileStreamSource(spec.source, [...path, 'source'], viewEntities, topics, check);
-      featureSpecs = compileStreamFeatures(spec, path, source as StreamSource | undefined, ttlMs, topics, check);
+      const streamSpecs = compileStreamFeatures(spec, path, source as StreamSource | undefined, ttlMs, tileMs, topics, check);
+      featureSpecs = streamSpecs;
+      if (tileMs !== undefined && streamSpecs !== undefined) {
+        const tiled = tileColumns(streamSpecs);
+        if (tiled.length === 0) check.report(batchPath, 'no aggregation of this view is served from tiles: that takes count, sum, avg, min or max over a window of at least one tile');
+        else batch = compileBatchSource(spec.batch, batchPath, viewEntities, { isSource: false, storedColumns: tiled, fingerprint: fingerprint(tiled), tileMs }, check);
+      }
     } else {
       featureSpecs = compileFeatureSpecs(spec.features, [...path, 'features'], viewEntities, check);
-      source = compileSource(spec.source, [...path, 'source'], viewEntities, featureSpecs?.map((feature) => feature.name), check);
+      const shape = { storedColumns: featureSpecs, fingerprint: fingerprint(featureSpecs ?? []), tileMs: 0 };
+      source = compileSource(spec.source, [...path, 'source'], viewEntities, shape, check);
+      if (source?.type === 'batch') batch = source;
+      else if (spec.batch !== undefined) batch = compileBatchSource(spec.batch, batchPath, viewEntities, { ...shape, isSource: false }, check);
     }
     if (viewEntities === undefined || ttlMs === undefined || source === undefined || featureSpecs === undefined) continue;
 
@@ -269,6 +288,7 @@ function compileViews(raw: unknown, entities: ReadonlyMap<string, EntityDef>, to
       joinKeys: Object.freeze(viewEntities.map((entity) => entity.joinKey)),
       ttlMs,
       source,
+      batch,
       features,
       featuresByName: new Map(),
       schemaFingerprint: fingerprint(featureSpecs),
@@ -307,10 +327,10 @@ function compileTtl(raw: unknown, path: string[], check: Checker): number | unde
   return ms;
 }
 
-function compileSource(raw: unknown, path: string[], viewEntities: readonly EntityDef[] | undefined, featureNames: readonly string[] | undefined, check: Checker): SourceDef | undefined {
+function compileSource(raw: unknown, path: string[], viewEntities: readonly EntityDef[] | undefined, shape: Omit<BatchHalfShape, 'isSource'>, check: Checker): SourceDef | undefined {
   const spec = check.object(raw, path);
   if (spec === undefined) return undefined;
-  if (spec.type === 'batch') return compileBatchSource(spec, path, viewEntities, featureNames, check);
+  if (spec.type === 'batch') return compileBatchSource(spec, path, viewEntities, { ...shape, isSource: true }, check);
   check.keys(spec, path, ['type'], ['type']);
   if (spec.type !== 'push') {
     check.report([...path, 'type'], 'must be push, batch or stream');

@@ -38,7 +38,12 @@ export interface StreamSource {
   readonly timestampField: string;
   /** Event fields kept per event (aggregated or filtered on), in stored order. */
   readonly columns: readonly string[];
-  /** Longest window of the view: events are kept this long past the as_of retention. */
+  /**
+   * Longest stretch of events a read needs from the stream: the longest
+   * window served from the stream alone, or the view's snapshot tile (the
+   * part of a tile-backed window after the last whole tile). Events are kept
+   * this long past the as_of retention.
+   */
   readonly maxWindowMs: number;
 }
 
@@ -59,6 +64,12 @@ export interface AggregationDef {
   readonly windowMs: number;
   /** Every clause must hold for an event to count. */
   readonly where: readonly WhereClause[];
+  /**
+   * Slots of its partial results in the view's snapshot tiles (see
+   * src/aggregation/window-evaluator.ts): [partial] for count, sum, min and
+   * max, [sum, count] for avg. Empty: the stream alone serves it.
+   */
+  readonly tileSlots: readonly number[];
 }
 
 export type DerivedDef =
@@ -69,7 +80,12 @@ export type DerivedDef =
 export type ComputeDef = AggregationDef | DerivedDef;
 
 export const MIN_WINDOW_MS = 60_000;
+/** Longest window the stream alone serves; longer ones need snapshot tiles. */
 export const MAX_WINDOW_MS = 7 * 86_400_000;
+export const MAX_TILED_WINDOW_MS = 366 * 86_400_000;
+export const MAX_TILE_MS = 86_400_000;
+/** Aggregations whose partial results over tiles combine exactly with the stream's. */
+const TILEABLE: ReadonlySet<AggregationFn> = new Set(['count', 'sum', 'avg', 'min', 'max']);
 export const DEFAULT_ALLOWED_LATENESS_MS = 5_000;
 
 const NEEDS_FIELD: ReadonlySet<AggregationFn> = new Set(['sum', 'avg', 'min', 'max', 'last', 'first', 'count_distinct', 'most_frequent']);
@@ -205,21 +221,50 @@ function valueTypeOfField(avroType: string | null | undefined): ValueType {
   }
 }
 
-function compileWindow(raw: unknown, path: (string | number)[], optional: boolean, check: Checker): number | undefined {
+function compileWindow(raw: unknown, path: (string | number)[], optional: boolean, tileable: boolean, check: Checker): number | undefined {
   if (raw === undefined) {
     if (optional) return 0;
     check.report(path, 'is required');
     return undefined;
   }
   const ms = typeof raw === 'string' ? parseDuration(raw) : undefined;
-  if (ms === undefined || ms < MIN_WINDOW_MS || ms > MAX_WINDOW_MS) {
-    check.report(path, `must be a duration from ${formatDuration(MIN_WINDOW_MS)} to ${formatDuration(MAX_WINDOW_MS)}, like 5m, 1h, 7d`);
+  const longest = tileable ? MAX_TILED_WINDOW_MS : MAX_WINDOW_MS;
+  if (ms === undefined || ms < MIN_WINDOW_MS || ms > longest) {
+    const beyond = tileable ? '' : `; windows up to ${formatDuration(MAX_TILED_WINDOW_MS)} need count, sum, avg, min or max and the view's snapshot tiles (batch: { tile: 1d })`;
+    check.report(path, `must be a duration from ${formatDuration(MIN_WINDOW_MS)} to ${formatDuration(longest)}, like 5m, 1h, 7d${beyond}`);
     return undefined;
   }
   return ms;
 }
 
-interface StreamFeatureSpec {
+/** `batch.tile` of a stream view: the width of the snapshot's partial-aggregate tiles. Undefined: no batch half. */
+export function compileTile(batch: unknown, path: (string | number)[], check: Checker): number | undefined {
+  if (batch === undefined || batch === null || typeof batch !== 'object') return undefined;
+  const raw = (batch as Record<string, unknown>).tile;
+  const ms = typeof raw === 'string' ? parseDuration(raw) : undefined;
+  if (ms === undefined || ms < MIN_WINDOW_MS || ms > MAX_TILE_MS || MAX_TILE_MS % ms !== 0) {
+    check.report([...path, 'tile'], `must be a duration from ${formatDuration(MIN_WINDOW_MS)} to ${formatDuration(MAX_TILE_MS)} that divides a day, like 1h or 1d`);
+    return MAX_TILE_MS;
+  }
+  return ms;
+}
+
+/**
+ * The columns a stream view's snapshot tiles hold, in slot order: one per
+ * tiled count, sum, min and max (named as the feature), two per tiled avg
+ * (feature_sum, feature_count).
+ */
+export function tileColumns(features: readonly StreamFeatureSpec[]): { name: string; type: ValueType }[] {
+  const columns: { name: string; type: ValueType }[] = [];
+  for (const { name, compute } of features) {
+    if (compute.kind !== 'aggregation' || compute.tileSlots.length === 0) continue;
+    if (compute.fn === 'avg') columns.push({ name: `${name}_sum`, type: 'double' }, { name: `${name}_count`, type: 'int64' });
+    else columns.push({ name, type: compute.fn === 'count' ? 'int64' : 'double' });
+  }
+  return columns;
+}
+
+export interface StreamFeatureSpec {
   readonly name: string;
   readonly type: ValueType;
   readonly compute: ComputeDef;
@@ -228,13 +273,16 @@ interface StreamFeatureSpec {
 /**
  * `aggregations` and `derived` of a stream view, as feature specs in
  * declaration order (aggregations first). Fills in the source's columns and
- * longest window.
+ * longest window. With snapshot tiles (`tileMs`), every count, sum, avg, min
+ * and max over a window of at least one tile is served from tiles and stream
+ * together; the others from the stream alone.
  */
 export function compileStreamFeatures(
   spec: Record<string, unknown>,
   path: (string | number)[],
   source: StreamSource | undefined,
   ttlMs: number | undefined,
+  tileMs: number | undefined,
   topics: ReadonlyMap<string, TopicDef>,
   check: Checker,
 ): StreamFeatureSpec[] | undefined {
@@ -251,6 +299,7 @@ export function compileStreamFeatures(
   };
 
   const features: StreamFeatureSpec[] = [];
+  let nextTileSlot = 0;
   for (const [name, value] of Object.entries(aggregations)) {
     const featurePath = [...path, 'aggregations', name];
     check.name(name, featurePath);
@@ -273,7 +322,8 @@ export function compileStreamFeatures(
         }
       }
     } else if (aggregation.field !== undefined) check.report([...featurePath, 'field'], `${fn} takes no field`);
-    const windowMs = compileWindow(aggregation.window, [...featurePath, 'window'], WINDOW_OPTIONAL.has(fn), check);
+    const tileable = tileMs !== undefined && TILEABLE.has(fn);
+    const windowMs = compileWindow(aggregation.window, [...featurePath, 'window'], WINDOW_OPTIONAL.has(fn), tileable, check);
     const where: WhereClause[] = [];
     if (aggregation.where !== undefined) {
       const clauses = check.object(aggregation.where, [...featurePath, 'where']);
@@ -297,7 +347,14 @@ export function compileStreamFeatures(
       } else type = aggregation.type;
     }
     if (windowMs === undefined) continue;
-    features.push({ name, type, compute: Object.freeze({ kind: 'aggregation', fn, column, windowMs, where: Object.freeze(where) }) });
+    let tileSlots: number[] = [];
+    if (tileable && windowMs >= tileMs) {
+      tileSlots = fn === 'avg' ? [nextTileSlot, nextTileSlot + 1] : [nextTileSlot];
+      nextTileSlot += tileSlots.length;
+    } else if (windowMs > MAX_WINDOW_MS) {
+      check.report([...featurePath, 'window'], `is longer than the stream alone serves (${formatDuration(MAX_WINDOW_MS)}) but shorter than the view's snapshot tile`);
+    }
+    features.push({ name, type, compute: Object.freeze({ kind: 'aggregation', fn, column, windowMs, where: Object.freeze(where), tileSlots: Object.freeze(tileSlots) }) });
   }
 
   const aggregationIndex = (ref: unknown, refPath: (string | number)[]): number => {
@@ -342,10 +399,13 @@ export function compileStreamFeatures(
   }
   if (features.length === 0 && check.problems.length === problemsBefore) check.report([...path, 'aggregations'], 'must declare at least one aggregation');
 
-  const maxWindowMs = Math.max(0, ...features.map((feature) => (feature.compute.kind === 'aggregation' ? feature.compute.windowMs : 0)));
-  if (ttlMs !== undefined && ttlMs > 0 && ttlMs < maxWindowMs) {
-    check.report([...path, 'ttl'], `must be 0 or at least the longest window (${formatDuration(maxWindowMs)}): past the ttl, every feature of an entity reads OUTSIDE_MAX_AGE`);
+  const windows = features.map(({ compute }) => (compute.kind === 'aggregation' ? compute.windowMs : 0));
+  const longestWindowMs = Math.max(0, ...windows);
+  if (ttlMs !== undefined && ttlMs > 0 && ttlMs < longestWindowMs) {
+    check.report([...path, 'ttl'], `must be 0 or at least the longest window (${formatDuration(longestWindowMs)}): past the ttl, every feature of an entity reads OUTSIDE_MAX_AGE`);
   }
+  const streamOnlyWindows = features.map(({ compute }, index) => (compute.kind === 'aggregation' && compute.tileSlots.length > 0 ? 0 : windows[index]!));
+  const maxWindowMs = Math.max(tileMs ?? 0, ...streamOnlyWindows);
   Object.assign(source as { columns: readonly string[]; maxWindowMs: number }, { columns: Object.freeze(columns), maxWindowMs });
   Object.freeze(source);
   return check.problems.length === problemsBefore ? features : undefined;

@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { invalid, StrataError } from '../errors.js';
-import { decodeRequest, ProtoTypes } from './proto.js';
+import { decodeRequest, ProtoTypes, type TimestampMessage } from './proto.js';
+import { timestampToMs } from './proto-values.js';
 import type { ServingCore } from './serving-core.js';
 import { importProgressMessage, importReportMessage, snapshotRejected } from './snapshot-imports.js';
 import { grpcCodeName, toGrpcError } from './status-edge.js';
@@ -10,6 +11,7 @@ const METHOD = 'ImportSnapshot';
 interface ImportSnapshotMessage {
   view?: string;
   files?: string[];
+  cutoff?: TimestampMessage | null;
 }
 
 function encodeResponse(message: Record<string, unknown>): Buffer {
@@ -52,7 +54,7 @@ export function importSnapshotHandler(core: ServingCore): grpc.handleServerStrea
       return fail(error);
     }
     core.snapshots
-      .run({ view: message.view ?? '', files: message.files ?? [] }, (progress) => {
+      .run({ view: message.view ?? '', files: message.files ?? [], cutoffMs: message.cutoff === undefined || message.cutoff === null ? undefined : timestampToMs(message.cutoff, 'cutoff') }, (progress) => {
         if (!settled) call.write(encodeResponse({ progress: importProgressMessage(progress) }));
       })
       .then((report) => {

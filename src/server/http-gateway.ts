@@ -180,15 +180,17 @@ export class HttpGateway {
   }
 
   /**
-   * `{"view": "card_daily", "files": ["cards.parquet"]}` → the import's report
+   * `{"view": "card_daily", "files": ["cards.parquet"], "cutoff": "…"}` (cutoff: a
+   * stream view's tiles only) → the import's report
    * (AdminService.ImportSnapshot's, without progress) once it is published;
    * not published: 400 STRATA_SNAPSHOT_REJECTED with the report beside the error.
    */
   private async importSnapshot(body: Json): Promise<string> {
-    rejectUnknownKeys(body, ['view', 'files']);
-    if (typeof body.view !== 'string') throw invalid('STRATA_MALFORMED_REQUEST', 'view', 'must name a batch feature view');
+    rejectUnknownKeys(body, ['view', 'files', 'cutoff']);
+    if (typeof body.view !== 'string') throw invalid('STRATA_MALFORMED_REQUEST', 'view', 'must name a feature view with a batch half');
     if (!Array.isArray(body.files) || body.files.some((file) => typeof file !== 'string')) throw invalid('STRATA_MALFORMED_REQUEST', 'files', 'must be an array of file paths');
-    const report = await this.core.snapshots.run({ view: body.view, files: body.files as string[] }, () => undefined);
+    const cutoffMs = body.cutoff === undefined || body.cutoff === null ? undefined : parseJsonTimestamp(body.cutoff, 'cutoff');
+    const report = await this.core.snapshots.run({ view: body.view, files: body.files as string[], cutoffMs }, () => undefined);
     if (!report.published) throw snapshotRejected(report);
     return JSON.stringify(importReportMessage(report));
   }
@@ -241,5 +243,6 @@ function onlineResultJson(result: OnlineResult, entities: ReadonlyMap<string, un
     }
     parts.push(`{"values":[${values.join(',')}],"statuses":[${statuses.join(',')}],"event_timestamps":[${times.join(',')}]}`);
   }
-  return `{"metadata":{"feature_names":${JSON.stringify(names)}},"results":[${parts.join(',')}]}`;
+  const degraded = result.degradedViews.length === 0 ? '' : `,"degraded_views":${JSON.stringify(result.degradedViews)}`;
+  return `{"metadata":{"feature_names":${JSON.stringify(names)}},"results":[${parts.join(',')}]${degraded}}`;
 }

@@ -23,6 +23,7 @@
  *                      1 repeated Value values
  *                      2 packed FieldStatus statuses
  *                      3 repeated Timestamp event_timestamps { 1 int64 seconds, 2 int32 nanos } }
+ *   3 degraded_views repeated string (rare: appended after the results)
  */
 import Long from 'long';
 import type { JoinKeyType } from '../config/registry.js';
@@ -33,6 +34,7 @@ import { varintLength, writeVarint } from '../util/varint.js';
 
 const TAG_METADATA = 0x0a; // field 1, length-delimited
 const TAG_RESULTS = 0x12; // field 2, length-delimited
+const TAG_DEGRADED_VIEW = 0x1a; // field 3, length-delimited
 const TAG_NAME = 0x0a;
 const TAG_VALUE = 0x0a;
 const TAG_STATUSES = 0x12;
@@ -292,6 +294,8 @@ export function encodeOnlineResponse(result: OnlineResult, layout: ResponseLayou
     total += 1 + varintLength(size) + size;
   }
 
+  for (const view of result.degradedViews) total += 1 + varintLength(Buffer.byteLength(view)) + Buffer.byteLength(view);
+
   const target = Buffer.allocUnsafe(total);
   let at = layout.metadata.copy(target, 0);
   for (let index = 0; index < joinKeyCount; index++) {
@@ -302,6 +306,11 @@ export function encodeOnlineResponse(result: OnlineResult, layout: ResponseLayou
     target[at++] = TAG_RESULTS;
     at = writeVarint(target, at, sizes[joinKeyCount + index]!);
     at = writeFeatureVector(target, at, columns[index]!, rowCount, layout.columnViews[index]!, absentValues[index] === 1);
+  }
+  for (const view of result.degradedViews) {
+    target[at++] = TAG_DEGRADED_VIEW;
+    at = writeVarint(target, at, Buffer.byteLength(view));
+    at += target.write(view, at, 'utf8');
   }
   if (at !== total) throw new Error(`response encoder wrote ${at} bytes, sized ${total}`);
   return target;

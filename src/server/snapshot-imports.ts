@@ -7,6 +7,7 @@ import type { ServerFiles } from './server-files.js';
 export interface SnapshotImportCall {
   readonly view: string;
   readonly files: readonly string[];
+  readonly cutoffMs: number | undefined;
 }
 
 /** What both admin edges (ImportSnapshot, POST /admin/snapshot-import) run: the request checked, then the import where L3 is. */
@@ -24,10 +25,9 @@ export class SnapshotImports {
   async run(call: SnapshotImportCall, onProgress: (progress: ImportProgress) => void): Promise<ImportReport> {
     const view = this.registry.views.get(call.view);
     if (view === undefined) throw invalid('STRATA_UNKNOWN_FEATURE_VIEW', 'view', `no feature view ${JSON.stringify(call.view)} in the registry`);
-    if (view.source.type !== 'batch') throw invalid('STRATA_NOT_A_BATCH_VIEW', 'view', `${view.name} is fed by its ${view.source.type} source, not by snapshot files`);
     if (call.files.length === 0) throw invalid('STRATA_MALFORMED_REQUEST', 'files', 'name at least one snapshot file');
     const paths = await Promise.all(call.files.map((file, index) => this.files.resolve(file, `files[${index}]`)));
-    return this.runner({ view, paths, onProgress });
+    return this.runner({ view, paths, cutoffMs: call.cutoffMs, onProgress });
   }
 }
 
@@ -42,6 +42,7 @@ export function importReportMessage(report: ImportReport): Record<string, unknow
     rows: report.rows,
     entities: report.entities,
     null_rates: report.nullRates,
+    ...(report.cutoff === undefined ? {} : { cutoff: report.cutoff }),
     duration_ms: report.durationMs,
   };
 }

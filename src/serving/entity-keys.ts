@@ -30,12 +30,17 @@ function isAscii(text: string): boolean {
  * buffer, so a row costs one string and no Buffer; the Buffer form is made
  * only for keys that go past L1.
  *
- * A batch view's keys carry its published snapshot generation; a publish
- * swaps the view's prefix, so every key built after it addresses the new
+ * Snapshot records' keys carry the published generation; a publish swaps
+ * the view's snapshot prefix, so every key built after it addresses the new
  * generation and no cached record of the old one is ever asked for again.
+ * A batch view has only snapshot records; a lambda view (push or stream
+ * with a batch half) has both kinds, read side by side.
  */
 export class EntityKeys {
+  /** The keys `id` builds: a batch view's snapshot records, other views' pushed or streamed ones. */
   private readonly views = new Map<ViewDef, ViewKeys>();
+  /** The keys `snapshotId` builds, for lambda views. */
+  private readonly snapshots = new Map<ViewDef, ViewKeys>();
   private scratch = Buffer.allocUnsafe(256);
 
   constructor(registry: Registry, generations: GenerationSource) {
@@ -43,13 +48,18 @@ export class EntityKeys {
       const types = view.entities.map((entity) => entity.type);
       return { prefix, prefixText: prefix.toString('latin1'), types, singleString: types.length === 1 && types[0] === 'string' };
     };
+    const setSnapshotPrefix = (view: ViewDef, generation: number): void => {
+      const keys = keysOf(view, generationPrefix(view.name, generation));
+      this.snapshots.set(view, keys);
+      if (view.source.type === 'batch') this.views.set(view, keys);
+    };
     for (const view of registry.views.values()) {
-      const prefix = view.source.type === 'batch' ? generationPrefix(view.name, generations.publishedGeneration(view.name)) : recordKeyPrefix(view.name);
-      this.views.set(view, keysOf(view, prefix));
+      if (view.source.type !== 'batch') this.views.set(view, keysOf(view, recordKeyPrefix(view.name)));
+      if (view.batch !== undefined) setSnapshotPrefix(view, generations.publishedGeneration(view.name));
     }
     generations.onPublish((name, generation) => {
       const view = registry.views.get(name);
-      if (view !== undefined) this.views.set(view, keysOf(view, generationPrefix(name, generation)));
+      if (view !== undefined) setSnapshotPrefix(view, generation);
     });
   }
 
@@ -59,7 +69,15 @@ export class EntityKeys {
   }
 
   id(view: ViewDef, keyColumns: readonly (readonly JoinKeyValue[])[], row: number): string {
-    const { prefix, prefixText, types, singleString } = this.views.get(view)!;
+    return this.build(this.views.get(view)!, keyColumns, row);
+  }
+
+  /** The id of a lambda view's snapshot record of the row (a batch view's is `id`). */
+  snapshotId(view: ViewDef, keyColumns: readonly (readonly JoinKeyValue[])[], row: number): string {
+    return this.build(this.snapshots.get(view)!, keyColumns, row);
+  }
+
+  private build({ prefix, prefixText, types, singleString }: ViewKeys, keyColumns: readonly (readonly JoinKeyValue[])[], row: number): string {
     if (singleString) {
       const text = keyColumns[0]![row] as string;
       if (text.length < ONE_BYTE_VARINT && isAscii(text)) return prefixText + STRING_TAG_CHAR + String.fromCharCode(text.length) + text;

@@ -1,10 +1,9 @@
-import type { Registry, ViewDef } from '../config/registry.js';
+import type { Registry } from '../config/registry.js';
 import type { RecordLookup, TieredRecordStore } from '../cache/tiered-record-store.js';
 import { invalid, StrataError } from '../errors.js';
-import { materializeAt } from '../aggregation/window-evaluator.js';
-import { EventLog } from '../storage/event-log.js';
 import type { StoredRecord } from '../storage/feature-store.js';
 import type { FeatureRecord } from '../storage/record.js';
+import { recordAt } from './lambda-merge.js';
 import { FieldStatus, OnlineReader, type FeatureColumn, type OnlineResult, type PreparedRead } from './online-reader.js';
 import { PickedVersions } from './picked-versions.js';
 import type { ReadPlan, ViewPlan } from './plan.js';
@@ -144,7 +143,7 @@ export class HistoricalReader {
       const picked = new PickedVersions(view, rowCount);
       for (let row = 0; row < rowCount; row++) {
         const t = times[row]!;
-        const record = atTime(view, stored[positions[row]!], t);
+        const record = recordAt(view, stored, positions[row]!, t, this.store.generations);
         const version = record === undefined ? -1 : record.versionAt(t);
         versions[row] = version < 0 ? -1 : row;
         picked.row(version < 0 ? 0 : record!.eventTs[version]!);
@@ -170,7 +169,7 @@ export class HistoricalReader {
     if (responseBytes > this.limits.maxResponseBytes) {
       throw new StrataError('STRATA_RESPONSE_TOO_LARGE', `a chunk of ${rowCount} rows would answer about ${responseBytes} bytes, over the limit of ${this.limits.maxResponseBytes}; send fewer rows per message`);
     }
-    return { plan, rowCount, joinKeys: prepared.joinKeys, columns };
+    return { plan, rowCount, joinKeys: prepared.joinKeys, columns, degradedViews: [] };
   }
 }
 
@@ -184,11 +183,6 @@ function featuresByIndex(viewPlan: ViewPlan): Int32Array {
     featureOrders.set(viewPlan, order);
   }
   return order;
-}
-
-/** A row's record as a versioned record: a stream view's event log becomes its features at `t`. */
-function atTime(view: ViewDef, record: StoredRecord | undefined, t: number): FeatureRecord | undefined {
-  return record instanceof EventLog ? materializeAt(view, record, t) : record;
 }
 
 /**

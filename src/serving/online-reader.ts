@@ -2,12 +2,11 @@ import type { FeatureDef, Registry } from '../config/registry.js';
 import type { RecordLookup, TieredRecordStore } from '../cache/tiered-record-store.js';
 import { invalid, StrataError } from '../errors.js';
 import type { JoinKeyValue } from '../storage/keys.js';
-import { materializeAt } from '../aggregation/window-evaluator.js';
-import { EventLog } from '../storage/event-log.js';
 import type { StoredRecord } from '../storage/feature-store.js';
 import type { FeatureRecord } from '../storage/record.js';
 import { NULL_VALUE } from '../values/value-codec.js';
 import { EntityKeys } from './entity-keys.js';
+import { readsSnapshotBeside, recordAt } from './lambda-merge.js';
 import { planFeatures, resolveFeatureRefs, type ReadPlan } from './plan.js';
 import type { WireValues } from './wire-values.js';
 
@@ -56,6 +55,12 @@ export interface OnlineResult {
   /** The request's join key values, typed, by join key. */
   readonly joinKeys: ReadonlyMap<string, readonly JoinKeyValue[]>;
   readonly columns: readonly FeatureColumn[];
+  /**
+   * Views some of whose records could not be read (L2 unreachable, and L3
+   * without them): their values may read NOT_FOUND although written, and a
+   * stream or push view with a batch half answers from its snapshot alone.
+   */
+  readonly degradedViews: readonly string[];
 }
 
 /** Event time of a column's value in a row, in ms; 0 where no version holds the feature. */
@@ -78,7 +83,7 @@ export interface PreparedRead {
   /** The time read at: as_of, else now. */
   readonly at: number;
   readonly lookups: readonly RecordLookup[];
-  /** Per plan view, per row: the index in `lookups` of the row's record. */
+  /** Per plan view, per row: the index in `lookups` of the row's record (a lambda view's snapshot record is the next one). */
   readonly rowLookups: readonly (readonly number[])[];
 }
 
@@ -179,7 +184,9 @@ export class OnlineReader {
 
   async read(request: OnlineRequest, wire: WireValues, nowMs: number): Promise<OnlineResult> {
     const prepared = this.prepare(request, wire, nowMs);
-    return this.select(prepared, await this.store.read(prepared.lookups));
+    const unreadable: number[] = [];
+    const stored = await this.store.read(prepared.lookups, { unreadable });
+    return this.select(prepared, stored, unreadable);
   }
 
   /** First phase of read(): validation, planning, and one lookup per distinct (view, entity). Public so benchmarks can time the phases. */
@@ -196,6 +203,7 @@ export class OnlineReader {
     const rowLookups = plan.views.map((viewPlan) => {
       const view = viewPlan.view;
       const keyColumns = EntityKeys.keyColumns(view, entityColumns);
+      const paired = readsSnapshotBeside(view);
       // A plain array: an Int32Array of over 16 rows would get its own off-heap store (see select).
       const positions: number[] = new Array(rowCount);
       const seen = new Map<string, number>();
@@ -204,6 +212,7 @@ export class OnlineReader {
         let position = seen.get(id);
         if (position === undefined) {
           position = lookups.push({ view, id }) - 1;
+          if (paired) lookups.push({ view, id: this.keys.snapshotId(view, keyColumns, row) });
           seen.set(id, position);
         }
         positions[row] = position;
@@ -213,15 +222,26 @@ export class OnlineReader {
     return { plan, rowCount, joinKeys: entityColumns, at, lookups, rowLookups };
   }
 
-  /** Stream views' event logs become their features at T: one version computed per distinct entity. */
+  /** Records as read at T: stream views' features computed (one version per distinct entity), lambda views' halves merged. */
   private materialize(prepared: PreparedRead, stored: readonly (StoredRecord | undefined)[]): (FeatureRecord | undefined)[] {
-    return stored.map((record, index) => (record instanceof EventLog ? materializeAt(prepared.lookups[index]!.view, record, prepared.at) : record));
+    const { lookups, at } = prepared;
+    const found: (FeatureRecord | undefined)[] = new Array(stored.length);
+    for (let index = 0; index < stored.length; index++) {
+      const view = lookups[index]!.view;
+      found[index] = recordAt(view, stored, index, at, this.store.generations);
+      if (readsSnapshotBeside(view)) index++;
+    }
+    return found;
   }
 
-  /** Last phase of read(): the version visible at T per row, and each value's status, given the records of the lookups. */
-  select(prepared: PreparedRead, stored: readonly (StoredRecord | undefined)[]): OnlineResult {
+  /**
+   * Last phase of read(): the version visible at T per row, and each value's
+   * status, given the records of the lookups and which of them no tier could
+   * answer for sure.
+   */
+  select(prepared: PreparedRead, stored: readonly (StoredRecord | undefined)[], unreadable: readonly number[] = []): OnlineResult {
     const { plan, rowCount, at } = prepared;
-    const found = plan.hasStreamViews ? this.materialize(prepared, stored) : (stored as readonly (FeatureRecord | undefined)[]);
+    const found = plan.computesAtRead ? this.materialize(prepared, stored) : (stored as readonly (FeatureRecord | undefined)[]);
     const views = plan.views;
     const columns: FeatureColumn[] = new Array(plan.features.length);
     // V8 keeps a typed array of at most 64 bytes on the JS heap (~40 ns to make); a larger one gets
@@ -258,9 +278,12 @@ export class OnlineReader {
     if (responseBytes > this.limits.maxResponseBytes) {
       throw new StrataError('STRATA_RESPONSE_TOO_LARGE', `the response would hold about ${responseBytes} bytes, over the limit of ${this.limits.maxResponseBytes}; ask for fewer rows or features per call`);
     }
-    return { plan, rowCount, joinKeys: prepared.joinKeys, columns };
+    const degradedViews = unreadable.length === 0 ? NONE : [...new Set(unreadable.map((index) => prepared.lookups[index]!.view.name))];
+    return { plan, rowCount, joinKeys: prepared.joinKeys, columns, degradedViews };
   }
 }
+
+const NONE: readonly string[] = Object.freeze([]);
 
 /** The status of one feature of one row, given the version visible at `at`. */
 function statusAt(record: FeatureRecord | undefined, version: number, feature: number, at: number, ttlMs: number): number {

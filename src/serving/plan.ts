@@ -1,5 +1,6 @@
 import type { FeatureDef, Registry, ViewDef } from '../config/registry.js';
 import { invalid } from '../errors.js';
+import { readsSnapshotBeside } from './lambda-merge.js';
 
 /** The features of one view a request reads, and where each goes in the output. */
 export interface ViewPlan {
@@ -19,8 +20,8 @@ export interface ReadPlan {
   readonly views: readonly ViewPlan[];
   /** Every join key the plan's views need, in first-use order. */
   readonly joinKeys: readonly string[];
-  /** Whether some view is a stream view, whose features are computed from events at read time. */
-  readonly hasStreamViews: boolean;
+  /** Whether some view's records are computed or merged at read time: a stream view (from events), a lambda view (from both halves). */
+  readonly computesAtRead: boolean;
 }
 
 export function planFeatures(features: readonly FeatureDef[]): ReadPlan {
@@ -37,8 +38,8 @@ export function planFeatures(features: readonly FeatureDef[]): ReadPlan {
     group.outputColumns.push(column);
   });
   const views = [...byView].map(([view, group]) => Object.freeze({ view, features: Object.freeze(group.features), outputColumns: Object.freeze(group.outputColumns) }));
-  const hasStreamViews = views.some((viewPlan) => viewPlan.view.source.type === 'stream');
-  return Object.freeze({ features: Object.freeze([...features]), views: Object.freeze(views), joinKeys: Object.freeze(joinKeys), hasStreamViews });
+  const computesAtRead = views.some(({ view }) => view.source.type === 'stream' || readsSnapshotBeside(view));
+  return Object.freeze({ features: Object.freeze([...features]), views: Object.freeze(views), joinKeys: Object.freeze(joinKeys), computesAtRead });
 }
 
 /** Resolves `view:feature` references, naming the first bad one by its position. */

@@ -5,21 +5,24 @@
  * --compaction-interval rewrites those, in key order, a bounded batch at a
  * time (LevelStore.compactBatch), yielding to other work between batches.
  *
- * A compacted record keeps exactly what the write-time prune keeps: every
- * version (event) a read at T ≥ now − retention can see, including the
- * newest one older than the horizon (stream views: the horizon also leaves
- * the view's longest window, and the first event ever stays for lifetime
- * aggregates). So any read within retention answers as before, from
+ * A compacted record keeps exactly what the write-time prune (or the
+ * import, for a snapshot's records) keeps: every version (event) a read at
+ * T ≥ now − retention can see, including the newest one older than the
+ * horizon (stream views: the horizon also leaves the view's longest window,
+ * and the first event ever stays for lifetime aggregates; tiles: the longest
+ * tiled window). So any read within retention answers as before, from
  * whichever copy it finds: cached records (L1, L2) need no invalidation, and
  * a compacted record keeps its revision — a new one would make it look newer
  * than records written since elsewhere (an ingester picks the newer of L3's
  * and L2's copy by revision). A read before the horizon is refused anyway
  * (STRATA_AS_OF_BEFORE_RETENTION).
  */
+import type { BatchSource } from '../config/batch-views.js';
 import type { ViewDef } from '../config/registry.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { EVENT_LOG_FORMAT, EventLog, mergeEventLog } from './event-log.js';
+import { isSnapshotKey } from './keys.js';
 import { encodeRecord, FeatureRecord, mergeVersions } from './record.js';
 
 export interface RetentionLimits {
@@ -35,12 +38,24 @@ const KEEP: Compaction = { action: 'keep' };
 const DELETE: Compaction = { action: 'delete' };
 
 /**
+ * How much history a record of a view's snapshot keeps, at import and in
+ * compaction: retention; for a stream view's tiles also its longest tiled
+ * window, by time alone (a long window of small tiles needs them all).
+ */
+export function snapshotHistory(view: ViewDef, batch: BatchSource, limits: Pick<RetentionLimits, 'retentionMs' | 'maxVersions'>): { keptMs: number; maxVersions: number } {
+  if (batch.tileMs === 0) return { keptMs: limits.retentionMs, maxVersions: limits.maxVersions };
+  const tiledWindowMs = Math.max(0, ...view.features.map(({ compute }) => (compute?.kind === 'aggregation' && compute.tileSlots.length > 0 ? compute.windowMs : 0)));
+  return { keptMs: limits.retentionMs + tiledWindowMs, maxVersions: Infinity };
+}
+
+/**
  * The record without what no read within retention can see. Records keep
  * their own schema and column layout (a read upgrades them, as it would
  * have). A record of another kind than its view now is (the registry
  * changed) is left for its next write to deal with.
  */
-export function compactRecord(view: ViewDef, bytes: Uint8Array, nowMs: number, limits: RetentionLimits): Compaction {
+export function compactRecord(view: ViewDef, key: Uint8Array, bytes: Uint8Array, nowMs: number, limits: RetentionLimits): Compaction {
+  if (isSnapshotKey(key)) return view.batch === undefined ? KEEP : compactVersions(bytes, nowMs, snapshotHistory(view, view.batch, limits));
   if (bytes[0] === EVENT_LOG_FORMAT) {
     const source = view.source;
     if (source.type !== 'stream') return KEEP;
@@ -53,13 +68,17 @@ export function compactRecord(view: ViewDef, bytes: Uint8Array, nowMs: number, l
     return { action: 'rewrite', bytes: mergeEventLog(log, log.columns, [], horizon, limits.maxEvents, log.revision).bytes };
   }
   if (view.source.type === 'stream') return KEEP;
+  return compactVersions(bytes, nowMs, { keptMs: limits.retentionMs, maxVersions: limits.maxVersions });
+}
+
+function compactVersions(bytes: Uint8Array, nowMs: number, { keptMs, maxVersions }: { keptMs: number; maxVersions: number }): Compaction {
   const record = FeatureRecord.decode(bytes);
   if (record.versionCount === 0) return DELETE;
-  const horizon = nowMs - limits.retentionMs;
+  const horizon = nowMs - keptMs;
   // Event times descend: the merge keeps the first one before the horizon and drops the rest.
   const count = record.versionCount;
-  if (count <= limits.maxVersions && !(count >= 2 && record.eventTs[count - 2]! < horizon)) return KEEP;
-  const versions = mergeVersions(record.versions(), [], nowMs, limits.retentionMs, limits.maxVersions);
+  if (count <= maxVersions && !(count >= 2 && record.eventTs[count - 2]! < horizon)) return KEEP;
+  const versions = mergeVersions(record.versions(), [], nowMs, keptMs, maxVersions);
   return { action: 'rewrite', bytes: encodeRecord(record.schema, record.revision, record.featureCount, versions) };
 }
 

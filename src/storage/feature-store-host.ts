@@ -4,7 +4,7 @@ import { fromWireRef, toWireRef, wireView, type PrimaryMethods, type WireRecord,
 import type { Registry } from '../config/registry.js';
 import type { Logger } from '../observability/logger.js';
 import type { IpcEndpoint } from '../util/ipc-endpoint.js';
-import type { FeatureStore, RecordRef } from './feature-store.js';
+import type { FeatureStore, PublishedSnapshot, RecordRef } from './feature-store.js';
 import type { SnapshotStore } from './snapshot-store.js';
 
 /** Refs per batch of a worker's key stream: few enough that one message stays small, many enough that a rebuild is not chatty. */
@@ -51,9 +51,15 @@ export class FeatureStoreHost {
       await this.tellWorkers((id) => id !== workerId, 'l3.peer-writes', { records: writes.map((write, index): WireRecord => ({ view: write.view, key: write.key, record: records[index]! })) });
       return records;
     });
-    worker.serve('snapshot.import', ({ view, paths, importId }) => this.importSnapshot(worker, view, paths, importId));
+    worker.serve('snapshot.import', ({ view, paths, cutoffMs, importId }) => this.importSnapshot(worker, { view, paths, cutoffMs }, importId));
     worker.serve('l3.refs', ({ stream }) => this.nextRefs(workerId, stream));
-    worker.serve('l3.generations', () => Object.fromEntries([...this.registry.views.values()].filter((view) => view.source.type === 'batch').map((view) => [view.name, this.store.publishedGeneration(view.name)])));
+    worker.serve('l3.generations', () =>
+      Object.fromEntries(
+        [...this.registry.views.values()]
+          .filter((view) => view.batch !== undefined)
+          .map((view) => [view.name, this.publishedSnapshot(view.name)]),
+      ),
+    );
     worker.serve('l3.refs-close', ({ stream }) => {
       this.closeStream(`${workerId}:${stream}`);
       return null;
@@ -85,11 +91,12 @@ export class FeatureStoreHost {
   }
 
   /** A worker's snapshot import: run here, where L3 is; answered once every worker reads the new generation. */
-  private async importSnapshot(caller: WorkerEndpoint, view: string, paths: string[], importId: number): Promise<ImportReport> {
+  private async importSnapshot(caller: WorkerEndpoint, { view, paths, cutoffMs }: { view: string; paths: string[]; cutoffMs: number | undefined }, importId: number): Promise<ImportReport> {
     const present = new Set(this.workers.keys());
     const report = await this.imports({
       view: wireView(this.registry, view),
       paths,
+      cutoffMs,
       onProgress: (progress) => void caller.call('snapshot.progress', { importId, progress }).catch(() => undefined),
     });
     if (!report.published) return report;
@@ -106,8 +113,12 @@ export class FeatureStoreHost {
       }
       await this.tellWorkers(late, 'l3.expect-keys', { keys });
     }
-    await this.tellWorkers(() => true, 'l3.published', { view, generation: report.generation });
+    await this.tellWorkers(() => true, 'l3.published', { view, snapshot: this.publishedSnapshot(view) });
     return report;
+  }
+
+  private publishedSnapshot(view: string): PublishedSnapshot {
+    return { generation: this.store.publishedGeneration(view), cutoffMs: this.store.snapshotCutoff(view) };
   }
 
   private async nextRefs(workerId: number, stream: number): Promise<{ refs: WireRef[]; done: boolean }> {

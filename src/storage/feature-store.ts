@@ -43,10 +43,17 @@ export interface PeerWrite extends RecordRef {
  * The durable store (L3): the source of truth for this process. Records come
  * back encoded in the view's current schema.
  */
-/** Which snapshot generation of each batch view reads address (see SnapshotStore and keys.ts). */
+export interface PublishedSnapshot {
+  readonly generation: number;
+  readonly cutoffMs: number;
+}
+
+/** Which snapshot generation of each view with a batch half reads address (see SnapshotStore and keys.ts). */
 export interface GenerationSource {
   /** 0 before a view's first import. */
   publishedGeneration(view: string): number;
+  /** The end of the newest tile a stream view's published snapshot covers (events up to it are in its tiles); 0 without one. */
+  snapshotCutoff(view: string): number;
   onPublish(listener: (view: string, generation: number) => void): void;
 }
 

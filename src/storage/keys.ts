@@ -3,10 +3,11 @@
  *
  *   'r' view-name 0x00 entity-key        → feature record (see record.ts)
  *   's' view-name 0x00 u32 fingerprint   → JSON [{name, type}]: a schema some record was written with
- *   'g' view-name                        → u32 published snapshot generation of a batch view
+ *   'g' view-name                        → u32 published snapshot generation of a view with a batch
+ *                                          half, f64 its cutoff (0: none; older stores: absent)
  *   'n' view-name                        → u32 next snapshot generation to stage (bumped when one starts)
  *
- * A batch view's records carry their snapshot generation in the prefix:
+ * Snapshot records carry their generation in the prefix:
  * 'r' view-name 0x00 'G' u32 generation entity-key. A published generation
  * is read through its prefix alone, so records of a generation being staged,
  * or of one replaced, are never seen beside it (in L3, L2 or L1).
@@ -45,6 +46,11 @@ export function generationPrefix(view: string, generation: number): Buffer {
   key[prefix.length] = GENERATION_TAG;
   key.writeUInt32BE(generation, prefix.length + 1);
   return key;
+}
+
+/** Whether a record key belongs to a snapshot generation rather than to the view's pushed or streamed records. */
+export function isSnapshotKey(key: Uint8Array): boolean {
+  return key[key.indexOf(0, 1) + 1] === GENERATION_TAG;
 }
 
 export function publishedGenerationKey(view: string): Buffer {

@@ -6,8 +6,8 @@ import { asBuffer } from '../util/bytes.js';
 import type { ValueType } from '../values/value-codec.js';
 import { compactRecord, type CompactableStore, type CompactionBatch } from './compaction.js';
 import { EVENT_LOG_FORMAT, EventLog, mergeEventLog } from './event-log.js';
-import { isEventWrite, type EventWrite, type FeatureStore, type RecordRef, type RecordWrite, type VersionWrite } from './feature-store.js';
-import { generationPrefix, nextGenerationKey, publishedGenerationKey, RECORD_NAMESPACE, SCHEMA_NAMESPACE, schemaKey, viewOfRecordKey } from './keys.js';
+import { isEventWrite, type EventWrite, type FeatureStore, type PublishedSnapshot, type RecordRef, type RecordWrite, type VersionWrite } from './feature-store.js';
+import { generationPrefix, isSnapshotKey, nextGenerationKey, publishedGenerationKey, RECORD_NAMESPACE, SCHEMA_NAMESPACE, schemaKey, viewOfRecordKey } from './keys.js';
 import type { SnapshotStore, StagedRecord } from './snapshot-store.js';
 import { FeatureRecord, encodeRecord, mergeVersions, nextRevision, type Version } from './record.js';
 
@@ -52,8 +52,8 @@ export class LevelStore implements FeatureStore, SnapshotStore, CompactableStore
    * commits. Each key maps to the last write of it, settled either way.
    */
   private readonly lastWriteOf = new Map<string, Promise<unknown>>();
-  /** Published snapshot generation per batch view (absent: none yet). */
-  private readonly generations = new Map<string, number>();
+  /** Published snapshot per view with a batch half (absent: none yet). */
+  private readonly generations = new Map<string, PublishedSnapshot>();
   private readonly publishListeners: ((view: string, generation: number) => void)[] = [];
   private readonly recentWrites = new LRUCache<string, Uint8Array>({ maxSize: RECENT_WRITES_BYTES, sizeCalculation: (bytes, id) => bytes.byteLength + id.length + 100 });
 
@@ -103,16 +103,21 @@ export class LevelStore implements FeatureStore, SnapshotStore, CompactableStore
   }
 
   private async loadGenerations(): Promise<void> {
-    const batchViews = [...this.registry.views.values()].filter((view) => view.source.type === 'batch');
+    const batchViews = [...this.registry.views.values()].filter((view) => view.batch !== undefined);
     const published = await this.db.getMany(batchViews.map((view) => publishedGenerationKey(view.name)));
     batchViews.forEach((view, index) => {
       const value = published[index];
-      if (value !== undefined) this.generations.set(view.name, value.readUInt32BE(0));
+      // Written before snapshots had cutoffs: 4 bytes, no cutoff.
+      if (value !== undefined) this.generations.set(view.name, { generation: value.readUInt32BE(0), cutoffMs: value.length >= 12 ? value.readDoubleBE(4) : 0 });
     });
   }
 
   publishedGeneration(view: string): number {
-    return this.generations.get(view) ?? 0;
+    return this.generations.get(view)?.generation ?? 0;
+  }
+
+  snapshotCutoff(view: string): number {
+    return this.generations.get(view)?.cutoffMs ?? 0;
   }
 
   async beginGeneration(view: string): Promise<number> {
@@ -150,17 +155,18 @@ export class LevelStore implements FeatureStore, SnapshotStore, CompactableStore
     }
   }
 
-  async publish(view: string, generation: number): Promise<void> {
+  async publish(view: string, generation: number, cutoffMs = 0): Promise<void> {
     const replaced = this.publishedGeneration(view);
-    const value = Buffer.alloc(4);
+    const value = Buffer.alloc(12);
     value.writeUInt32BE(generation);
+    value.writeDoubleBE(cutoffMs, 4);
     try {
       // Synced: an import reported published stays published across a crash.
       await this.db.put(publishedGenerationKey(view), value, { sync: true });
     } catch (error) {
       throw storageError('write', error);
     }
-    this.generations.set(view, generation);
+    this.generations.set(view, { generation, cutoffMs });
     for (const listener of this.publishListeners) listener(view, generation);
     try {
       await this.db.clear({ gte: generationPrefix(view, 0), lt: generationPrefix(view, replaced) });
@@ -184,8 +190,9 @@ export class LevelStore implements FeatureStore, SnapshotStore, CompactableStore
 
   /** Bytes in the view's current schema; records from an older schema are re-laid out. */
   private current(view: ViewDef, bytes: Buffer): Uint8Array {
-    // Event logs name their columns: they are laid out afresh when next written.
-    if (bytes[0] === EVENT_LOG_FORMAT || bytes.readUInt32BE(1) === view.schemaFingerprint) return bytes;
+    // Event logs name their columns: they are laid out afresh when next written. A stream view's
+    // other records are snapshot tiles, checked against the tile layout where they are read.
+    if (bytes[0] === EVENT_LOG_FORMAT || view.source.type === 'stream' || bytes.readUInt32BE(1) === view.schemaFingerprint) return bytes;
     const record = FeatureRecord.decode(bytes);
     const mapping = this.upgrades.get(view.name)?.get(record.schema);
     const versions = record.versions().map((version): Version => ({
@@ -296,7 +303,7 @@ export class LevelStore implements FeatureStore, SnapshotStore, CompactableStore
    * `after`, read from a fresh iterator each batch (no LevelDB snapshot is
    * held across a sweep). Records that need it are re-read and rewritten in
    * their keys' write order, so a write that raced the scan is built on,
-   * never overwritten; batch views' records only in their published
+   * never overwritten; snapshot records only in their published
    * generation (staged ones belong to their import).
    */
   async compactBatch(after: Buffer | undefined, limit: number, nowMs: number): Promise<CompactionBatch> {
@@ -310,7 +317,7 @@ export class LevelStore implements FeatureStore, SnapshotStore, CompactableStore
     const candidates: Buffer[] = [];
     for (const [key, bytes] of entries) {
       const view = this.compactableView(key);
-      if (view !== undefined && compactRecord(view, bytes, nowMs, limits).action !== 'keep') candidates.push(key);
+      if (view !== undefined && compactRecord(view, key, bytes, nowMs, limits).action !== 'keep') candidates.push(key);
     }
     const outcome = { rewritten: 0, deleted: 0, bytesBefore: 0, bytesAfter: 0 };
     if (candidates.length > 0) {
@@ -323,7 +330,7 @@ export class LevelStore implements FeatureStore, SnapshotStore, CompactableStore
           // Gone (a publish cleared the generation), or no longer published: nothing to do.
           const view = bytes === undefined ? undefined : this.compactableView(key);
           if (bytes === undefined || view === undefined) return;
-          const compaction = compactRecord(view, bytes, nowMs, limits);
+          const compaction = compactRecord(view, key, bytes, nowMs, limits);
           if (compaction.action === 'keep') return;
           outcome.bytesBefore += bytes.length;
           if (compaction.action === 'delete') {
@@ -347,22 +354,22 @@ export class LevelStore implements FeatureStore, SnapshotStore, CompactableStore
     return { next: entries.length < limit ? undefined : entries[entries.length - 1]![0], scanned: entries.length, ...outcome };
   }
 
-  /** The view of a record key the sweep may compact: known, and for a batch view in its published generation. */
+  /** The view of a record key the sweep may compact: known, and for a snapshot record in its published generation. */
   private compactableView(key: Buffer): ViewDef | undefined {
     const view = this.registry.views.get(viewOfRecordKey(key));
-    if (view === undefined || view.source.type !== 'batch') return view;
+    if (view === undefined || !isSnapshotKey(key)) return view;
     const prefix = generationPrefix(view.name, this.publishedGeneration(view.name));
     return prefix.compare(key, 0, prefix.length) === 0 ? view : undefined;
   }
 
-  /** Batch views' records count only in their published generation. */
+  /** Snapshot records count only in their published generation. */
   async *recordRefs(): AsyncIterable<RecordRef> {
     const published = new Map<string, Buffer>();
-    for (const [view, generation] of this.generations) published.set(view, generationPrefix(view, generation));
+    for (const [view, { generation }] of this.generations) published.set(view, generationPrefix(view, generation));
     for await (const key of this.db.keys({ gte: Buffer.of(RECORD_NAMESPACE), lt: Buffer.of(RECORD_NAMESPACE + 1) })) {
       const view = this.registry.views.get(viewOfRecordKey(key));
       if (view === undefined) continue;
-      if (view.source.type === 'batch') {
+      if (isSnapshotKey(key)) {
         const prefix = published.get(view.name);
         if (prefix === undefined || prefix.compare(key, 0, prefix.length) !== 0) continue;
       }

@@ -4,7 +4,7 @@ import { fromWireRef, toWireRef, type PrimaryMethods, type WireWrite, type Worke
 import type { Registry } from '../config/registry.js';
 import { ERROR_CATALOGUE, StrataError, type ErrorCode } from '../errors.js';
 import type { IpcEndpoint, RemoteCallError } from '../util/ipc-endpoint.js';
-import type { FeatureStore, PeerWrite, RecordRef, RecordWrite } from './feature-store.js';
+import type { FeatureStore, PeerWrite, PublishedSnapshot, RecordRef, RecordWrite } from './feature-store.js';
 
 /**
  * A failed call to the primary as the client should see it: the primary's
@@ -35,7 +35,7 @@ export class RemoteFeatureStore implements FeatureStore {
    */
   private earlyPeerWrites: PeerWrite[] = [];
   private nextStream = 1;
-  private generations: Record<string, number> = {};
+  private generations: Record<string, PublishedSnapshot> = {};
   private readonly publishListeners: ((view: string, generation: number) => void)[] = [];
   private expectedKeysListener: ((keys: readonly Buffer[]) => void) | undefined;
   /** As early peer writes: keys of a snapshot being staged while this worker still builds its bloom gate. */
@@ -65,9 +65,9 @@ export class RemoteFeatureStore implements FeatureStore {
       else this.expectedKeysListener(keys);
       return null;
     });
-    primary.serve('l3.published', ({ view, generation }) => {
-      this.generations[view] = generation;
-      for (const listener of this.publishListeners) listener(view, generation);
+    primary.serve('l3.published', ({ view, snapshot }) => {
+      this.generations[view] = snapshot;
+      for (const listener of this.publishListeners) listener(view, snapshot.generation);
       return null;
     });
     primary.serve('snapshot.progress', ({ importId, progress }) => {
@@ -77,11 +77,11 @@ export class RemoteFeatureStore implements FeatureStore {
   }
 
   /** A snapshot import, run by the primary (it owns L3); resolves once every worker reads what it published. */
-  async importSnapshot({ view, paths, onProgress }: ImportRequest): Promise<ImportReport> {
+  async importSnapshot({ view, paths, cutoffMs, onProgress }: ImportRequest): Promise<ImportReport> {
     const importId = this.nextImport++;
     this.importProgress.set(importId, onProgress);
     try {
-      return await this.primary.call('snapshot.import', { view: view.name, paths: [...paths], importId });
+      return await this.primary.call('snapshot.import', { view: view.name, paths: [...paths], cutoffMs, importId });
     } catch (error) {
       // The primary's refusal as it made it: it speaks of the request, not of L3.
       throw primaryError(error, '');
@@ -121,7 +121,11 @@ export class RemoteFeatureStore implements FeatureStore {
   }
 
   publishedGeneration(view: string): number {
-    return this.generations[view] ?? 0;
+    return this.generations[view]?.generation ?? 0;
+  }
+
+  snapshotCutoff(view: string): number {
+    return this.generations[view]?.cutoffMs ?? 0;
   }
 
   /** Publishes reach every worker from the primary (l3.published) before the import's caller hears of them. */

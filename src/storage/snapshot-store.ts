@@ -23,9 +23,10 @@ export interface SnapshotStore extends GenerationSource {
   /**
    * Makes `generation` the view's published one, in one write, and removes
    * all but it and the generation it replaces (reads that began just before
-   * the switch may still be reading that one).
+   * the switch may still be reading that one). `cutoffMs`: for a stream
+   * view's tiles, the end of the newest tile the snapshot covers.
    */
-  publish(view: string, generation: number): Promise<void>;
+  publish(view: string, generation: number, cutoffMs?: number): Promise<void>;
   /** Removes a staged generation that will not be published. */
   discard(view: string, generation: number): Promise<void>;
 }

@@ -218,6 +218,20 @@ function jsonNumber(value: number): string {
   return Number.isFinite(value) ? String(value) : JSON.stringify(String(value));
 }
 
+/** A numeric `Value` (int64 as the nearest double); null for NULL and for values of other types. */
+export function numberFromValueBytes(bytes: Uint8Array): number | null {
+  if (bytes.length === 0) return null;
+  const reader = Reader.create(bytes);
+  const type = TYPE_BY_FIELD_NUMBER[reader.uint32() >>> 3];
+  if (type === 'int64') {
+    // protobufjs answers a Long when long.js is installed (it is), a number otherwise.
+    const value = reader.int64() as unknown as number | { toNumber(): number };
+    return typeof value === 'number' ? value : value.toNumber();
+  }
+  if (type === 'double') return reader.double();
+  return null;
+}
+
 /**
  * Renders `Value` bytes as JSON text: int64 as a number (exact digits, even
  * beyond 2^53), bytes as base64, non-finite doubles as strings, NULL as null.

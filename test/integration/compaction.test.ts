@@ -99,7 +99,7 @@ async function seedOldHistory(dataDir: string): Promise<void> {
     await store.applyWrites([{ view: txn, key: keyOf(recordKeyPrefix('card_txn'), card), events: events(random, 1 + Math.floor(random() * 60), NOW - 5 * HOUR, NOW) }], writtenAt);
   }
   const stage = async (generation: number): Promise<void> => {
-    const records = CARDS.map((card) => ({ key: keyOf(generationPrefix('card_daily', generation), card), bytes: encodeRecord(daily.schemaFingerprint, 1, 1, versionsNewestFirst(versions(random, 1 + Math.floor(random() * 8), NOW - 4 * HOUR, NOW))) }));
+    const records = CARDS.map((card) => ({ key: keyOf(generationPrefix('card_daily', generation), card), bytes: encodeRecord(daily.batch!.fingerprint, 1, 1, versionsNewestFirst(versions(random, 1 + Math.floor(random() * 8), NOW - 4 * HOUR, NOW))) }));
     await store.putStaged(records);
   };
   const published = await store.beginGeneration('card_daily');

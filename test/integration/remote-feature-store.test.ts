@@ -186,6 +186,7 @@ describe('snapshot imports through the primary', () => {
       const report = await caller.store.importSnapshot({
         view: batchRegistry.views.get('card_daily')!,
         paths: [file],
+        cutoffMs: undefined,
         onProgress: () => void (late ??= attach(2)),
       });
       expect(report).toMatchObject({ published: true, rows, generation: 1 });

@@ -9,7 +9,7 @@ import { recordKey, recordKeyPrefix, type JoinKeyValue } from '../../src/storage
 const registry = compileRegistry(readFileSync(fileURLToPath(new URL('../fixtures/registry.yaml', import.meta.url)), 'utf8'), 'registry.yaml');
 
 describe('EntityKeys.id', () => {
-  const keys = new EntityKeys(registry, { publishedGeneration: () => 0, onPublish: () => undefined });
+  const keys = new EntityKeys(registry, { publishedGeneration: () => 0, snapshotCutoff: () => 0, onPublish: () => undefined });
   const expectLatin1Key = (viewName: string, values: readonly JoinKeyValue[]): void => {
     const view = registry.views.get(viewName)!;
     const expected = recordKey(recordKeyPrefix(view.name), view.entities.map((entity) => entity.type), values).toString('latin1');

@@ -33,7 +33,7 @@ describe('encodeOnlineResponse', () => {
     const rows: ViewRows = { records: [record, record, undefined], versions: Int32Array.from([0, 1, -1]) };
     const plan = planFeatures([view.featuresByName.get('revenue')!]);
     const column: FeatureColumn = { feature: plan.features[0]!, rows, statuses: Uint8Array.from([FieldStatus.PRESENT, FieldStatus.NULL_VALUE, FieldStatus.NOT_FOUND]) };
-    const result: OnlineResult = { plan, rowCount: 3, joinKeys: new Map([['store_id', [Long.fromString('-9223372036854775808'), 7, Long.fromString('9223372036854775807')]]]), columns: [column] };
+    const result: OnlineResult = { plan, rowCount: 3, joinKeys: new Map([['store_id', [Long.fromString('-9223372036854775808'), 7, Long.fromString('9223372036854775807')]]]), columns: [column], degradedViews: [] };
     const decoded = decode(encodeOnlineResponse(result, new ResponseLayout(plan, ['int64'], ['store_id', 'revenue'])));
     expect(decoded.metadata.feature_names).toEqual(['store_id', 'revenue']);
     expect(decoded.results[0]!.values.map((value) => value.int64_val)).toEqual(['-9223372036854775808', '7', '9223372036854775807']);
@@ -59,7 +59,7 @@ describe('encodeOnlineResponse', () => {
     );
     const plan = planFeatures([view.featuresByName.get('s')!]);
     const column: FeatureColumn = { feature: plan.features[0]!, rows: { records: [record], versions: Int32Array.of(0) }, statuses: Uint8Array.of(FieldStatus.PRESENT) };
-    const decoded = decode(encodeOnlineResponse({ plan, rowCount: 1, joinKeys: new Map([['user_id', ['ünïcode']]]), columns: [column] }, new ResponseLayout(plan, ['string'], ['user_id', 'everything__s'])));
+    const decoded = decode(encodeOnlineResponse({ plan, rowCount: 1, joinKeys: new Map([['user_id', ['ünïcode']]]), columns: [column], degradedViews: [] }, new ResponseLayout(plan, ['string'], ['user_id', 'everything__s'])));
     expect(decoded.results[0]!.values[0]!.string_val).toBe('ünïcode');
     expect(decoded.results[1]!.values[0]!.string_val).toBe(long);
     expect(decoded.results[1]!.event_timestamps[0]).toEqual({ seconds: '5', nanos: 0 });
@@ -77,7 +77,7 @@ describe('encodeOnlineResponse', () => {
       { feature: first!, rows, statuses: Uint8Array.from([FieldStatus.PRESENT, FieldStatus.NULL_VALUE, FieldStatus.NOT_FOUND]) },
       { feature: second!, rows, statuses: Uint8Array.from([FieldStatus.NOT_FOUND, FieldStatus.PRESENT, FieldStatus.NOT_FOUND]) },
     ];
-    const result: OnlineResult = { plan, rowCount: 3, joinKeys: new Map([['card_id', ['a', 'b', 'c']]]), columns };
+    const result: OnlineResult = { plan, rowCount: 3, joinKeys: new Map([['card_id', ['a', 'b', 'c']]]), columns, degradedViews: [] };
     const decoded = decode(encodeOnlineResponse(result, new ResponseLayout(plan, ['string'], ['card_id', first!.name, second!.name])));
     const times = [{ seconds: '3', nanos: 0 }, { seconds: '7', nanos: 250_000_000 }, { seconds: '0', nanos: 0 }];
     expect(decoded.results[1]!.event_timestamps).toEqual(times);
@@ -89,7 +89,7 @@ describe('encodeOnlineResponse', () => {
   it('encodes a request with no rows', () => {
     const plan = planFeatures([registry.featuresByRef.get('card_profile:credit_limit')!]);
     const rows: ViewRows = { records: [], versions: new Int32Array(0) };
-    const decoded = decode(encodeOnlineResponse({ plan, rowCount: 0, joinKeys: new Map([['card_id', []]]), columns: [{ feature: plan.features[0]!, rows, statuses: new Uint8Array(0) }] }, new ResponseLayout(plan, ['string'], ['card_id', 'credit_limit'])));
+    const decoded = decode(encodeOnlineResponse({ plan, rowCount: 0, joinKeys: new Map([['card_id', []]]), columns: [{ feature: plan.features[0]!, rows, statuses: new Uint8Array(0) }], degradedViews: [] }, new ResponseLayout(plan, ['string'], ['card_id', 'credit_limit'])));
     expect(decoded.results.map((result) => result.values.length)).toEqual([0, 0]);
   });
 });

@@ -217,7 +217,7 @@ describe('compileRegistry rejects invalid registries with file:line, path and ru
       text: registryText({ viewExtra: '    owner: me' }),
       where: 'reg.yaml:9',
       path: 'feature_views.card_profile.owner',
-      rule: 'unknown key; allowed here: entities, ttl, source, features, description',
+      rule: 'unknown key; allowed here: entities, ttl, source, features, batch, description',
     },
     {
       problem: 'an unknown feature type',

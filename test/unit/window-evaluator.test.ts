@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { evaluateAt } from '../../src/aggregation/window-evaluator.js';
 import { DistinctCounter, EXACT_DISTINCT_CAP } from '../../src/aggregation/distinct-counter.js';
-import { compileRegistry, type AggregationDef, type ViewDef } from '../../src/config/registry.js';
+import { compileRegistry, type ViewDef } from '../../src/config/registry.js';
 import { EventLog, encodeEventLog, mergeEventLog, type IncomingEvent, type LoggedEvent } from '../../src/storage/event-log.js';
 import { seededRandom } from '../../src/util/seeded-random.js';
 import { CorruptRecordError } from '../../src/storage/record.js';
+import { aggregationsAt, closeEnough, type OracleEvent } from '../support/window-oracle.js';
 
 const MINUTE = 60_000;
 
@@ -35,7 +36,7 @@ feature_views:
       since_last:   { fn: time_since_last, unit: m }
 `;
 
-interface RawEvent {
+interface RawEvent extends OracleEvent {
   ts: number;
   amount: number | null;
   country: string;
@@ -46,12 +47,7 @@ interface RawEvent {
 function bruteForce(view: ViewDef, events: readonly RawEvent[], at: number): unknown[] | undefined {
   const visible = events.filter((event) => event.ts <= at);
   if (visible.length === 0) return undefined;
-  const results: unknown[] = [];
-  for (const feature of view.features) {
-    const compute = feature.compute!;
-    if (compute.kind !== 'aggregation') continue;
-    results[feature.index] = aggregateBrute(compute, visible.filter((event) => compute.windowMs === 0 || event.ts > at - compute.windowMs), view);
-  }
+  const results = aggregationsAt(view, visible, at);
   const newest = Math.max(...visible.map((event) => event.ts));
   for (const feature of view.features) {
     const compute = feature.compute!;
@@ -63,52 +59,6 @@ function bruteForce(view: ViewDef, events: readonly RawEvent[], at: number): unk
     else results[feature.index] = (at - newest) / compute.unitMs;
   }
   return results;
-}
-
-function aggregateBrute(aggregation: AggregationDef, inWindow: readonly RawEvent[], view: ViewDef): unknown {
-  const columns = (view.source as { columns: readonly string[] }).columns;
-  const field = aggregation.column < 0 ? undefined : (columns[aggregation.column] as keyof RawEvent);
-  const passing = inWindow.filter((event) => aggregation.where.every((clause) => clause.values.has(event[columns[clause.column] as keyof RawEvent] as string)));
-  // Events in time order, equal times in arrival order (the tests append in arrival order and sort stably).
-  const values = passing.map((event) => (field === undefined ? null : event[field])).filter((value) => value !== null);
-  switch (aggregation.fn) {
-    case 'count':
-      return passing.length;
-    case 'sum':
-      return (values as number[]).reduce((sum, value) => sum + value, 0);
-    case 'avg':
-      return values.length === 0 ? null : (values as number[]).reduce((sum, value) => sum + value, 0) / values.length;
-    case 'min':
-      return values.length === 0 ? null : Math.min(...(values as number[]));
-    case 'max':
-      return values.length === 0 ? null : Math.max(...(values as number[]));
-    case 'last':
-      return values.length === 0 ? null : values[values.length - 1];
-    case 'first':
-      return values.length === 0 ? null : values[0];
-    case 'count_distinct':
-      return new Set(values).size;
-    case 'most_frequent': {
-      const counts = new Map<unknown, number>();
-      for (const value of values) counts.set(value, (counts.get(value) ?? 0) + 1);
-      const best = Math.max(0, ...counts.values());
-      // Ties: the tied value whose best-count occurrence came last.
-      let winner: unknown = null;
-      const running = new Map<unknown, number>();
-      for (const value of values) {
-        running.set(value, (running.get(value) ?? 0) + 1);
-        if (running.get(value) === best) winner = value;
-      }
-      return winner;
-    }
-    case 'span':
-      return passing.length === 0 ? null : (passing[passing.length - 1]!.ts - passing[0]!.ts) / MINUTE;
-  }
-}
-
-function close(actual: unknown, expected: unknown): boolean {
-  if (typeof actual === 'number' && typeof expected === 'number') return Math.abs(actual - expected) <= 1e-9 * Math.max(1, Math.abs(expected));
-  return actual === expected;
 }
 
 describe('window features at read time, against a brute-force oracle', () => {
@@ -143,13 +93,13 @@ describe('window features at read time, against a brute-force oracle', () => {
     for (let index = 0; index < 300; index++) probes.push(base + Math.floor(random() * 120 * MINUTE));
     for (const at of probes) {
       const expected = bruteForce(view, raw, at);
-      const actual = evaluateAt(view, log!, at);
+      const actual = evaluateAt(view, log!, at)?.results;
       if (expected === undefined) {
         expect(actual).toBeUndefined();
         continue;
       }
       for (const feature of view.features) {
-        if (!close(actual![feature.index], expected[feature.index])) {
+        if (!closeEnough(actual![feature.index], expected[feature.index])) {
           throw new Error(`seed ${seed}, T=${at - base}: ${feature.name} = ${String(actual![feature.index])}, expected ${String(expected[feature.index])}`);
         }
         checked++;
@@ -163,10 +113,10 @@ describe('window features at read time, against a brute-force oracle', () => {
     const events: IncomingEvent[] = [0, 10_000, 20_000].map((delta, index) => ({ ts: base + delta, values: columns.map(() => null), origin: { partition: 0, offset: index } }));
     const log = EventLog.decode(mergeEventLog(undefined, columns, events, 0, 100, 1).bytes);
     const n1m = view.featuresByName.get('n_1m')!.index;
-    expect(evaluateAt(view, log, base + 20_000)![n1m]).toBe(3);
-    expect(evaluateAt(view, log, base + MINUTE)![n1m]).toBe(2);
-    expect(evaluateAt(view, log, base + MINUTE + 10_000)![n1m]).toBe(1);
-    expect(evaluateAt(view, log, base + MINUTE + 20_000)![n1m]).toBe(0);
+    expect(evaluateAt(view, log, base + 20_000)!.results[n1m]).toBe(3);
+    expect(evaluateAt(view, log, base + MINUTE)!.results[n1m]).toBe(2);
+    expect(evaluateAt(view, log, base + MINUTE + 10_000)!.results[n1m]).toBe(1);
+    expect(evaluateAt(view, log, base + MINUTE + 20_000)!.results[n1m]).toBe(0);
   });
 });
 
