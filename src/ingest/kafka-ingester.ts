@@ -26,6 +26,7 @@ import { AvroEventDecoder } from './avro-event-decoder.js';
 import { ConfluentSchemaRegistry } from './confluent-schema-registry.js';
 import type { EventDecoder } from './event-decoder.js';
 import { JsonEventDecoder } from './json-event-decoder.js';
+import { GroupRunner } from './group-runner.js';
 import { LocalSchemaFiles } from './local-schema-files.js';
 import type { ExtractedEvent, Rejection, StreamApplier } from './stream-applier.js';
 import { Watermark } from './watermark.js';
@@ -76,6 +77,8 @@ export class KafkaIngester {
   private restartTimer: NodeJS.Timeout | undefined;
   private attempt = 0;
   private running: Promise<void> | undefined;
+  /** The partitions whose steps became durable together commit together: one OffsetCommit request. */
+  private readonly committer = new GroupRunner<{ readonly topic: string; readonly partition: number; readonly offset: string; readonly metadata: string }>((offsets) => this.commitOffsets(offsets));
 
   constructor(registry: Registry, applier: StreamApplier, options: KafkaIngesterOptions) {
     this.registry = registry;
@@ -202,7 +205,7 @@ export class KafkaIngester {
       }
       await Promise.all([this.applier.apply(topic, toApply, nowMs), this.deadLetter(topic, partition, deadLetters)]);
       const last = step[step.length - 1]!.offset;
-      await this.commit(topic, partition, String(Number(last) + 1), trial.toMetadata());
+      await this.committer.submit({ topic, partition, offset: String(Number(last) + 1), metadata: trial.toMetadata() });
       watermark.observe(trial.newestEventTs);
       resolveOffset(last);
       this.options.metrics.consumerLag.set({ topic, partition: String(partition) }, Math.max(0, Number(batch.highWatermark) - Number(last) - 1));
@@ -216,9 +219,9 @@ export class KafkaIngester {
    * more rebalance for every ingester of the group. Its cause is what kafkajs
    * answers by rejoining, so that is what goes up to it.
    */
-  private async commit(topic: string, partition: number, offset: string, metadata: string): Promise<void> {
+  private async commitOffsets(offsets: { readonly topic: string; readonly partition: number; readonly offset: string; readonly metadata: string }[]): Promise<void> {
     try {
-      await this.consumer!.commitOffsets([{ topic, partition, offset, metadata }]);
+      await this.consumer!.commitOffsets(offsets);
     } catch (error) {
       const cause = (error as { cause?: { type?: unknown } }).cause;
       if (typeof cause?.type === 'string' && REJOIN_ERRORS.has(cause.type)) throw cause;

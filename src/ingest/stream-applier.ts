@@ -12,6 +12,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { ColumnValue, EventOrigin, IncomingEvent } from '../storage/event-log.js';
 import type { EventWrite } from '../storage/feature-store.js';
 import { recordKey, recordKeyPrefix } from '../storage/keys.js';
+import { GroupRunner } from './group-runner.js';
 
 /** Why an event was not applied: what `<topic>.dlq` headers and push responses say. */
 export interface Rejection {
@@ -52,6 +53,17 @@ export class StreamApplier {
   private readonly metrics: Metrics;
   private readonly retentionMs: number;
   private readonly viewsByTopic = new Map<string, StreamView[]>();
+  /**
+   * The partitions of a fetch (and concurrent pushes) apply at the same time: their writes go to the
+   * store together, one atomic write while the previous one is in flight. Fewer, larger LevelDB batches
+   * and L2 round trips; each caller still resolves only once its own events are durable.
+   */
+  private readonly writer = new GroupRunner<{ readonly writes: readonly (EventWrite & { readonly id: string })[]; readonly nowMs: number }>(async (groups) => {
+    await this.store.writeEvents(
+      groups.flatMap((group) => group.writes),
+      Math.max(...groups.map((group) => group.nowMs)),
+    );
+  });
 
   constructor(registry: Registry, store: TieredRecordStore, metrics: Metrics, retentionMs: number) {
     this.store = store;
@@ -104,8 +116,9 @@ export class StreamApplier {
   }
 
   /**
-   * Applies extracted events (in partition order), all in one atomic write;
-   * resolves once durable (see TieredRecordStore.writeEvents). Events whose
+   * Applies extracted events (in partition order), all in one atomic write
+   * (with those of concurrent calls); resolves once durable (see
+   * TieredRecordStore.writeEvents). Events whose
    * origin offset an entity has already applied are skipped.
    */
   async apply(topic: string, events: readonly { readonly extracted: ExtractedEvent & { ok: true }; readonly origin: EventOrigin | undefined }[], nowMs: number): Promise<void> {
@@ -122,7 +135,7 @@ export class StreamApplier {
       }
     }
     if (writes.size === 0) return;
-    await this.store.writeEvents([...writes.values()], nowMs);
+    await this.writer.submit({ writes: [...writes.values()], nowMs });
     let newest = -Infinity;
     for (const { extracted } of events) newest = Math.max(newest, extracted.ts);
     for (const { view } of this.viewsByTopic.get(topic) ?? []) this.metrics.observeApplied(view.name, newest);
