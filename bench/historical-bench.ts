@@ -213,7 +213,9 @@ async function main(): Promise<void> {
   const results: PathResult[] = [];
   let cliRowsPerSecond = Number.NaN;
   process.stdout.write(`bench:historical — ${ENTITIES} cards × ${VERSIONS} versions, ${ROWS} rows × ${REFS.length} features per call, ${ROUNDS} rounds; load average ${loadBefore.map((load) => load.toFixed(2)).join(' ')}\n`);
-  let server = await startStrata(dataDir, []);
+  // The file path reads rows.parquet from the scratch dir: the only files the server may read.
+  const filesDir = ['--server-files-dir', scratch];
+  let server = await startStrata(dataDir, filesDir);
   try {
     const rand = seededRandom(42);
     const nowMs = Date.now();
@@ -241,7 +243,7 @@ async function main(): Promise<void> {
     }
     if (PATHS.has('l1-off')) {
       await server.stop();
-      server = await startStrata(dataDir, ['--l1-budget', '0']);
+      server = await startStrata(dataDir, ['--l1-budget', '0', ...filesDir]);
       results.push(await measure('streamed, L1 off', server, messages));
     }
   } finally {

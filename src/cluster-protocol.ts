@@ -7,7 +7,8 @@
  * bytes cross as Buffers/Uint8Arrays without base64.
  */
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
-import type { Registry } from './config/registry.js';
+import type { ImportProgress, ImportReport } from './batch/snapshot-import.js';
+import type { Registry, ViewDef } from './config/registry.js';
 import { StrataError } from './errors.js';
 import type { PublishedSnapshot, RecordRef } from './storage/feature-store.js';
 import type { IncomingEvent } from './storage/event-log.js';
@@ -38,8 +39,14 @@ export type PrimaryMethods = {
   'l3.write': { args: { writes: WireWrite[]; nowMs: number }; result: Uint8Array[] };
   /** The next batch of L3's record refs of the worker's stream `stream` (opened by the first call). */
   'l3.refs': { args: { stream: number }; result: { refs: WireRef[]; done: boolean } };
-  /** Published snapshot of each view with a batch half, read once at start (imports are refused while workers run). */
+  /** Published snapshot of each view with a batch half, read at start; later publishes arrive as l3.published. */
   'l3.generations': { args: null; result: Record<string, PublishedSnapshot> };
+  /**
+   * A snapshot import (AdminService), run by the primary, which owns L3.
+   * Answered once every worker has taken the new generation (l3.published);
+   * progress arrives meanwhile as snapshot.progress with the same importId.
+   */
+  'snapshot.import': { args: { view: string; paths: string[]; cutoffMs: number | undefined; importId: number }; result: ImportReport };
   /** Ends a refs stream the worker stopped reading before its end. */
   'l3.refs-close': { args: { stream: number }; result: null };
   /** Every ready worker's metrics, aggregated, as Prometheus text. */
@@ -52,6 +59,12 @@ export type PrimaryMethods = {
 export type WorkerMethods = {
   /** Records another worker committed; acknowledged once this worker's cache tiers know them. */
   'l3.peer-writes': { args: { records: WireRecord[] }; result: null };
+  /** Keys of a snapshot being staged: this worker's bloom gate must know them before the snapshot is published. */
+  'l3.expect-keys': { args: { keys: Buffer[] }; result: null };
+  /** A view's snapshot was published: from now on this worker reads its generation (and never the old one's cached records). */
+  'l3.published': { args: { view: string; snapshot: PublishedSnapshot }; result: null };
+  /** Progress of this worker's snapshot.import call `importId`. */
+  'snapshot.progress': { args: { importId: number; progress: ImportProgress }; result: null };
   /** This worker's own metrics, for aggregation. */
   'metrics.snapshot': { args: null; result: MetricObjectWithValues<MetricValue<string>>[] };
   /** Stop gracefully (drain, close) and exit. */
@@ -63,10 +76,15 @@ export function toWireRef(ref: RecordRef): WireRef {
 }
 
 export function fromWireRef(registry: Registry, ref: WireRef): RecordRef {
-  const view = registry.views.get(ref.view);
+  return { view: wireView(registry, ref.view), key: ref.key };
+}
+
+/** A view named by another process of the cluster. */
+export function wireView(registry: Registry, name: string): ViewDef {
+  const view = registry.views.get(name);
   if (view === undefined) {
     // Only when the registry file changed between the start of two processes of one cluster.
-    throw new StrataError('STRATA_INTERNAL', `worker processes disagree on the registry: view ${JSON.stringify(ref.view)} is unknown here; restart the whole server`);
+    throw new StrataError('STRATA_INTERNAL', `worker processes disagree on the registry: view ${JSON.stringify(name)} is unknown here; restart the whole server`);
   }
-  return { view, key: ref.key };
+  return view;
 }

@@ -37,6 +37,9 @@ export const ERROR_CATALOGUE = {
   STRATA_NOT_A_PUSH_VIEW: { kind: 'invalid_argument', summary: 'the view is not fed by pushes' },
   STRATA_NOT_A_BATCH_VIEW: { kind: 'invalid_argument', summary: 'the view is not fed by snapshot files' },
   STRATA_IMPORT_IN_PROGRESS: { kind: 'failed_precondition', summary: 'an import of the view is already under way' },
+  STRATA_SNAPSHOT_REJECTED: { kind: 'invalid_argument', summary: 'a snapshot import failed its audit or could not read a file; the previous generation keeps serving' },
+  STRATA_SERVER_FILES_DISABLED: { kind: 'failed_precondition', summary: 'the request names a file on the server, and the server was started without --server-files-dir' },
+  STRATA_PATH_OUTSIDE_FILES_DIR: { kind: 'invalid_argument', summary: 'a server-side file path lies outside --server-files-dir (after resolving symlinks and ..)' },
   STRATA_UNKNOWN_TOPIC: { kind: 'invalid_argument', summary: 'no stream view consumes the topic' },
   STRATA_INVALID_EVENT: { kind: 'invalid_argument', summary: 'a pushed event does not fit its topic\'s schema or views' },
   STRATA_TOO_MANY_ROWS: { kind: 'invalid_argument', summary: 'more entity rows than the per-call limit' },
@@ -64,13 +67,16 @@ export class StrataError extends Error {
   readonly kind: ErrorKind;
   /** The request item the error is about, e.g. `features[2]` or `entities.card_id`. */
   readonly field: string | undefined;
+  /** More of the answer, as JSON members beside `error` in an HTTP error body (e.g. a rejected import's report). */
+  readonly details: Readonly<Record<string, unknown>> | undefined;
 
-  constructor(code: ErrorCode, message: string, options: { field?: string; cause?: unknown } = {}) {
+  constructor(code: ErrorCode, message: string, options: { field?: string; cause?: unknown; details?: Readonly<Record<string, unknown>> } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'StrataError';
     this.code = code;
     this.kind = ERROR_CATALOGUE[code].kind;
     this.field = options.field;
+    this.details = options.details;
   }
 }
 

@@ -19,6 +19,7 @@ import type { BatchSource } from '../config/batch-views.js';
 import { formatDuration } from '../config/duration.js';
 import { StrataError } from '../errors.js';
 import { generationPrefix, recordKeyLength, writeRecordKey, type JoinKeyValue } from '../storage/keys.js';
+import { snapshotHistory } from '../storage/compaction.js';
 import { encodeRecord, FeatureRecord, mergeVersions, packedValue, SingleVersionRecords, type Version } from '../storage/record.js';
 import { StagedRecords, type SnapshotStore } from '../storage/snapshot-store.js';
 import { ByteSink } from '../util/byte-sink.js';
@@ -150,10 +151,8 @@ class Staging {
     this.nowMs = options.nowMs ?? Date.now();
     this.keyTypes = view.entities.map((entity) => entity.type);
     this.nulls = source.storedColumns.map(() => 0);
-    const tiledWindowMs = Math.max(0, ...view.features.map(({ compute }) => (compute?.kind === 'aggregation' && compute.tileSlots.length > 0 ? compute.windowMs : 0)));
-    this.keptMs = options.retentionMs + tiledWindowMs;
-    // Tiles are kept by time, not count: a long window of small tiles needs them all.
-    this.maxVersions = source.tileMs === 0 ? options.maxVersions : Infinity;
+    // Compaction keeps the same history of the published snapshot.
+    ({ keptMs: this.keptMs, maxVersions: this.maxVersions } = snapshotHistory(view, source, options));
   }
 
   /** A stream view's cutoff: the one given, else the newest tile end staged; 0 for other views. */

@@ -132,6 +132,7 @@ export class TieredRecordStore {
       store.followInvalidations(options.l2);
     }
     options.l3.onPeerWrites?.((writes) => store.learnPeerWrites(writes));
+    options.l3.onExpectedKeys?.((keys) => store.expectKeys(keys));
     return store;
   }
 

@@ -12,8 +12,10 @@ import type { ServeOptions } from '../config/options.js';
 import type { Registry } from '../config/registry.js';
 import { aggregateWorkerMetrics, shareWorkerMetrics } from '../observability/cluster-metrics.js';
 import type { Logger } from '../observability/logger.js';
+import { Metrics } from '../observability/metrics.js';
 import type { ServingCore } from '../server/serving-core.js';
 import { openLevelStore, startServer, type RunningServer } from '../server/strata-server.js';
+import { Compactor } from '../storage/compaction.js';
 import { FeatureStoreHost } from '../storage/feature-store-host.js';
 import { RemoteFeatureStore } from '../storage/remote-feature-store.js';
 import { IpcEndpoint, primaryChannel, workerChannel } from '../util/ipc-endpoint.js';
@@ -38,7 +40,11 @@ type WorkerEndpoint = IpcEndpoint<WorkerMethods, PrimaryMethods>;
 /** Runs the primary: opens L3, forks the workers and calls `announce` once all of them listen. */
 export async function servePrimary(options: ServeOptions, registry: Registry, logger: Logger, announce: (ports: ListeningPorts) => void): Promise<void> {
   const l3 = await openLevelStore(options, registry);
-  const host = new FeatureStoreHost({ store: l3, registry, logger, peerAckTimeoutMs: PEER_ACK_TIMEOUT_MS });
+  const host = new FeatureStoreHost({ store: l3, registry, logger, peerAckTimeoutMs: PEER_ACK_TIMEOUT_MS, importLimits: options });
+  // The primary's own metrics (it sweeps L3), added to the workers' at every scrape.
+  const metrics = new Metrics({ processMetrics: false });
+  const compactor = new Compactor({ store: l3, intervalMs: options.compactionIntervalMs, metrics, logger });
+  compactor.start();
   const endpoints = new Map<number, WorkerEndpoint>();
   const ready = new Set<number>();
   const crashTimes: number[] = [];
@@ -50,13 +56,16 @@ export async function servePrimary(options: ServeOptions, registry: Registry, lo
   const finish = (): void => {
     clearTimeout(killTimer);
     host.close();
-    l3.close().then(
-      () => process.exit(exitCode),
-      (error: Error) => {
-        logger.error('closing L3 failed', { error: error.message });
-        process.exit(1);
-      },
-    );
+    compactor
+      .stop()
+      .then(() => l3.close())
+      .then(
+        () => process.exit(exitCode),
+        (error: Error) => {
+          logger.error('closing L3 failed', { error: error.message });
+          process.exit(1);
+        },
+      );
   };
 
   const shutdown = (code: number, reason: string): void => {
@@ -109,7 +118,7 @@ export async function servePrimary(options: ServeOptions, registry: Registry, lo
     const endpoint: WorkerEndpoint = new IpcEndpoint(workerChannel(worker));
     endpoints.set(worker.id, endpoint);
     host.attach(worker.id, endpoint);
-    endpoint.serve('metrics.collect', () => aggregateWorkerMetrics([...ready].map((id) => endpoints.get(id)!), logger));
+    endpoint.serve('metrics.collect', () => aggregateWorkerMetrics([...ready].map((id) => endpoints.get(id)!), metrics, logger));
     endpoint.serve('worker.listening', (ports) => {
       onListening(worker, ports);
       return null;

@@ -35,7 +35,8 @@ usage:
                                     realistic txn/click/device events to Kafka, PushEvents or a file
   strata snapshot import --view V [--data-dir D] FILE…
                                     a batch view's parquet/Avro/NDJSON/CSV snapshot into L3:
-                                    staged, audited, then published (server stopped)
+                                    staged, audited, then published (server stopped; a running
+                                    server imports over POST /admin/snapshot-import)
   strata historical --entities F (--features V:F,… | --feature-service S) --out F [--target H:P]
                                     a training set: each entity row's features as of its
                                     event_timestamp, from a running server, to parquet or NDJSON

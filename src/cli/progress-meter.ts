@@ -17,28 +17,33 @@ function clock(seconds: number): string {
  * Progress of a long command on stderr: rows done (of how many, when the
  * input says), rows per second since the start, and the time left at that
  * rate when the total is known. On a terminal one line is redrawn in place;
- * on anything else (a log, a pipe) a line is added every 10 s, so a log is
- * not flooded.
+ * on anything else (a log, a pipe) a line is added every `logEveryMs` (10 s
+ * unless told), so a log is not flooded.
  */
 export class ProgressMeter {
   private readonly out: NodeJS.WritableStream;
   private readonly terminal: boolean;
   private readonly label: string;
   private readonly total: number | undefined;
-  private readonly started = performance.now();
-  private lastShown = this.started;
+  private readonly everyMs: number;
+  private readonly started: number;
+  private lastShown: number;
   private shown = false;
 
-  constructor(out: NodeJS.WritableStream, label: string, total: number | undefined) {
+  /** `startedAt`: the performance.now() the rate counts from, when the work began before the meter. */
+  constructor(out: NodeJS.WritableStream, label: string, total: number | undefined, options: { readonly logEveryMs?: number; readonly startedAt?: number } = {}) {
     this.out = out;
     this.terminal = (out as { isTTY?: boolean }).isTTY === true;
     this.label = label;
     this.total = total;
+    this.everyMs = this.terminal ? TERMINAL_REDRAW_MS : (options.logEveryMs ?? LOG_LINE_MS);
+    this.started = options.startedAt ?? performance.now();
+    this.lastShown = this.started;
   }
 
   update(done: number): void {
     const now = performance.now();
-    if (now - this.lastShown < (this.terminal ? TERMINAL_REDRAW_MS : LOG_LINE_MS)) return;
+    if (now - this.lastShown < this.everyMs) return;
     this.lastShown = now;
     const rate = done / ((now - this.started) / 1000);
     let line = `${this.label}: ${COUNT.format(done)}`;

@@ -6,13 +6,15 @@
  * generation keeps serving). A server started afterwards serves the new one.
  */
 import { parseArgs } from 'node:util';
-import { importSnapshot, type ImportProgress, type ImportReport } from '../batch/snapshot-import.js';
+import { importSnapshot, type ImportReport } from '../batch/snapshot-import.js';
+import { parseDuration } from '../config/duration.js';
 import { OPTION_SPECS, resolveServeOptions } from '../config/options.js';
 import { loadRegistry } from '../config/registry.js';
 import { StrataError } from '../errors.js';
 import { LevelStore } from '../storage/level-store.js';
+import { ProgressMeter } from './progress-meter.js';
 
-export const SNAPSHOT_USAGE = `usage: strata snapshot import --view V [--registry F] [--data-dir D] [--cutoff T] [--json] FILE…
+export const SNAPSHOT_USAGE = `usage: strata snapshot import --view V [--registry F] [--data-dir D] [--cutoff T] [--json] [--progress-interval D] FILE…
 
   FILE…        parquet, Avro container, NDJSON or CSV files (by extension) of the view's rows:
                join keys, event_timestamp, optional created_timestamp, features
@@ -22,15 +24,16 @@ export const SNAPSHOT_USAGE = `usage: strata snapshot import --view V [--registr
   --cutoff T   a stream view's tiles: events up to T (ISO 8601, on the tile grid) are in
                them; default: the newest tile end in the files
   --json       print the report as JSON
+  --progress-interval D
+               when stderr is not a terminal, a progress line this often (default 10s)
   Other serve options (--registry, --data-dir, --retention, --max-versions …) apply as for serve.
+  A running server imports the same way over its admin API (POST /admin/snapshot-import).
 `;
-
-const PROGRESS_EVERY_MS = 250;
 
 export async function runSnapshot(argv: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream & { isTTY?: boolean }): Promise<number> {
   const [action, ...rest] = argv;
   if (action !== 'import') throw new StrataError('STRATA_MALFORMED_REQUEST', `snapshot: unknown action ${JSON.stringify(action ?? '')}\n\n${SNAPSHOT_USAGE}`);
-  const options: Record<string, { type: 'string' | 'boolean' }> = { view: { type: 'string' }, cutoff: { type: 'string' }, json: { type: 'boolean' } };
+  const options: Record<string, { type: 'string' | 'boolean' }> = { view: { type: 'string' }, cutoff: { type: 'string' }, json: { type: 'boolean' }, 'progress-interval': { type: 'string' } };
   for (const spec of OPTION_SPECS) options[spec.flag] = { type: 'string' };
   let parsed: ReturnType<typeof parseArgs>;
   try {
@@ -41,25 +44,23 @@ export async function runSnapshot(argv: string[], out: NodeJS.WritableStream, er
   const { values, positionals } = parsed;
   const viewName = values.view as string | undefined;
   if (viewName === undefined || positionals.length === 0) throw new StrataError('STRATA_MALFORMED_REQUEST', `snapshot import needs --view and at least one file\n\n${SNAPSHOT_USAGE}`);
-  const { view: _view, json: _json, cutoff, ...serveFlags } = values;
+  const { view: _view, json: _json, cutoff, 'progress-interval': progressInterval, ...serveFlags } = values;
   const cutoffMs = cutoff === undefined ? undefined : Date.parse(cutoff as string);
   if (cutoffMs !== undefined && Number.isNaN(cutoffMs)) throw new StrataError('STRATA_MALFORMED_REQUEST', `--cutoff: ${JSON.stringify(cutoff)} is not an ISO 8601 time`, { field: 'cutoff' });
+  const logEveryMs = progressInterval === undefined ? undefined : parseDuration(progressInterval as string);
+  if (logEveryMs === 0 || (progressInterval !== undefined && logEveryMs === undefined)) {
+    throw new StrataError('STRATA_MALFORMED_REQUEST', `snapshot import: --progress-interval ${JSON.stringify(progressInterval)} must be a duration like 500ms, 5s, 1m\n\n${SNAPSHOT_USAGE}`);
+  }
   const serveOptions = resolveServeOptions(serveFlags as Record<string, string | undefined>, process.env);
   const registry = loadRegistry(serveOptions.registry);
   const view = registry.views.get(viewName);
   if (view === undefined) throw new StrataError('STRATA_UNKNOWN_FEATURE_VIEW', `no view ${viewName} in ${serveOptions.registry}`, { field: 'view' });
 
   const store = await LevelStore.open({ dataDir: serveOptions.dataDir, registry, retentionMs: serveOptions.retentionMs, maxVersions: serveOptions.maxVersions, maxEvents: serveOptions.maxEvents });
-  let lastShown = 0;
-  const showProgress = (progress: ImportProgress, final = false): void => {
-    const now = Date.now();
-    if (!final && now - lastShown < PROGRESS_EVERY_MS) return;
-    lastShown = now;
-    const line = progressLine(progress);
-    err.write(err.isTTY === true ? `\r${line.padEnd(78)}${final ? '\n' : ''}` : `${line}\n`);
-  };
+  const started = performance.now();
+  // The total is known once the files are open, at the first progress.
+  let meter: ProgressMeter | undefined;
   let report: ImportReport;
-  let last: ImportProgress | undefined;
   try {
     report = await importSnapshot({
       view,
@@ -68,24 +69,17 @@ export async function runSnapshot(argv: string[], out: NodeJS.WritableStream, er
       retentionMs: serveOptions.retentionMs,
       maxVersions: serveOptions.maxVersions,
       cutoffMs,
-      onProgress: (progress) => {
-        last = progress;
-        showProgress(progress);
+      onProgress: ({ rows, totalRows }) => {
+        meter ??= new ProgressMeter(err, `strata snapshot import ${view.name}`, totalRows, { logEveryMs, startedAt: started });
+        meter.update(rows);
       },
     });
   } finally {
-    if (last !== undefined) showProgress(last, true);
+    meter?.finish();
     await store.close();
   }
   out.write(values.json === true ? `${JSON.stringify(report)}\n` : summary(report));
   return report.published ? 0 : 1;
-}
-
-function progressLine({ rows, totalRows, elapsedMs, file }: ImportProgress): string {
-  const rate = elapsedMs > 0 ? (rows * 1000) / elapsedMs : 0;
-  const eta = totalRows !== undefined && rate > 0 ? `  ETA ${Math.max(0, (totalRows - rows) / rate).toFixed(0)}s` : '';
-  const of = totalRows === undefined ? '' : ` of ${totalRows.toLocaleString('en-US')}`;
-  return `${rows.toLocaleString('en-US')}${of} rows  ${Math.round(rate).toLocaleString('en-US')} rows/s${eta}  ${file}`;
 }
 
 function summary(report: ImportReport): string {

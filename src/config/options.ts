@@ -4,6 +4,7 @@
  * and unknown STRATA_* variables stop the process at start, naming the source
  * and the rule. The result is frozen.
  */
+import { realpathSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { StrataError } from '../errors.js';
 import { parseDuration } from './duration.js';
@@ -40,6 +41,9 @@ export interface ServeOptions {
   readonly shutdownGraceMs: number;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
   readonly workers: number;
+  readonly compactionIntervalMs: number;
+  /** Real path (symlinks resolved) of the one directory server-side file paths may name; undefined: none may. */
+  readonly serverFilesDir: string | undefined;
 }
 
 type Parser = (text: string) => { value: unknown } | { rule: string };
@@ -65,6 +69,15 @@ const brokerList: Parser = (text) => {
   return brokers.every((broker) => /^[^\s:/]+:\d{1,5}$/.test(broker)) ? { value: Object.freeze(brokers) } : { rule: 'must be a comma-separated list of host:port' };
 };
 const httpUrl: Parser = (text) => (/^https?:\/\/[^\s]+$/.test(text) ? { value: text.replace(/\/+$/, '') } : { rule: 'must be an http(s):// URL' });
+/** An existing directory, as its real path: requests' paths are checked against it after their own symlinks are resolved. */
+const directory: Parser = (text) => {
+  try {
+    const real = realpathSync(text);
+    return statSync(real).isDirectory() ? { value: real } : { rule: 'must be a directory' };
+  } catch (error) {
+    return { rule: `must be an existing directory (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})` };
+  }
+};
 const oneOf = (...choices: string[]): Parser => (text) => (choices.includes(text) ? { value: text } : { rule: `must be one of ${choices.join(', ')}` });
 
 interface OptionSpec {
@@ -108,6 +121,8 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'shutdownGraceMs', flag: 'shutdown-grace', env: 'STRATA_SHUTDOWN_GRACE', parse: duration(0), fallback: 5_000, help: 'time in-flight calls get on SIGTERM' },
   { key: 'logLevel', flag: 'log-level', env: 'STRATA_LOG_LEVEL', parse: oneOf('debug', 'info', 'warn', 'error'), fallback: 'info', help: 'log verbosity' },
   { key: 'workers', flag: 'workers', env: 'STRATA_WORKERS', parse: integer(1, 64), fallback: 1, help: 'serving processes sharing the ports; each has its own L1 of --l1-budget, L3 stays in the primary' },
+  { key: 'compactionIntervalMs', flag: 'compaction-interval', env: 'STRATA_COMPACTION_INTERVAL', parse: duration(0), fallback: 3_600_000, help: 'how often L3 is swept for history past --retention in records not written since (also once at start; 0 = never)' },
+  { key: 'serverFilesDir', flag: 'server-files-dir', env: 'STRATA_SERVER_FILES_DIR', parse: directory, fallback: undefined, help: 'the directory whose files requests may name (snapshot imports, historical entities_path); relative paths are taken from it; without it, none' },
 ];
 
 /** STRATA_* variables that are not serve options but are read elsewhere. */

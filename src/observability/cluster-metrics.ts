@@ -16,12 +16,12 @@ import type { Metrics } from './metrics.js';
 /** A worker that does not answer within this is left out of the scrape rather than failing it. */
 const SNAPSHOT_TIMEOUT_MS = 2_000;
 
-/** Primary side: the aggregated Prometheus text of `workers`. */
-export async function aggregateWorkerMetrics(workers: readonly IpcEndpoint<WorkerMethods, PrimaryMethods>[], logger: Logger): Promise<string> {
+/** Primary side: the aggregated Prometheus text of `workers` and the primary's own metrics (L3 compaction). */
+export async function aggregateWorkerMetrics(workers: readonly IpcEndpoint<WorkerMethods, PrimaryMethods>[], primary: Metrics, logger: Logger): Promise<string> {
   const snapshots = await Promise.allSettled(workers.map((worker) => worker.call('metrics.snapshot', null, SNAPSHOT_TIMEOUT_MS)));
   const answered = snapshots.flatMap((snapshot) => (snapshot.status === 'fulfilled' ? [snapshot.value] : []));
   if (answered.length < workers.length) logger.warn('some workers did not answer a metrics scrape; it covers the others only', { workers: workers.length, answered: answered.length });
-  return AggregatorRegistry.aggregate(answered).metrics();
+  return AggregatorRegistry.aggregate([...answered, await primary.registry.getMetricsAsJSON()]).metrics();
 }
 
 /** Worker side: answers the primary's snapshot requests with this process's metrics. */

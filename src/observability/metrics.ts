@@ -129,6 +129,27 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly compactedRecords = new Counter({
+    name: 'strata_compaction_records_total',
+    help: 'L3 records the retention compaction sweep rewrote (history past retention dropped) or deleted (nothing left).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly compactionSweeps = new Counter({
+    name: 'strata_compaction_sweeps_total',
+    help: 'Retention compaction sweeps over L3 that ended.',
+    registers: [this.registry],
+  });
+
+  readonly compactionSweepSeconds = new Gauge({
+    name: 'strata_compaction_last_sweep_seconds',
+    help: 'How long the last retention compaction sweep over L3 took.',
+    // With --workers only the primary, which owns L3, sweeps.
+    aggregator: 'max',
+    registers: [this.registry],
+  });
+
   constructor(options: { processMetrics: boolean }) {
     if (options.processMetrics) collectDefaultMetrics({ register: this.registry });
   }

@@ -5,10 +5,11 @@ import { HealthImplementation } from 'grpc-health-check';
 import { invalid, StrataError } from '../errors.js';
 import type { HistoricalReader } from '../serving/historical-reader.js';
 import { describeRegistry } from '../serving/registry-description.js';
+import { importSnapshotHandler } from './admin-rpc.js';
 import type { ServingCore } from './serving-core.js';
 import { bytesBidiMethod, HistoricalFeaturesRpc } from './historical-features-rpc.js';
 import { OnlineFeaturesRpc } from './online-features-rpc.js';
-import { decodeRequest, PROTO_FILE, ProtoTypes, SERVICE_NAME, type PushEventsMessage, type WriteFeaturesMessage } from './proto.js';
+import { ADMIN_SERVICE_NAME, decodeRequest, PROTO_FILE, ProtoTypes, SERVICE_NAME, type PushEventsMessage, type WriteFeaturesMessage } from './proto.js';
 import { structToJs } from './proto-struct.js';
 import { protoValues } from './proto-values.js';
 import { grpcCodeName, toGrpcError } from './status-edge.js';
@@ -17,13 +18,13 @@ type UnaryHandler = (body: Buffer) => Promise<Buffer>;
 
 const identity = (bytes: Buffer): Buffer => bytes;
 
-/** A unary method whose messages cross grpc-js as raw bytes, for handlers that (de)serialize themselves. */
-export function bytesMethod(path: string): grpc.MethodDefinition<Buffer, Buffer> {
-  return { path, requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity };
+/** A method (unary unless told) whose messages cross grpc-js as raw bytes, for handlers that (de)serialize themselves. */
+export function bytesMethod(path: string, { responseStream = false }: { readonly responseStream?: boolean } = {}): grpc.MethodDefinition<Buffer, Buffer> {
+  return { path, requestStream: false, responseStream, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity };
 }
 
 /**
- * `strata.v1.FeatureService` on grpc-js, plus grpc.health.v1 and server
+ * `strata.v1.FeatureService` and `strata.v1.AdminService` on grpc-js, plus grpc.health.v1 and server
  * reflection. Messages pass through grpc-js as raw bytes (identity
  * serializers): requests are decoded inside the handler, where a parse error
  * can become INVALID_ARGUMENT, and responses arrive already encoded.
@@ -66,6 +67,7 @@ export class GrpcEdge {
         GetHistoricalFeatures: this.historicalFeatures.handle,
       },
     );
+    this.server.addService({ ImportSnapshot: bytesMethod(`/${ADMIN_SERVICE_NAME}/ImportSnapshot`, { responseStream: true }) }, { ImportSnapshot: importSnapshotHandler(core) });
     this.health = new HealthImplementation({ '': 'SERVING', [SERVICE_NAME]: 'SERVING' });
     this.health.addToServer(this.server);
     const definition = protoLoader.loadSync(PROTO_FILE, { keepCase: true });

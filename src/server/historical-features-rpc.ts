@@ -131,7 +131,8 @@ class HistoricalCall {
   /** entities_path: the file's rows, then the end of the call; the call's input is not read further. */
   private async answerFile(scan: HistoricalScan, path: string): Promise<void> {
     const joinKeys = scan.plan.joinKeys.map((name) => ({ name, type: this.rpc.core.registry.entitiesByJoinKey.get(name)!.type }));
-    for await (const rows of entityRowsOfFile(path, joinKeys, FILE_CHUNK_ROWS)) {
+    const file = await this.rpc.core.serverFiles.resolve(path, 'entities_path');
+    for await (const rows of entityRowsOfFile(file, joinKeys, FILE_CHUNK_ROWS)) {
       if (this.settled) return;
       await this.answer(scan, rows, protoValues);
     }

@@ -1,7 +1,8 @@
 /**
  * The Feast-shaped HTTP gateway: POST /get-online-features and POST /push
  * with Feast's JSON bodies (plus `as_of`), POST /push-events (events for the
- * topics of stream views), GET /feature-views, GET /health, GET /metrics.
+ * topics of stream views), POST /admin/snapshot-import, GET /feature-views,
+ * GET /health, GET /metrics.
  * Responses are JSON text assembled directly from the stored value bytes.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -12,6 +13,7 @@ import { describeRegistry } from '../serving/registry-description.js';
 import { valueBytesToJson } from '../values/value-codec.js';
 import { formatTimestamp, jsonValues, parseJsonTimestamp } from './json-values.js';
 import type { ServingCore } from './serving-core.js';
+import { importReportMessage, snapshotRejected } from './snapshot-imports.js';
 import { toHttpError } from './status-edge.js';
 
 type Json = Record<string, unknown>;
@@ -54,6 +56,7 @@ export class HttpGateway {
       ['POST /get-online-features', (body) => this.getOnlineFeatures(body)],
       ['POST /push', (body) => this.push(body)],
       ['POST /push-events', (body) => this.pushEvents(body)],
+      ['POST /admin/snapshot-import', (body) => this.importSnapshot(body)],
     ]);
     this.server = createServer((request, response) => this.handle(request, response));
     this.server.keepAliveTimeout = 65_000;
@@ -87,7 +90,7 @@ export class HttpGateway {
     const route = this.routes.get(routeKey);
     if (route === undefined) {
       request.resume();
-      return fail(new StrataError('STRATA_ROUTE_NOT_FOUND', `no route ${routeKey}; routes: POST /get-online-features, POST /push, POST /push-events, GET /feature-views, GET /health, GET /metrics`));
+      return fail(new StrataError('STRATA_ROUTE_NOT_FOUND', `no route ${routeKey}; routes: POST /get-online-features, POST /push, POST /push-events, POST /admin/snapshot-import, GET /feature-views, GET /health, GET /metrics`));
     }
     if (this.core.isShuttingDown()) {
       request.resume();
@@ -174,6 +177,22 @@ export class HttpGateway {
     rejectUnknownKeys(body, ['topic', 'events']);
     const outcome = await pusher.push(body.topic, body.events, Date.now());
     return JSON.stringify({ applied: outcome.applied, late_indexes: outcome.late });
+  }
+
+  /**
+   * `{"view": "card_daily", "files": ["cards.parquet"], "cutoff": "…"}` (cutoff: a
+   * stream view's tiles only) → the import's report
+   * (AdminService.ImportSnapshot's, without progress) once it is published;
+   * not published: 400 STRATA_SNAPSHOT_REJECTED with the report beside the error.
+   */
+  private async importSnapshot(body: Json): Promise<string> {
+    rejectUnknownKeys(body, ['view', 'files', 'cutoff']);
+    if (typeof body.view !== 'string') throw invalid('STRATA_MALFORMED_REQUEST', 'view', 'must name a feature view with a batch half');
+    if (!Array.isArray(body.files) || body.files.some((file) => typeof file !== 'string')) throw invalid('STRATA_MALFORMED_REQUEST', 'files', 'must be an array of file paths');
+    const cutoffMs = body.cutoff === undefined || body.cutoff === null ? undefined : parseJsonTimestamp(body.cutoff, 'cutoff');
+    const report = await this.core.snapshots.run({ view: body.view, files: body.files as string[], cutoffMs }, () => undefined);
+    if (!report.published) throw snapshotRejected(report);
+    return JSON.stringify(importReportMessage(report));
   }
 
   listen(host: string, port: number): Promise<number> {

@@ -13,6 +13,7 @@ import type { StructMessage } from './proto-struct.js';
 
 export const PROTO_FILE = fileURLToPath(new URL('../../proto/strata/v1/feature_service.proto', import.meta.url));
 export const SERVICE_NAME = 'strata.v1.FeatureService';
+export const ADMIN_SERVICE_NAME = 'strata.v1.AdminService';
 
 const root = new protobuf.Root().loadSync(PROTO_FILE, { keepCase: true });
 
@@ -26,6 +27,8 @@ export const ProtoTypes = {
   ListFeatureViewsResponse: root.lookupType('strata.v1.ListFeatureViewsResponse'),
   PushEventsRequest: root.lookupType('strata.v1.PushEventsRequest'),
   PushEventsResponse: root.lookupType('strata.v1.PushEventsResponse'),
+  ImportSnapshotRequest: root.lookupType('strata.v1.ImportSnapshotRequest'),
+  ImportSnapshotResponse: root.lookupType('strata.v1.ImportSnapshotResponse'),
 } as const;
 
 export interface TimestampMessage {

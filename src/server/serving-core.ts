@@ -4,6 +4,8 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { FeatureWriter } from '../serving/feature-writer.js';
 import type { OnlineReader } from '../serving/online-reader.js';
+import type { ServerFiles } from './server-files.js';
+import type { SnapshotImports } from './snapshot-imports.js';
 
 /** What both protocol edges serve from. */
 export interface ServingCore {
@@ -12,6 +14,10 @@ export interface ServingCore {
   readonly writer: FeatureWriter;
   /** PushEvents; undefined when the registry has no stream views. */
   readonly pusher: EventPusher | undefined;
+  /** Snapshot imports asked over the admin endpoints. */
+  readonly snapshots: SnapshotImports;
+  /** Which files on the server's disk a request may name. */
+  readonly serverFiles: ServerFiles;
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly limits: { readonly maxMessageBytes: number };

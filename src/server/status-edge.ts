@@ -55,7 +55,7 @@ export function toGrpcError(thrown: unknown): { error: StrataError; response: Pa
 
 export function toHttpError(thrown: unknown): { error: StrataError; status: number; body: string } {
   const error = asStrataError(thrown);
-  const body = JSON.stringify({ error: { code: error.code, message: truncate(error.message, MAX_MESSAGE_CHARS), ...(error.field === undefined ? {} : { field: truncate(error.field, MAX_FIELD_CHARS) }) } });
+  const body = JSON.stringify({ error: { code: error.code, message: truncate(error.message, MAX_MESSAGE_CHARS), ...(error.field === undefined ? {} : { field: truncate(error.field, MAX_FIELD_CHARS) }) }, ...error.details });
   return { error, status: HTTP_CODE[error.kind], body };
 }
 

@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import { ownedL3Imports, type ImportRunner } from '../batch/import-runner.js';
 import { BloomGate } from '../cache/bloom-gate.js';
 import { LruMemoryTier } from '../cache/lru-memory-tier.js';
 import { RedisSharedTier } from '../cache/redis-shared-tier.js';
@@ -14,10 +15,14 @@ import { FeatureWriter } from '../serving/feature-writer.js';
 import { HistoricalReader } from '../serving/historical-reader.js';
 import { OnlineReader } from '../serving/online-reader.js';
 import type { FeatureStore } from '../storage/feature-store.js';
+import { Compactor } from '../storage/compaction.js';
 import { LevelStore } from '../storage/level-store.js';
+import type { RemoteFeatureStore } from '../storage/remote-feature-store.js';
 import { GrpcEdge } from './grpc-edge.js';
 import { HttpGateway } from './http-gateway.js';
+import { ServerFiles } from './server-files.js';
 import type { ServingCore } from './serving-core.js';
+import { SnapshotImports } from './snapshot-imports.js';
 
 export interface RunningServer {
   readonly grpcPort: number;
@@ -38,7 +43,8 @@ export async function openLevelStore(options: ServeOptions, registry: Registry):
  * the two protocol edges — and starts listening. `prepare` runs after the
  * store opens and before any port is bound (the CLI seeds the bundled
  * example there). A worker of `--workers N` passes `l3` (the primary's
- * LevelDB over IPC) and `scrapeMetrics` (the whole cluster's metrics).
+ * LevelDB over IPC, where snapshot imports run too) and `scrapeMetrics` (the
+ * whole cluster's metrics).
  */
 export async function startServer(
   options: ServeOptions,
@@ -47,7 +53,7 @@ export async function startServer(
     logger?: Logger;
     processMetrics?: boolean;
     prepare?: (core: ServingCore) => Promise<void>;
-    l3?: FeatureStore;
+    l3?: RemoteFeatureStore;
     scrapeMetrics?: () => Promise<string>;
     /** `strata ingest`: consume and expose /metrics over HTTP, but serve no gRPC. */
     ingestOnly?: boolean;
@@ -55,7 +61,10 @@ export async function startServer(
 ): Promise<RunningServer> {
   const logger = extras.logger ?? createLogger(options.logLevel);
   const metrics = new Metrics({ processMetrics: extras.processMetrics ?? false });
-  const l3 = extras.l3 ?? (await openLevelStore(options, registry));
+  // This process's own L3, unless a worker's primary owns it (which then sweeps it and runs imports).
+  const remote = extras.l3;
+  const local = remote === undefined ? await openLevelStore(options, registry) : undefined;
+  const l3: FeatureStore = local ?? remote!;
   // Without L2 every write this process can see comes through it (and through L1), so L1 entries need no expiry.
   const l1MaxStalenessMs = options.redisUrl === undefined ? 0 : options.l1MaxStalenessMs;
   const l1 = options.l1BudgetBytes > 0 ? new LruMemoryTier({ budgetBytes: options.l1BudgetBytes, maxStalenessMs: l1MaxStalenessMs, metrics }) : undefined;
@@ -101,11 +110,15 @@ export async function startServer(
       : undefined;
 
   let shuttingDown = false;
+  const serverFiles = new ServerFiles(options.serverFilesDir);
+  const imports: ImportRunner = local === undefined ? (request) => remote!.importSnapshot(request) : ownedL3Imports(local, options, (keys) => store.expectKeys(keys));
   const core: ServingCore = {
     registry,
     reader: new OnlineReader(registry, store, { maxRows: options.maxRows, maxFeatures: options.maxFeatures, maxResponseBytes: options.maxResponseBytes, retentionMs: options.retentionMs }),
     writer: new FeatureWriter(registry, store, { maxRows: options.maxRows, metrics }),
     pusher: applier === undefined ? undefined : new EventPusher(registry, applier, metrics, options.maxRows),
+    snapshots: new SnapshotImports(registry, serverFiles, imports),
+    serverFiles,
     metrics,
     logger,
     limits: { maxMessageBytes: options.maxMessageBytes },
@@ -119,6 +132,7 @@ export async function startServer(
       }),
   };
   const historical = new HistoricalReader(registry, store, { maxFeatures: options.maxFeatures, maxResponseBytes: options.maxResponseBytes, retentionMs: options.retentionMs });
+  const compactor = local === undefined ? undefined : new Compactor({ store: local, intervalMs: options.compactionIntervalMs, metrics, logger });
   const grpcEdge = new GrpcEdge(core, historical);
   const http = new HttpGateway(core);
   try {
@@ -127,6 +141,7 @@ export async function startServer(
     if (options.unixSocket !== undefined && !extras.ingestOnly) await grpcEdge.bind(`unix:${options.unixSocket}`);
     const httpPort = await http.listen(options.host, options.httpPort);
     ingester?.start();
+    compactor?.start();
     logger.info('strata serving', { grpc: `${options.host}:${grpcPort}`, http: `${options.host}:${httpPort}`, unixSocket: options.unixSocket, l1: l1 !== undefined, l2: l2 !== undefined, views: registry.views.size });
     return {
       grpcPort,
@@ -135,12 +150,13 @@ export async function startServer(
       stop: async () => {
         shuttingDown = true;
         await ingester?.stop();
-        await Promise.all([grpcEdge.shutdown(options.shutdownGraceMs), http.close(options.shutdownGraceMs)]);
+        await Promise.all([grpcEdge.shutdown(options.shutdownGraceMs), http.close(options.shutdownGraceMs), compactor?.stop()]);
         await store.close();
       },
     };
   } catch (error) {
     await ingester?.stop();
+    await compactor?.stop();
     grpcEdge.server.forceShutdown();
     await http.close(0);
     await store.close();

@@ -73,5 +73,11 @@ export interface FeatureStore extends GenerationSource {
    * above can learn the keys and records. One listener; it runs synchronously.
    */
   onPeerWrites?(listener: (writes: readonly PeerWrite[]) => void): void;
+  /**
+   * Only where another process imports snapshots into the shared L3
+   * (--workers): keys of a generation being staged, heard before its
+   * publish, for a bloom gate to learn. One listener.
+   */
+  onExpectedKeys?(listener: (keys: readonly Buffer[]) => void): void;
   close(): Promise<void>;
 }

@@ -4,6 +4,7 @@ import type { Registry, ViewDef } from '../config/registry.js';
 import { StrataError } from '../errors.js';
 import { asBuffer } from '../util/bytes.js';
 import type { ValueType } from '../values/value-codec.js';
+import { compactRecord, type CompactableStore, type CompactionBatch } from './compaction.js';
 import { EVENT_LOG_FORMAT, EventLog, mergeEventLog } from './event-log.js';
 import { isEventWrite, type EventWrite, type FeatureStore, type PublishedSnapshot, type RecordRef, type RecordWrite, type VersionWrite } from './feature-store.js';
 import { generationPrefix, isSnapshotKey, nextGenerationKey, publishedGenerationKey, RECORD_NAMESPACE, SCHEMA_NAMESPACE, schemaKey, viewOfRecordKey } from './keys.js';
@@ -36,7 +37,7 @@ function storageError(action: string, error: unknown): StrataError {
 }
 
 /** L3 on classic-level (LevelDB). One process owns a data dir: LevelDB takes an exclusive lock. */
-export class LevelStore implements FeatureStore, SnapshotStore {
+export class LevelStore implements FeatureStore, SnapshotStore, CompactableStore {
   private readonly db: ClassicLevel<Buffer, Buffer>;
   private readonly registry: Registry;
   private readonly retentionMs: number;
@@ -215,12 +216,17 @@ export class LevelStore implements FeatureStore, SnapshotStore {
 
   applyWrites(writes: readonly RecordWrite[], nowMs: number): Promise<Uint8Array[]> {
     const ids = writes.map((write) => write.key.toString('latin1'));
+    return this.inKeyOrder(ids, () => this.mergeAndWrite(writes, ids, nowMs));
+  }
+
+  /** Runs `task` after the writes in flight that share a key with it, and before any later one of those keys. */
+  private inKeyOrder<T>(ids: readonly string[], task: () => Promise<T>): Promise<T> {
     const before = new Set<Promise<unknown>>();
     for (const id of ids) {
       const last = this.lastWriteOf.get(id);
       if (last !== undefined) before.add(last);
     }
-    const run = before.size === 0 ? this.mergeAndWrite(writes, ids, nowMs) : Promise.all(before).then(() => this.mergeAndWrite(writes, ids, nowMs));
+    const run = before.size === 0 ? task() : Promise.all(before).then(task);
     const settled = run.then(
       () => undefined,
       () => undefined,
@@ -290,6 +296,70 @@ export class LevelStore implements FeatureStore, SnapshotStore {
     const horizon = nowMs - this.retentionMs - source.maxWindowMs;
     const revision = nextRevision(Math.max(local?.revision ?? 0, shared?.revision ?? 0), nowMs);
     return mergeEventLog(base, source.columns, write.events, horizon, this.maxEvents, revision).bytes;
+  }
+
+  /**
+   * Retention compaction (compaction.ts) of up to `limit` records after
+   * `after`, read from a fresh iterator each batch (no LevelDB snapshot is
+   * held across a sweep). Records that need it are re-read and rewritten in
+   * their keys' write order, so a write that raced the scan is built on,
+   * never overwritten; snapshot records only in their published
+   * generation (staged ones belong to their import).
+   */
+  async compactBatch(after: Buffer | undefined, limit: number, nowMs: number): Promise<CompactionBatch> {
+    const limits = { retentionMs: this.retentionMs, maxVersions: this.maxVersions, maxEvents: this.maxEvents };
+    let entries: [Buffer, Buffer][];
+    try {
+      entries = await this.db.iterator({ ...(after === undefined ? { gte: Buffer.of(RECORD_NAMESPACE) } : { gt: after }), lt: Buffer.of(RECORD_NAMESPACE + 1), limit }).all();
+    } catch (error) {
+      throw storageError('read', error);
+    }
+    const candidates: Buffer[] = [];
+    for (const [key, bytes] of entries) {
+      const view = this.compactableView(key);
+      if (view !== undefined && compactRecord(view, key, bytes, nowMs, limits).action !== 'keep') candidates.push(key);
+    }
+    const outcome = { rewritten: 0, deleted: 0, bytesBefore: 0, bytesAfter: 0 };
+    if (candidates.length > 0) {
+      const ids = candidates.map((key) => key.toString('latin1'));
+      await this.inKeyOrder(ids, async () => {
+        const current = await this.db.getMany(candidates);
+        const batch = this.db.batch();
+        candidates.forEach((key, index) => {
+          const bytes = current[index];
+          // Gone (a publish cleared the generation), or no longer published: nothing to do.
+          const view = bytes === undefined ? undefined : this.compactableView(key);
+          if (bytes === undefined || view === undefined) return;
+          const compaction = compactRecord(view, key, bytes, nowMs, limits);
+          if (compaction.action === 'keep') return;
+          outcome.bytesBefore += bytes.length;
+          if (compaction.action === 'delete') {
+            batch.del(key);
+            outcome.deleted++;
+          } else {
+            batch.put(key, asBuffer(compaction.bytes));
+            outcome.bytesAfter += compaction.bytes.length;
+            outcome.rewritten++;
+          }
+        });
+        try {
+          await batch.write();
+        } catch (error) {
+          throw storageError('write', error);
+        }
+        // The next write of these keys reads the compacted record back.
+        for (const id of ids) this.recentWrites.delete(id);
+      });
+    }
+    return { next: entries.length < limit ? undefined : entries[entries.length - 1]![0], scanned: entries.length, ...outcome };
+  }
+
+  /** The view of a record key the sweep may compact: known, and for a snapshot record in its published generation. */
+  private compactableView(key: Buffer): ViewDef | undefined {
+    const view = this.registry.views.get(viewOfRecordKey(key));
+    if (view === undefined || !isSnapshotKey(key)) return view;
+    const prefix = generationPrefix(view.name, this.publishedGeneration(view.name));
+    return prefix.compare(key, 0, prefix.length) === 0 ? view : undefined;
   }
 
   /** Snapshot records count only in their published generation. */

@@ -1,13 +1,19 @@
+import type { ImportRequest } from '../batch/import-runner.js';
+import type { ImportProgress, ImportReport } from '../batch/snapshot-import.js';
 import { fromWireRef, toWireRef, type PrimaryMethods, type WireWrite, type WorkerMethods } from '../cluster-protocol.js';
 import type { Registry } from '../config/registry.js';
 import { ERROR_CATALOGUE, StrataError, type ErrorCode } from '../errors.js';
-import type { IpcEndpoint } from '../util/ipc-endpoint.js';
+import type { IpcEndpoint, RemoteCallError } from '../util/ipc-endpoint.js';
 import type { FeatureStore, PeerWrite, PublishedSnapshot, RecordRef, RecordWrite } from './feature-store.js';
 
-/** A failed L3 call as the client should see it: the primary's error code when it sent one (a LevelDB failure is STRATA_STORAGE_UNAVAILABLE there too). */
-function storeError(error: unknown): StrataError {
-  const { message, code } = error as Error & { code?: string };
-  return new StrataError(code !== undefined && code in ERROR_CATALOGUE ? (code as ErrorCode) : 'STRATA_STORAGE_UNAVAILABLE', `L3 (in the primary process): ${message}`, { cause: error });
+/**
+ * A failed call to the primary as the client should see it: the primary's
+ * error code and field when it sent them (a LevelDB failure is
+ * STRATA_STORAGE_UNAVAILABLE there too); a closed channel is L3 unavailable.
+ */
+function primaryError(error: unknown, context: string): StrataError {
+  const { message, code, field } = error as RemoteCallError;
+  return new StrataError(code !== undefined && code in ERROR_CATALOGUE ? (code as ErrorCode) : 'STRATA_STORAGE_UNAVAILABLE', `${context}${message}`, { field, cause: error });
 }
 
 /**
@@ -15,7 +21,8 @@ function storeError(error: unknown): StrataError {
  * LevelDB (only one process may open it) and answers these calls over IPC
  * (src/storage/feature-store-host.ts). The primary also forwards the records
  * other workers commit, before their callers hear back: they reach the
- * onPeerWrites listener.
+ * onPeerWrites listener. Snapshot imports run in the primary too; their
+ * staged keys and publishes reach every worker (onExpectedKeys, onPublish).
  */
 export class RemoteFeatureStore implements FeatureStore {
   private readonly primary: IpcEndpoint<PrimaryMethods, WorkerMethods>;
@@ -28,7 +35,14 @@ export class RemoteFeatureStore implements FeatureStore {
    */
   private earlyPeerWrites: PeerWrite[] = [];
   private nextStream = 1;
-  private generations: Readonly<Record<string, PublishedSnapshot>> = {};
+  private generations: Record<string, PublishedSnapshot> = {};
+  private readonly publishListeners: ((view: string, generation: number) => void)[] = [];
+  private expectedKeysListener: ((keys: readonly Buffer[]) => void) | undefined;
+  /** As early peer writes: keys of a snapshot being staged while this worker still builds its bloom gate. */
+  private earlyExpectedKeys: Buffer[] = [];
+  private nextImport = 1;
+  /** Progress listeners of this worker's imports under way, by import id. */
+  private readonly importProgress = new Map<number, (progress: ImportProgress) => void>();
 
   /** Connects to the primary's L3 and learns the published snapshot generations. */
   static async connect(primary: IpcEndpoint<PrimaryMethods, WorkerMethods>, registry: Registry): Promise<RemoteFeatureStore> {
@@ -46,6 +60,34 @@ export class RemoteFeatureStore implements FeatureStore {
       else this.peerListener(writes);
       return null;
     });
+    primary.serve('l3.expect-keys', ({ keys }) => {
+      if (this.expectedKeysListener === undefined) this.earlyExpectedKeys.push(...keys);
+      else this.expectedKeysListener(keys);
+      return null;
+    });
+    primary.serve('l3.published', ({ view, snapshot }) => {
+      this.generations[view] = snapshot;
+      for (const listener of this.publishListeners) listener(view, snapshot.generation);
+      return null;
+    });
+    primary.serve('snapshot.progress', ({ importId, progress }) => {
+      this.importProgress.get(importId)?.(progress);
+      return null;
+    });
+  }
+
+  /** A snapshot import, run by the primary (it owns L3); resolves once every worker reads what it published. */
+  async importSnapshot({ view, paths, cutoffMs, onProgress }: ImportRequest): Promise<ImportReport> {
+    const importId = this.nextImport++;
+    this.importProgress.set(importId, onProgress);
+    try {
+      return await this.primary.call('snapshot.import', { view: view.name, paths: [...paths], cutoffMs, importId });
+    } catch (error) {
+      // The primary's refusal as it made it: it speaks of the request, not of L3.
+      throw primaryError(error, '');
+    } finally {
+      this.importProgress.delete(importId);
+    }
   }
 
   async getRecords(refs: readonly RecordRef[]): Promise<(Uint8Array | undefined)[]> {
@@ -74,7 +116,7 @@ export class RemoteFeatureStore implements FeatureStore {
 
   private call<M extends keyof PrimaryMethods>(method: M, args: PrimaryMethods[M]['args']): Promise<PrimaryMethods[M]['result']> {
     return this.primary.call(method, args).catch((error: unknown) => {
-      throw storeError(error);
+      throw primaryError(error, 'L3 (in the primary process): ');
     });
   }
 
@@ -86,8 +128,17 @@ export class RemoteFeatureStore implements FeatureStore {
     return this.generations[view]?.cutoffMs ?? 0;
   }
 
-  /** Never called: snapshots are imported only where one process owns L3 (the admin endpoint refuses under --workers). */
-  onPublish(): void {}
+  /** Publishes reach every worker from the primary (l3.published) before the import's caller hears of them. */
+  onPublish(listener: (view: string, generation: number) => void): void {
+    this.publishListeners.push(listener);
+  }
+
+  onExpectedKeys(listener: (keys: readonly Buffer[]) => void): void {
+    this.expectedKeysListener = listener;
+    const early = this.earlyExpectedKeys;
+    this.earlyExpectedKeys = [];
+    if (early.length > 0) listener(early);
+  }
 
   onPeerWrites(listener: (writes: readonly PeerWrite[]) => void): void {
     this.peerListener = listener;

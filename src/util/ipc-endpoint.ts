@@ -28,17 +28,19 @@ interface ReplyMessage {
   readonly ipc: 'reply';
   readonly id: number;
   readonly result?: unknown;
-  readonly error?: { readonly message: string; readonly code: string | undefined };
+  readonly error?: { readonly message: string; readonly code: string | undefined; readonly field?: string };
 }
 
-/** A failure reported by the other side (with its error code, if it had one), or the channel closing under a call. */
+/** A failure reported by the other side (with its error code and field, if it had them), or the channel closing under a call. */
 export class RemoteCallError extends Error {
   override readonly name = 'RemoteCallError';
   readonly code: string | undefined;
+  readonly field: string | undefined;
 
-  constructor(message: string, code: string | undefined) {
+  constructor(message: string, code: string | undefined, field?: string) {
     super(message);
     this.code = code;
+    this.field = field;
   }
 }
 
@@ -89,7 +91,7 @@ export class IpcEndpoint<Outgoing extends Methods, Incoming extends Methods> {
     if (typeof message !== 'object' || message === null || !('ipc' in message)) return;
     const typed = message as CallMessage | ReplyMessage;
     if (typed.ipc === 'reply') {
-      this.settle(typed.id, typed.result, typed.error === undefined ? undefined : new RemoteCallError(typed.error.message, typed.error.code));
+      this.settle(typed.id, typed.result, typed.error === undefined ? undefined : new RemoteCallError(typed.error.message, typed.error.code, typed.error.field));
       return;
     }
     const handler = this.handlers.get(typed.method) as ((args: unknown) => unknown) | undefined;
@@ -102,7 +104,8 @@ export class IpcEndpoint<Outgoing extends Methods, Incoming extends Methods> {
       resolve(handler(typed.args));
     }).then(
       (result) => answer({ ipc: 'reply', id: typed.id, result }),
-      (error: Error & { code?: unknown }) => answer({ ipc: 'reply', id: typed.id, error: { message: error.message, code: typeof error.code === 'string' ? error.code : undefined } }),
+      (error: Error & { code?: unknown; field?: unknown }) =>
+        answer({ ipc: 'reply', id: typed.id, error: { message: error.message, code: typeof error.code === 'string' ? error.code : undefined, ...(typeof error.field === 'string' ? { field: error.field } : {}) } }),
     );
   }
 

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -27,7 +27,7 @@ type Expected = HistoricalRow['features'][string];
 let strata: TestServer;
 const scratch = mkdtempSync(join(tmpdir(), 'strata-historical-'));
 beforeAll(async () => {
-  strata = await startTestServer({ registry: REGISTRY });
+  strata = await startTestServer({ registry: REGISTRY, 'server-files-dir': scratch });
 });
 afterAll(async () => {
   await strata?.stop();
@@ -308,6 +308,35 @@ describe('GetHistoricalFeatures: point in time, per row', () => {
       writeFileSync(old, `${JSON.stringify({ card_id: 'hc-1', event_timestamp: Date.now() })}\n${JSON.stringify({ card_id: 'hc-1', event_timestamp: Date.now() - 8 * DAY })}\n`);
       expectError(await read(old), GrpcStatus.OUT_OF_RANGE, 'STRATA_AS_OF_BEFORE_RETENTION', `${old}:row 1 column event_timestamp`);
       expectError(await read(old, rowsMessage('card_id', ['hc-1'], [Date.now()])), GrpcStatus.INVALID_ARGUMENT, 'STRATA_MALFORMED_REQUEST', 'entities_path');
+    });
+
+    it('reads only files inside --server-files-dir (relative paths from it), and none without it', async () => {
+      const read = (server: TestServer, path: string) => callError(getHistoricalFeatures(server.grpc, [{ features: { refs: REFS }, entities_path: path }]));
+      const outside = mkdtempSync(join(tmpdir(), 'strata-outside-'));
+      try {
+        const secret = join(outside, 'secret.csv');
+        writeFileSync(secret, `card_id,event_timestamp
+hc-1,${Date.now()}
+`);
+        symlinkSync(secret, join(scratch, 'link.csv'));
+        for (const path of [secret, join(scratch, '..', 'x.csv'), '../x.csv', join(scratch, 'link.csv'), 'link.csv']) {
+          expectError(await read(strata, path), GrpcStatus.INVALID_ARGUMENT, 'STRATA_PATH_OUTSIDE_FILES_DIR', 'entities_path');
+        }
+        writeFileSync(join(scratch, 'inside.csv'), `card_id,event_timestamp
+hc-1,${Date.now()}
+`);
+        const rows = rowsOf(await getHistoricalFeatures(strata.grpc, [{ features: { refs: REFS }, entities_path: 'inside.csv' }]), ['card_id']);
+        expect(rows.map((row) => row.keys.card_id)).toEqual(['hc-1']);
+
+        const closed = await startTestServer({ registry: REGISTRY });
+        try {
+          expectError(await read(closed, join(scratch, 'inside.csv')), GrpcStatus.FAILED_PRECONDITION, 'STRATA_SERVER_FILES_DISABLED', 'entities_path');
+        } finally {
+          await closed.stop();
+        }
+      } finally {
+        rmSync(outside, { recursive: true, force: true });
+      }
     });
   });
 });

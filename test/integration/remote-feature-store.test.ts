@@ -1,8 +1,8 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deserialize, serialize } from 'node:v8';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { PrimaryMethods, WorkerMethods } from '../../src/cluster-protocol.js';
 import { loadRegistry } from '../../src/config/registry.js';
 import { StrataError } from '../../src/errors.js';
@@ -75,7 +75,7 @@ describe('RemoteFeatureStore over IPC to a FeatureStoreHost', () => {
     dataDir = mkdtempSync(join(tmpdir(), 'strata-remote-'));
     level = await LevelStore.open({ dataDir, registry, retentionMs: 7 * 86_400_000, maxVersions: 100, maxEvents: 1_000 });
     logs = [];
-    host = new FeatureStoreHost({ store: level, registry, logger: createLogger('debug', (line) => void logs.push(line)), peerAckTimeoutMs: 100 });
+    host = new FeatureStoreHost({ store: level, registry, logger: createLogger('debug', (line) => void logs.push(line)), peerAckTimeoutMs: 100, importLimits: { retentionMs: 7 * 86_400_000, maxVersions: 100 } });
     nextWorkerId = 1;
   });
 
@@ -153,5 +153,52 @@ describe('RemoteFeatureStore over IPC to a FeatureStoreHost', () => {
     const failure = await worker.store.getRecords([{ view: storeStats, key: storeKey(1) }]).catch((error: unknown) => error);
     expect(failure).toBeInstanceOf(StrataError);
     expect((failure as StrataError).code).toBe('STRATA_STORAGE_UNAVAILABLE');
+  });
+});
+
+describe('snapshot imports through the primary', () => {
+  const scratch = mkdtempSync(join(tmpdir(), 'strata-remote-import-'));
+  const registryFile = join(scratch, 'registry.yaml');
+  writeFileSync(registryFile, 'entities:\n  card: { join_key: card_id }\nfeature_views:\n  card_daily:\n    entities: [card]\n    ttl: 0\n    source: { type: batch }\n    features:\n      segment: string\n');
+  const batchRegistry = loadRegistry(registryFile);
+  const rows = 60_000;
+  const file = join(scratch, 'cards.ndjson');
+  writeFileSync(file, Array.from({ length: rows }, (_, index) => `${JSON.stringify({ card_id: `card-${index}`, event_timestamp: 1_000, segment: 's' })}\n`).join(''));
+
+  afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+  it('gives a worker that starts during an import every staged key and the new generation before the caller is answered', async () => {
+    const level = await LevelStore.open({ dataDir: join(scratch, 'data'), registry: batchRegistry, retentionMs: 86_400_000, maxVersions: 10, maxEvents: 1_000 });
+    const host = new FeatureStoreHost({ store: level, registry: batchRegistry, logger: createLogger('error'), peerAckTimeoutMs: 1_000, importLimits: { retentionMs: 86_400_000, maxVersions: 10 } });
+    const attach = (workerId: number) => {
+      const pair = channelPair();
+      host.attach(workerId, new IpcEndpoint<WorkerMethods, PrimaryMethods>(pair.primarySide));
+      const store = new RemoteFeatureStore(new IpcEndpoint<PrimaryMethods, WorkerMethods>(pair.workerSide), batchRegistry);
+      const expected = new Set<string>();
+      store.onExpectedKeys((keys) => keys.forEach((key) => expected.add(key.toString('latin1'))));
+      const published: number[] = [];
+      store.onPublish((_view, generation) => published.push(generation));
+      return { store, expected, published };
+    };
+    try {
+      const caller = attach(1);
+      let late: ReturnType<typeof attach> | undefined;
+      const report = await caller.store.importSnapshot({
+        view: batchRegistry.views.get('card_daily')!,
+        paths: [file],
+        cutoffMs: undefined,
+        onProgress: () => void (late ??= attach(2)),
+      });
+      expect(report).toMatchObject({ published: true, rows, generation: 1 });
+      expect(late).toBeDefined();
+      for (const worker of [caller, late!]) {
+        expect(worker.expected.size).toBe(rows);
+        expect(worker.published).toEqual([1]);
+        expect(worker.store.publishedGeneration('card_daily')).toBe(1);
+      }
+    } finally {
+      host.close();
+      await level.close();
+    }
   });
 });

@@ -133,14 +133,15 @@ describe('strata snapshot import: write → audit → publish', () => {
     const before = await served(dataDir, cards);
 
     const big = ndjson('big.ndjson', rows(400_000, 5));
-    const child = spawn(process.execPath, [...CLI, 'snapshot', 'import', '--registry', REGISTRY, '--data-dir', dataDir, '--view', 'card_daily', big], { cwd: ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...CLI, 'snapshot', 'import', '--registry', REGISTRY, '--data-dir', dataDir, '--view', 'card_daily', '--progress-interval', '100ms', big], { cwd: ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
     // Killed once it reports rows staged, well before the end.
     await new Promise<void>((resolve, reject) => {
       let stderr = '';
       child.stderr!.on('data', (chunk: Buffer) => {
         stderr += chunk.toString();
-        if (/\d[\d,]* of|\d[\d,]* rows/.test(stderr)) {
+        // ProgressMeter's line (NDJSON states no total up front).
+        if (/^strata snapshot import card_daily: [\d,]+ rows, [\d,]+ rows\/s$/m.test(stderr)) {
           child.kill('SIGKILL');
           resolve();
         }

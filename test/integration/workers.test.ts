@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -217,6 +217,58 @@ describe('strata serve --workers 2 with the bundled example', () => {
     } finally {
       if (cluster.child.exitCode === null) cluster.child.kill('SIGKILL');
       rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('strata serve --workers 2: snapshot import over the admin API', () => {
+  const scratch = mkdtempSync(join(tmpdir(), 'strata-workers-import-'));
+  const registry = join(scratch, 'registry.yaml');
+  writeFileSync(registry, 'entities:\n  card: { join_key: card_id }\nfeature_views:\n  card_daily:\n    entities: [card]\n    ttl: 0\n    source: { type: batch }\n    features:\n      segment: string\n');
+  const snapshot = (name: string, version: number): string => {
+    writeFileSync(join(scratch, name), Array.from({ length: 50 }, (_, index) => `${JSON.stringify({ card_id: `card-${index}`, event_timestamp: Date.now() - 60_000 + version, segment: `seg-${version}` })}\n`).join(''));
+    return name;
+  };
+  /** card-3's segment through six fresh connections, so through both workers, over both protocols. */
+  const segments = (cluster: Cluster): Promise<unknown[]> =>
+    Promise.all(
+      Array.from({ length: 6 }, async (_, index) => {
+        if (index % 2 === 0) {
+          const response = await withFreshGrpc(cluster.grpc, (client) => client.getOnlineFeatures({ features: { refs: ['card_daily:segment'] }, entities: { card_id: { values: [{ string_val: 'card-3' }] } } }));
+          return columnsOf(response).segment!.values[0];
+        }
+        const response = await freshHttp(cluster.http, 'POST', '/get-online-features', { features: ['card_daily:segment'], entities: { card_id: ['card-3'] } });
+        return (JSON.parse(response.text) as { results: { values: unknown[] }[] }).results[1]!.values[0];
+      }),
+    );
+
+  afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+  it('runs the import in the primary; every worker serves the new generation as soon as the call answers', async () => {
+    const dataDir = mkdtempSync(join(scratch, 'data-'));
+    const cluster = await startCluster(dataDir, ['--registry', registry, '--server-files-dir', scratch]);
+    try {
+      const first = await freshHttp(cluster.http, 'POST', '/admin/snapshot-import', { view: 'card_daily', files: [snapshot('v1.ndjson', 1)] });
+      expect(first.status, first.text).toBe(200);
+      expect(await segments(cluster)).toEqual(Array.from({ length: 6 }, () => 'seg-1'));
+      // Again, from each worker's L1 now: those entries must not answer once v2 is published.
+      expect(await segments(cluster)).toEqual(Array.from({ length: 6 }, () => 'seg-1'));
+
+      const { messages, error } = await withFreshGrpc(cluster.grpc, (client) => client.importSnapshot({ view: 'card_daily', files: [snapshot('v2.ndjson', 2)] }));
+      expect(error).toBeUndefined();
+      expect(messages.filter((message) => message.kind === 'progress').length).toBeGreaterThan(0);
+      expect(messages.at(-1)).toMatchObject({ kind: 'report', report: { published: true, generation: 2, rows: 50 } });
+      expect(await segments(cluster)).toEqual(Array.from({ length: 6 }, () => 'seg-2'));
+
+      const refused = await freshHttp(cluster.http, 'POST', '/admin/snapshot-import', { view: 'card_daily', files: ['/etc/hostname'] });
+      expect(refused.status).toBe(400);
+      expect(JSON.parse(refused.text)).toMatchObject({ error: { code: 'STRATA_PATH_OUTSIDE_FILES_DIR', field: 'files[0]' } });
+      // The primary sweeps L3 at start; its metrics are part of every scrape.
+      expect(await metric(cluster, 'strata_compaction_sweeps_total')).toBe(1);
+      cluster.child.kill('SIGTERM');
+      expect(await cluster.exit).toBe(0);
+    } finally {
+      if (cluster.child.exitCode === null) cluster.child.kill('SIGKILL');
     }
   });
 });

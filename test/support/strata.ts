@@ -49,6 +49,30 @@ export class StrataGrpcClient {
     return this.call('ListFeatureViews', 'ListFeatureViewsRequest', 'ListFeatureViewsResponse', {});
   }
 
+  /**
+   * AdminService.ImportSnapshot: every message the server sent (progress, then
+   * the report) and the status it ended with (undefined: OK). `onMessage` sees
+   * each message as it arrives.
+   */
+  importSnapshot(request: Json, onMessage: (message: Json) => void = () => undefined): Promise<{ messages: Json[]; error: grpc.ServiceError | undefined }> {
+    const requestType = type('ImportSnapshotRequest');
+    const responseType = type('ImportSnapshotResponse');
+    const encode = (message: Json): Buffer => Buffer.from(requestType.encode(requestType.fromObject(message)).finish());
+    const decode = (bytes: Buffer): Json => responseType.toObject(responseType.decode(bytes), { longs: Number, defaults: true, oneofs: true }) as Json;
+    return new Promise((resolve) => {
+      const messages: Json[] = [];
+      const call = this.client.makeServerStreamRequest('/strata.v1.AdminService/ImportSnapshot', encode, decode, request, new grpc.Metadata(), { deadline: Date.now() + 60_000 });
+      call.on('data', (message: Json) => {
+        messages.push(message);
+        onMessage(message);
+      });
+      let error: grpc.ServiceError | undefined;
+      call.on('error', (failed: grpc.ServiceError) => (error = failed));
+      // After the last message, whatever the status: grpc-js ends the stream in both cases.
+      call.on('close', () => resolve({ messages, error }));
+    });
+  }
+
   close(): void {
     this.client.close();
   }

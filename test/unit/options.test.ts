@@ -1,3 +1,6 @@
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BUNDLED_REGISTRY, OPTION_SPECS, resolveServeOptions } from '../../src/config/options.js';
 import { StrataError } from '../../src/errors.js';
@@ -149,6 +152,27 @@ describe('resolveServeOptions', () => {
     expect(resolveServeOptions({}, { STRATA_WORKERS: '64' }).workers).toBe(64);
     expect(rejection({ workers: '0' }, {})).toContain('flag --workers = "0": must be an integer from 1 to 64');
     expect(rejection({}, { STRATA_WORKERS: '65' })).toContain('env STRATA_WORKERS = "65": must be an integer from 1 to 64');
+  });
+
+  it('takes --server-files-dir as the real path of an existing directory, and nothing else', () => {
+    const root = mkdtempSync(join(tmpdir(), 'strata-options-'));
+    try {
+      mkdirSync(join(root, 'files'));
+      symlinkSync(join(root, 'files'), join(root, 'link'));
+      writeFileSync(join(root, 'plain'), '');
+      expect(resolveServeOptions({ 'server-files-dir': join(root, 'link') }, {}).serverFilesDir).toBe(realpathSync(join(root, 'files')));
+      expect(resolveServeOptions({}, { STRATA_SERVER_FILES_DIR: join(root, 'files', '..', 'files') }).serverFilesDir).toBe(realpathSync(join(root, 'files')));
+      expect(rejection({ 'server-files-dir': join(root, 'plain') }, {})).toContain('must be a directory');
+      expect(rejection({ 'server-files-dir': join(root, 'missing') }, {})).toContain('must be an existing directory (ENOENT)');
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('takes the compaction interval as a duration, 0 turning compaction off', () => {
+    expect(resolveServeOptions({ 'compaction-interval': '0' }, {}).compactionIntervalMs).toBe(0);
+    expect(resolveServeOptions({}, { STRATA_COMPACTION_INTERVAL: '15m' }).compactionIntervalMs).toBe(900_000);
+    expect(rejection({ 'compaction-interval': '1' }, {})).toContain('flag --compaction-interval = "1": must be a duration');
   });
 
   it('rejects a log level outside the list', () => {

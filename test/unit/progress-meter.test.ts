@@ -36,4 +36,15 @@ describe('ProgressMeter', () => {
     unknownTotal.update(1_234);
     expect(tty.text()).toMatch(/^\r\x1b\[Kx: 1,234 rows, [\d,]+ rows\/s$/);
   });
+
+  it('adds log lines as often as told, with the rate counted from when the work began', async () => {
+    const { stream, text } = capture(false);
+    const meter = new ProgressMeter(stream, 'import', 100, { logEveryMs: 50, startedAt: performance.now() - 1_000 });
+    meter.update(10);
+    meter.update(15);
+    expect(text()).toMatch(/^import: 10 of 100 rows \(10%\), (9|10) rows\/s, ETA 0:(08|09|10)\n$/);
+    await sleep(80);
+    meter.update(20);
+    expect(text().split('\n')).toHaveLength(3);
+  });
 });

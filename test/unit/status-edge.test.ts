@@ -77,6 +77,12 @@ describe('toHttpError', () => {
     });
   });
 
+  it('puts an error\'s details beside the error (a rejected import\'s report)', () => {
+    const { status, body } = toHttpError(new StrataError('STRATA_SNAPSHOT_REJECTED', 'not published', { field: 'files', details: { report: { published: false } } }));
+    expect(status).toBe(400);
+    expect(JSON.parse(body)).toEqual({ error: { code: 'STRATA_SNAPSHOT_REJECTED', message: 'not published', field: 'files' }, report: { published: false } });
+  });
+
   it('leaves the field out of the body when there is none', () => {
     const { status, body } = toHttpError(new StrataError('STRATA_ROUTE_NOT_FOUND', 'no route GET /nope'));
     expect(status).toBe(404);
