@@ -13,6 +13,7 @@ import { EVENT_LOG_FORMAT, EventLog, type IncomingEvent } from '../../src/storag
 import { generationPrefix, RECORD_NAMESPACE, recordKey, recordKeyPrefix, viewOfRecordKey } from '../../src/storage/keys.js';
 import { LevelStore } from '../../src/storage/level-store.js';
 import { encodeRecord, FeatureRecord, type Version } from '../../src/storage/record.js';
+import { StagedRecords } from '../../src/storage/snapshot-store.js';
 import { seededRandom } from '../../src/util/seeded-random.js';
 import { encodeTypedValue } from '../../src/values/value-codec.js';
 import { startTestServer, timestamp } from '../support/strata.js';
@@ -100,13 +101,24 @@ async function seedOldHistory(dataDir: string): Promise<void> {
   }
   const stage = async (generation: number): Promise<void> => {
     const records = CARDS.map((card) => ({ key: keyOf(generationPrefix('card_daily', generation), card), bytes: encodeRecord(daily.batch!.fingerprint, 1, 1, versionsNewestFirst(versions(random, 1 + Math.floor(random() * 8), NOW - 4 * HOUR, NOW))) }));
-    await store.putStaged(records);
+    await store.putStaged(staged(records));
   };
   const published = await store.beginGeneration('card_daily');
   await stage(published);
   await store.publish('card_daily', published);
   await stage(await store.beginGeneration('card_daily'));
   await store.close();
+}
+
+/** Records as putStaged takes them: packed, as an import stages a chunk. */
+function staged(records: readonly { key: Uint8Array; bytes: Uint8Array }[]): StagedRecords {
+  const batch = new StagedRecords(1024, 1024);
+  for (const { key, bytes } of records) {
+    batch.keys.append(key);
+    batch.records.append(bytes);
+    batch.endRecord();
+  }
+  return batch;
 }
 
 function versionsNewestFirst(list: Version[]): Version[] {
@@ -222,7 +234,7 @@ describe('retention compaction', () => {
     const store = await LevelStore.open({ dataDir, ...limits });
     const metrics = new Metrics({ processMetrics: false });
     const empty = keyOf(recordKeyPrefix('card_profile'), 'card-empty');
-    await store.putStaged([{ key: empty, bytes: encodeRecord(profile.schemaFingerprint, 1, 1, []) }]);
+    await store.putStaged(staged([{ key: empty, bytes: encodeRecord(profile.schemaFingerprint, 1, 1, []) }]));
     try {
       const compactor = new Compactor({ store, intervalMs: 0, metrics, logger: createLogger('error'), batchSize: 7 });
       const random = seededRandom(3);
