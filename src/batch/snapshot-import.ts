@@ -24,6 +24,7 @@ import { encodeRecord, FeatureRecord, mergeVersions, packedValue, SingleVersionR
 import { StagedRecords, type SnapshotStore } from '../storage/snapshot-store.js';
 import { ByteSink } from '../util/byte-sink.js';
 import { conformColumn, encodeColumn, timestampConverter, valueReader, type ValueOrigin } from './files/column-conform.js';
+import { formatOfPath } from './files/file-format.js';
 import { openRowReader, type RowChunk, type RowReader } from './files/row-reader.js';
 import { hashBytes, KeyHashSet } from './key-hash-set.js';
 
@@ -187,6 +188,8 @@ class Staging {
   private async open(path: string): Promise<RowReader> {
     const { columns, timestampColumn, createdTimestampColumn } = this.source;
     const required = [...columns.values(), timestampColumn];
+    // NDJSON rows name their own keys, so a row without the created timestamp just reads null there.
+    if (formatOfPath(path) === 'ndjson') return openRowReader(path, { columns: [...required, createdTimestampColumn] });
     const probe = await openRowReader(path);
     const hasCreated = probe.columns.includes(createdTimestampColumn);
     await probe.close();

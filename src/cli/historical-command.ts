@@ -70,10 +70,13 @@ export async function runHistorical(argv: string[], out: NodeJS.WritableStream, 
     const keys = joinKeysOf(registry, refs);
     const reader = await openRowReader(options.entities, { columns: [...keys.map((key) => key.name), EVENT_TIMESTAMP] });
     const started = performance.now();
-    const { rows, statusCounts, features } = await retrieve(client, options, reader, keys, registry, refs, progressOut);
+    const { rows, statusCounts, features, degradedViews } = await retrieve(client, options, reader, keys, registry, refs, progressOut);
     const seconds = (performance.now() - started) / 1000;
     const counts = FIELD_STATUS_NAMES.slice(1).map((name, index) => `${name} ${statusCounts[index + 1]}`).join(', ');
     out.write(`strata historical: ${rows} rows × ${features} features → ${options.out} in ${seconds.toFixed(2)} s (${Math.round(rows / seconds)} rows/s); values: ${counts}\n`);
+    if (degradedViews.size > 0) {
+      progressOut.write(`strata historical: warning: the server could not read every record of ${[...degradedViews].join(', ')} (L2 unreachable): some rows hold NOT_FOUND or snapshot-only values\n`);
+    }
   } finally {
     client.close();
   }
@@ -88,12 +91,13 @@ async function retrieve(
   registry: ServerRegistry,
   refs: readonly string[],
   progressOut: NodeJS.WritableStream,
-): Promise<{ rows: number; statusCounts: number[]; features: number }> {
+): Promise<{ rows: number; statusCounts: number[]; features: number; degradedViews: Set<string> }> {
   const call = client.makeBidiStreamRequest(METHOD_PATH, identity, identity);
   const progress = new ProgressMeter(progressOut, 'strata historical', reader.totalRows);
   let writer: RowWriter | undefined;
   let stopped = false;
   const statusCounts = new Array<number>(FIELD_STATUS_NAMES.length).fill(0);
+  const degradedViews = new Set<string>();
   let rows = 0;
   let features = 0;
 
@@ -122,6 +126,7 @@ async function retrieve(
       await writer.write(rowBatch(chunk));
       for (const statuses of chunk.statuses.slice(keys.length)) for (const status of statuses) statusCounts[status]!++;
       rows += chunk.times.length;
+      for (const view of chunk.degradedViews) degradedViews.add(view);
       progress.update(rows);
     }
   };
@@ -147,7 +152,7 @@ async function retrieve(
   } finally {
     progress.finish();
   }
-  return { rows, statusCounts, features };
+  return { rows, statusCounts, features, degradedViews };
 }
 
 /** Resolves once the call takes writes again, or has ended. */

@@ -30,6 +30,8 @@ export interface ResultChunk {
   readonly values: unknown[][];
   /** Per name, one FieldStatus number per row. */
   readonly statuses: Uint8Array[];
+  /** Views some of the chunk's records could not be read for (GetOnlineFeaturesResponse.degraded_views). */
+  readonly degradedViews: string[];
 }
 
 export function decodeResultChunk(bytes: Uint8Array): ResultChunk {
@@ -38,6 +40,7 @@ export function decodeResultChunk(bytes: Uint8Array): ResultChunk {
   const values: unknown[][] = [];
   const statuses: Uint8Array[] = [];
   const times: number[] = [];
+  const degradedViews: string[] = [];
   let rowOffset = 0;
   while (reader.pos < reader.len) {
     const tag = reader.uint32();
@@ -57,12 +60,15 @@ export function decodeResultChunk(bytes: Uint8Array): ResultChunk {
       case 4:
         rowOffset = (reader.uint64() as unknown as Long).toNumber();
         break;
+      case 5:
+        degradedViews.push(reader.string());
+        break;
       default:
         reader.skipType(tag & 7);
     }
   }
   if (names.length !== values.length) throw new Error(`a response chunk names ${names.length} columns and holds ${values.length}`);
-  return { names, rowOffset, times, values, statuses };
+  return { names, rowOffset, times, values, statuses, degradedViews };
 }
 
 /** Metadata: its feature_names. */

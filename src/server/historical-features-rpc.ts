@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { invalid, StrataError } from '../errors.js';
 import type { EntityRows, HistoricalReader, HistoricalScan } from '../serving/historical-reader.js';
+import { NO_VIEWS } from '../serving/online-reader.js';
 import type { WireValues } from '../serving/wire-values.js';
 import { entityRowsOfFile } from './entities-file.js';
 import { HistoricalRequestDecoder, type HistoricalRequestMessage } from './historical-request.js';
@@ -143,7 +144,9 @@ class HistoricalCall {
   private async answer(scan: HistoricalScan, rows: EntityRows, wire: WireValues): Promise<void> {
     const result = await this.rpc.reader.read(scan, rows, wire);
     if (this.settled || (result.rowCount === 0 && this.chunksAnswered > 0)) return;
-    const chunk = encodeHistoricalChunk(this.rpc.columns.encode(result, this.fullFeatureNames), rows.times, this.rowsAnswered);
+    // The chunk carries degraded views in its own field; the online encoding's field 3 is the chunk's row times.
+    const columns = this.rpc.columns.encode({ ...result, degradedViews: NO_VIEWS }, this.fullFeatureNames);
+    const chunk = encodeHistoricalChunk(columns, rows.times, this.rowsAnswered, result.degradedViews);
     this.rowsAnswered += result.rowCount;
     this.chunksAnswered++;
     if (!this.call.write(chunk)) await drained(this.call);

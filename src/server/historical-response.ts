@@ -14,6 +14,7 @@ import { varintLength, writeVarint } from '../util/varint.js';
 
 const TAG_EVENT_TIMESTAMPS = 0x1a; // field 3, length-delimited
 const TAG_ROW_OFFSET = 0x20; // field 4, varint
+const TAG_DEGRADED_VIEW = 0x2a; // field 5, length-delimited
 const TAG_SECONDS = 0x08;
 const TAG_NANOS = 0x10;
 /** A negative int64 is ten varint bytes (two's complement). */
@@ -41,8 +42,9 @@ function timestampBodyLength(seconds: number, nanos: number): number {
 }
 
 /** Encodes a chunk: `columns` is the chunk's GetOnlineFeaturesResponse encoding, `times` its rows' times in ms. */
-export function encodeHistoricalChunk(columns: Buffer, times: ArrayLike<number>, rowOffset: number): Buffer {
+export function encodeHistoricalChunk(columns: Buffer, times: ArrayLike<number>, rowOffset: number, degradedViews: readonly string[]): Buffer {
   let size = rowOffset === 0 ? 0 : 1 + varintLength(rowOffset);
+  for (const view of degradedViews) size += 1 + varintLength(Buffer.byteLength(view)) + Buffer.byteLength(view);
   for (let row = 0; row < times.length; row++) {
     const seconds = Math.floor(times[row]! / 1000);
     size += 2 + timestampBodyLength(seconds, (times[row]! - seconds * 1000) * 1_000_000);
@@ -66,6 +68,11 @@ export function encodeHistoricalChunk(columns: Buffer, times: ArrayLike<number>,
   if (rowOffset !== 0) {
     target[at++] = TAG_ROW_OFFSET;
     at = writeVarint(target, at, rowOffset);
+  }
+  for (const view of degradedViews) {
+    target[at++] = TAG_DEGRADED_VIEW;
+    at = writeVarint(target, at, Buffer.byteLength(view));
+    at += target.write(view, at, 'utf8');
   }
   if (at !== size) throw new Error(`historical chunk encoder wrote ${at} bytes before the columns, sized ${size}`);
   columns.copy(target, at);

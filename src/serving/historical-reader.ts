@@ -4,7 +4,7 @@ import { invalid, StrataError } from '../errors.js';
 import type { StoredRecord } from '../storage/feature-store.js';
 import type { FeatureRecord } from '../storage/record.js';
 import { recordAt } from './lambda-merge.js';
-import { FieldStatus, OnlineReader, type FeatureColumn, type OnlineResult, type PreparedRead } from './online-reader.js';
+import { degradedViews, FieldStatus, NO_VIEWS, OnlineReader, type FeatureColumn, type OnlineResult, type PreparedRead } from './online-reader.js';
 import { PickedVersions } from './picked-versions.js';
 import type { ReadPlan, ViewPlan } from './plan.js';
 import { SCAN_MEMORY_BYTES, ScanReads } from './scan-reads.js';
@@ -36,7 +36,8 @@ export interface EntityRows {
 
 /** Where a historical read gets its records (ScanReads: the tiers, without promotion). */
 export interface RecordSource {
-  read(lookups: readonly RecordLookup[]): Promise<(StoredRecord | undefined)[]>;
+  /** `unreadable` is filled as TieredRecordStore.read fills it. */
+  read(lookups: readonly RecordLookup[], unreadable?: number[]): Promise<(StoredRecord | undefined)[]>;
 }
 
 /** One historical call in progress: its checked query, and the records it has read. */
@@ -117,7 +118,9 @@ export class HistoricalReader {
         throw new StrataError('STRATA_AS_OF_BEFORE_RETENTION', `${field}: ${new Date(times[row]!).toISOString()} is older than the ${this.limits.retentionMs / 86_400_000} days of history kept`, { field });
       }
     }
-    return this.select(prepared, await scan.records.read(prepared.lookups), times);
+    const unreadable: number[] = [];
+    const stored = await scan.records.read(prepared.lookups, unreadable);
+    return { ...this.select(prepared, stored, times), degradedViews: degradedViews(prepared, unreadable) };
   }
 
   /**
@@ -169,7 +172,7 @@ export class HistoricalReader {
     if (responseBytes > this.limits.maxResponseBytes) {
       throw new StrataError('STRATA_RESPONSE_TOO_LARGE', `a chunk of ${rowCount} rows would answer about ${responseBytes} bytes, over the limit of ${this.limits.maxResponseBytes}; send fewer rows per message`);
     }
-    return { plan, rowCount, joinKeys: prepared.joinKeys, columns, degradedViews: [] };
+    return { plan, rowCount, joinKeys: prepared.joinKeys, columns, degradedViews: NO_VIEWS };
   }
 }
 

@@ -278,12 +278,16 @@ export class OnlineReader {
     if (responseBytes > this.limits.maxResponseBytes) {
       throw new StrataError('STRATA_RESPONSE_TOO_LARGE', `the response would hold about ${responseBytes} bytes, over the limit of ${this.limits.maxResponseBytes}; ask for fewer rows or features per call`);
     }
-    const degradedViews = unreadable.length === 0 ? NONE : [...new Set(unreadable.map((index) => prepared.lookups[index]!.view.name))];
-    return { plan, rowCount, joinKeys: prepared.joinKeys, columns, degradedViews };
+    return { plan, rowCount, joinKeys: prepared.joinKeys, columns, degradedViews: degradedViews(prepared, unreadable) };
   }
 }
 
-const NONE: readonly string[] = Object.freeze([]);
+export const NO_VIEWS: readonly string[] = Object.freeze([]);
+
+/** The views of the lookups no tier could answer for sure (OnlineResult.degradedViews). */
+export function degradedViews(prepared: PreparedRead, unreadable: readonly number[]): readonly string[] {
+  return unreadable.length === 0 ? NO_VIEWS : [...new Set(unreadable.map((index) => prepared.lookups[index]!.view.name))];
+}
 
 /** The status of one feature of one row, given the version visible at `at`. */
 function statusAt(record: FeatureRecord | undefined, version: number, feature: number, at: number, ttlMs: number): number {

@@ -31,7 +31,7 @@ export class ScanReads implements RecordSource {
     this.budgetBytes = budgetBytes;
   }
 
-  async read(lookups: readonly RecordLookup[]): Promise<(StoredRecord | undefined)[]> {
+  async read(lookups: readonly RecordLookup[], unreadable?: number[]): Promise<(StoredRecord | undefined)[]> {
     const results: (StoredRecord | undefined)[] = new Array(lookups.length);
     const unknown: RecordLookup[] = [];
     const unknownAt: number[] = [];
@@ -45,11 +45,15 @@ export class ScanReads implements RecordSource {
       }
     }
     if (unknown.length === 0) return results;
-    const found = await this.store.read(unknown, { promote: false });
+    const unanswered: number[] = [];
+    const found = await this.store.read(unknown, { promote: false, unreadable: unanswered });
+    const unsure = new Set(unanswered);
     for (let position = 0; position < unknown.length; position++) {
       const record = found[position];
       results[unknownAt[position]!] = record;
-      this.remember(unknown[position]!.id, record);
+      // Not remembered when no tier could answer: a later chunk asks again.
+      if (unsure.has(position)) unreadable?.push(unknownAt[position]!);
+      else this.remember(unknown[position]!.id, record);
     }
     return results;
   }

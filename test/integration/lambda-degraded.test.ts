@@ -2,7 +2,8 @@
  * A replica of the scaled-out topology reads stream state through Redis.
  * When Redis is down, a stream view with a batch half can still answer from
  * its snapshot tiles — and the response says it did (degraded_views), over
- * HTTP and gRPC, instead of passing batch-only values off as whole ones.
+ * HTTP, gRPC and in historical retrieval, instead of passing batch-only
+ * values off as whole ones.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { getHistoricalFeatures, rowsMessage } from '../support/historical.js';
 import { cleanEnv } from '../support/process-helpers.js';
 import { RedisServer } from '../support/redis-server.js';
 import { columnsOf, startTestServer, type Json, type TestServer } from '../support/strata.js';
@@ -71,12 +73,18 @@ async function readCard(): Promise<{ n2d: unknown; n30m: unknown; degraded: unkn
 describe('a lambda view on a replica whose Redis is down', () => {
   it('answers tiles plus stream while Redis is up, tiles alone flagged degraded while it is down, whole again after', async () => {
     await vi.waitFor(async () => expect(await readCard()).toEqual({ n2d: 5, n30m: 2, degraded: undefined }), { timeout: 15_000, interval: 100 });
+    const [whole] = await getHistoricalFeatures(replica.grpc, [{ features: { refs: ['card_spend:n_2d'] }, ...rowsMessage('card_id', ['a'], [Date.now()]) }]);
+    expect(whole!.degradedViews).toEqual([]);
+    expect(Number(whole!.columns['n_2d']!.values[0])).toBe(5);
 
     await redis.kill();
     expect(await readCard()).toEqual({ n2d: 3, n30m: 0, degraded: ['card_spend'] });
     const response = (await replica.grpc.getOnlineFeatures({ features: { refs: ['card_spend:n_2d'] }, entities: { card_id: { values: [{ string_val: 'a' }] } } })) as Json;
     expect(response.degraded_views).toEqual(['card_spend']);
     expect(Number(columnsOf(response)['n_2d']!.values[0])).toBe(3);
+    const [chunk] = await getHistoricalFeatures(replica.grpc, [{ features: { refs: ['card_spend:n_2d'] }, ...rowsMessage('card_id', ['a'], [Date.now()]) }]);
+    expect(chunk!.degradedViews).toEqual(['card_spend']);
+    expect(Number(chunk!.columns['n_2d']!.values[0])).toBe(3);
 
     await redis.resume();
     await vi.waitFor(async () => expect(await readCard()).toEqual({ n2d: 5, n30m: 2, degraded: undefined }), { timeout: 15_000, interval: 100 });

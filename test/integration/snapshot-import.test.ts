@@ -178,4 +178,16 @@ describe('strata snapshot import: write → audit → publish', () => {
     expect(columns.segment!.values).toEqual(['retail, small', '']);
     expect(columns.segment!.eventMs).toEqual([Date.parse('2026-11-01T00:00:00Z'), Date.parse('2026-11-01T00:00:00Z')]);
   });
+
+  it('takes created_timestamp from the NDJSON rows that have it, whatever the first line holds', async () => {
+    const dataDir = mkdtempSync(join(scratch, 'data-'));
+    const base = { card_id: 'card-1', event_timestamp: NOW - DAY, cb_90d: 0, segment: 's' };
+    // Two rows at one event time: the newer created time wins, the one without counts as made at import.
+    const first = importFiles(dataDir, ndjson('created.ndjson', [{ ...base, avg_ticket: 1 }, { ...base, card_id: 'card-2', avg_ticket: 2 }] as Row[]));
+    expect(first.status, first.stderr).toBe(0);
+    const mixed = ndjson('mixed-created.ndjson', [{ ...base, avg_ticket: 1 }, { ...base, avg_ticket: 3, created_timestamp: NOW + DAY }, { ...base, card_id: 'card-2', avg_ticket: 2 }] as Row[]);
+    const second = importFiles(dataDir, mixed);
+    expect(second.status, second.stderr).toBe(0);
+    expect((await served(dataDir, ['card-1', 'card-2'])).avg_ticket!.values).toEqual([3, 2]);
+  });
 });

@@ -17,12 +17,18 @@ export interface HistoricalChunk {
   readonly columns: ReturnType<typeof columnsOf>;
   readonly timesMs: number[];
   readonly rowOffset: number;
+  readonly degradedViews: string[];
 }
 
 export function decodeHistoricalResponse(bytes: Buffer): HistoricalChunk {
   const message = Response.toObject(Response.decode(bytes), { longs: String, enums: String, defaults: true, oneofs: true }) as Json;
   const times = message.event_timestamps as { seconds: string; nanos: number }[];
-  return { columns: columnsOf(message), timesMs: times.map((ts) => Number(ts.seconds) * 1000 + Math.floor(ts.nanos / 1_000_000)), rowOffset: Number(message.row_offset) };
+  return {
+    columns: columnsOf(message),
+    timesMs: times.map((ts) => Number(ts.seconds) * 1000 + Math.floor(ts.nanos / 1_000_000)),
+    rowOffset: Number(message.row_offset),
+    degradedViews: message.degraded_views as string[],
+  };
 }
 
 /** A chunk of entity rows: one join key column of strings (or int64s), with each row's time. */
