@@ -1,8 +1,4 @@
-import { AvroRowReader } from './avro-row-reader.js';
-import { CsvRowReader } from './csv-row-reader.js';
 import { formatOfPath, type FileFormat } from './file-format.js';
-import { NdjsonRowReader } from './ndjson-row-reader.js';
-import { ParquetRowReader } from './parquet-row-reader.js';
 
 export type { FileFormat } from './file-format.js';
 
@@ -73,19 +69,22 @@ export interface RowReaderOptions {
 /**
  * Opens a file of rows, its format chosen by `options.format` (or a format
  * given alone, `openRowReader(path, 'csv')`) or else by the extension
- * (.parquet, .avro, .ndjson/.jsonl/.json, .csv).
+ * (.parquet, .avro, .ndjson/.jsonl/.json, .csv). Each format's reader is
+ * loaded when first asked for: hyparquet and avsc cost ~70–90 ms of CPU to
+ * load, which an import's worker thread (snapshot-import-worker.ts) would
+ * otherwise pay for formats it never reads.
  */
 export async function openRowReader(path: string, options: RowReaderOptions | FileFormat = {}): Promise<RowReader> {
   if (typeof options === 'string') options = { format: options };
   const format = options.format ?? formatOfPath(path);
   switch (format) {
     case 'parquet':
-      return ParquetRowReader.open(path, options);
+      return (await import('./parquet-row-reader.js')).ParquetRowReader.open(path, options);
     case 'avro':
-      return AvroRowReader.open(path, options);
+      return (await import('./avro-row-reader.js')).AvroRowReader.open(path, options);
     case 'ndjson':
-      return NdjsonRowReader.open(path, options);
+      return (await import('./ndjson-row-reader.js')).NdjsonRowReader.open(path, options);
     case 'csv':
-      return CsvRowReader.open(path, options);
+      return (await import('./csv-row-reader.js')).CsvRowReader.open(path, options);
   }
 }
