@@ -266,11 +266,13 @@ export class TieredRecordStore {
   /** Commits writes to L3 atomically, then writes them through L1 and L2. */
   async write(writes: readonly (RecordWrite & { readonly id: string })[], nowMs: number): Promise<void> {
     // The gate learns the keys before they become readable, so no read can be gated out of a committed write.
-    const bloomOffsets = writes.flatMap((write) => this.gate.add(write.key));
+    const l2 = this.l2;
+    let bloomOffsets: number[] = [];
+    if (l2 === undefined) for (const write of writes) this.gate.add(write.key);
+    else bloomOffsets = writes.flatMap((write) => this.gate.add(write.key));
     this.metrics.bloomKeys.set(this.gate.size);
     const records = await this.l3.applyWrites(writes, nowMs);
     for (let index = 0; index < writes.length; index++) this.l1?.set(writes[index]!.id, openWrittenRecord(records[index]!));
-    const l2 = this.l2;
     if (l2 === undefined) return;
     // The caller does not wait for L2: L3 has the write and L1 serves it here. A slow Redis
     // must not hold writes either, so past a bounded queue, keys go to re-publishing instead.

@@ -9,6 +9,8 @@ export type StoredRecord = FeatureRecord | EventLog;
 export interface RecordRef {
   readonly view: ViewDef;
   readonly key: Buffer;
+  /** The key's latin1 string (its L1 id), when the caller has it already: a write need not make it again. */
+  readonly id?: string;
 }
 
 /** Versions of a push view's features to merge in, in write order. */
