@@ -176,6 +176,31 @@ function walkEvents(reader: LogReader, count: number, columnCount: number, value
   return { ts, starts };
 }
 
+/** What a log's header says: read from its bytes, or known to the merge that wrote them. */
+interface LogHeader {
+  readonly revision: number;
+  readonly applied: ReadonlyMap<number, number>;
+  readonly length: number;
+  readonly columnCount: number;
+  readonly columnsEnd: number;
+  readonly eventsAt: number;
+}
+
+function readHeader(bytes: Uint8Array): LogHeader {
+  if (bytes.length < FIXED_HEADER_BYTES || bytes[0] !== EVENT_LOG_FORMAT) throw new CorruptRecordError(`not an event log (format ${bytes[0]})`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const columnCount = view.getUint16(13);
+  const reader = new LogReader(bytes, FIXED_HEADER_BYTES);
+  for (let column = 0; column < columnCount; column++) reader.text(false);
+  const columnsEnd = reader.at;
+  const applied = new Map<number, number>();
+  for (let count = reader.varint(), index = 0; index < count; index++) applied.set(reader.varint(), reader.f64());
+  const length = reader.varint();
+  // Each event takes at least 8 + C bytes: check before anything is sized by the count.
+  if (length * (8 + columnCount) > bytes.length - reader.at) throw new CorruptRecordError(`event log claims ${length} events in ${bytes.length} bytes`);
+  return { revision: view.getFloat64(5), applied, length, columnCount, columnsEnd, eventsAt: reader.at };
+}
+
 /** A decoded event log: event times and values column by column, for tight aggregation loops. */
 export class EventLog {
   readonly bytes: Uint8Array;
@@ -191,24 +216,15 @@ export class EventLog {
   private readonly eventsAt: number;
   private decoded: { readonly ts: Float64Array; readonly values: ColumnValue[][] } | undefined;
 
-  private constructor(bytes: Uint8Array) {
-    if (bytes.length < FIXED_HEADER_BYTES || bytes[0] !== EVENT_LOG_FORMAT) throw new CorruptRecordError(`not an event log (format ${bytes[0]})`);
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  private constructor(bytes: Uint8Array, header: LogHeader, columns: readonly string[] | undefined) {
     this.bytes = bytes;
-    this.revision = view.getFloat64(5);
-    const columnCount = view.getUint16(13);
-    const reader = new LogReader(bytes, FIXED_HEADER_BYTES);
-    for (let column = 0; column < columnCount; column++) reader.text(false);
-    this.columnCount = columnCount;
-    this.columnsEnd = reader.at;
-    const applied = new Map<number, number>();
-    for (let count = reader.varint(), index = 0; index < count; index++) applied.set(reader.varint(), reader.f64());
-    this.applied = applied;
-    const eventCount = reader.varint();
-    // Each event takes at least 8 + C bytes: check before anything is sized by the count.
-    if (eventCount * (8 + columnCount) > bytes.length - reader.at) throw new CorruptRecordError(`event log claims ${eventCount} events in ${bytes.length} bytes`);
-    this.length = eventCount;
-    this.eventsAt = reader.at;
+    this.revision = header.revision;
+    this.applied = header.applied;
+    this.length = header.length;
+    this.columnCount = header.columnCount;
+    this.columnsEnd = header.columnsEnd;
+    this.eventsAt = header.eventsAt;
+    this.columnNames = columns;
   }
 
   /**
@@ -218,7 +234,7 @@ export class EventLog {
    */
   static decode(bytes: Uint8Array): EventLog {
     const owned = ownedBytes(bytes);
-    const log = new EventLog(owned);
+    const log = new EventLog(owned, readHeader(owned), undefined);
     log.decoded = log.decodeEvents();
     return log;
   }
@@ -230,7 +246,12 @@ export class EventLog {
    * copied as bytes. Not copied: the caller's bytes must stay unchanged.
    */
   static open(bytes: Uint8Array): EventLog {
-    return new EventLog(bytes);
+    return new EventLog(bytes, readHeader(bytes), undefined);
+  }
+
+  /** A log mergeEventLog just wrote, from what it knows of the header: nothing is read back. */
+  static written(bytes: Uint8Array, header: LogHeader, columns: readonly string[]): EventLog {
+    return new EventLog(bytes, header, columns);
   }
 
   get columns(): readonly string[] {
@@ -327,32 +348,29 @@ function writeText(bytes: Buffer, at: number, value: string): number {
   return next + bytes.write(value, next, 'utf8');
 }
 
-/** Writes everything before the events; returns where the events start. */
-function writeHeader(bytes: Buffer, view: DataView, revision: number, columns: readonly string[], applied: ReadonlyMap<number, number>, eventCount: number): number {
+/** Writes everything before the events; returns where the events start and where the column names end. */
+function writeHeader(bytes: Buffer, revision: number, columns: readonly string[], applied: ReadonlyMap<number, number>, eventCount: number): { eventsAt: number; columnsEnd: number } {
   const layout = layoutOf(columns);
   bytes[0] = EVENT_LOG_FORMAT;
-  view.setUint32(1, layout.hash);
-  view.setFloat64(5, revision);
-  view.setUint16(13, columns.length);
-  let at = FIXED_HEADER_BYTES + layout.section.copy(bytes, FIXED_HEADER_BYTES);
-  at = writeVarint(bytes, at, applied.size);
+  bytes.writeUInt32BE(layout.hash, 1);
+  bytes.writeDoubleBE(revision, 5);
+  bytes.writeUInt16BE(columns.length, 13);
+  const columnsEnd = FIXED_HEADER_BYTES + layout.section.copy(bytes, FIXED_HEADER_BYTES);
+  let at = writeVarint(bytes, columnsEnd, applied.size);
   for (const [partition, offset] of applied) {
     at = writeVarint(bytes, at, partition);
-    view.setFloat64(at, offset);
-    at += 8;
+    at = bytes.writeDoubleBE(offset, at);
   }
-  return writeVarint(bytes, at, eventCount);
+  return { eventsAt: writeVarint(bytes, at, eventCount), columnsEnd };
 }
 
-function writeEvent(bytes: Buffer, view: DataView, at: number, ts: number, values: readonly ColumnValue[]): number {
-  view.setFloat64(at, ts);
-  at += 8;
+function writeEvent(bytes: Buffer, at: number, ts: number, values: readonly ColumnValue[]): number {
+  at = bytes.writeDoubleBE(ts, at);
   for (const value of values) {
     if (value === null) bytes[at++] = TAG_NULL;
     else if (typeof value === 'number') {
       bytes[at++] = TAG_NUMBER;
-      view.setFloat64(at, value);
-      at += 8;
+      at = bytes.writeDoubleBE(value, at);
     } else if (typeof value === 'string') {
       bytes[at++] = TAG_STRING;
       at = writeText(bytes, at, value);
@@ -362,23 +380,24 @@ function writeEvent(bytes: Buffer, view: DataView, at: number, ts: number, value
 }
 
 /** Unpooled and exactly sized, so it is returned as is: a pooled Buffer slice would pin its slab in the caches. */
-function allocateLog(size: number): { bytes: Buffer; view: DataView } {
-  const bytes = Buffer.allocUnsafeSlow(size);
-  return { bytes, view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength) };
+function allocateLog(size: number): Buffer {
+  return Buffer.allocUnsafeSlow(size);
 }
 
 export function encodeEventLog(revision: number, columns: readonly string[], applied: ReadonlyMap<number, number>, events: readonly LoggedEvent[]): Uint8Array {
   let size = headerBytes(columns, applied, events.length);
   for (const event of events) size += eventBytes(event.values);
-  const { bytes, view } = allocateLog(size);
-  let at = writeHeader(bytes, view, revision, columns, applied, events.length);
-  for (const event of events) at = writeEvent(bytes, view, at, event.ts, event.values);
-  return new Uint8Array(bytes.buffer, bytes.byteOffset, size);
+  const bytes = allocateLog(size);
+  let at = writeHeader(bytes, revision, columns, applied, events.length).eventsAt;
+  for (const event of events) at = writeEvent(bytes, at, event.ts, event.values);
+  return bytes;
 }
 
 export interface EventMerge {
   /** The merged log, encoded. */
   readonly bytes: Uint8Array;
+  /** The same bytes opened as a log (its header known, not read back): what a cache of written records keeps. */
+  readonly log: EventLog;
   /** Incoming events skipped because their offset was already applied. */
   readonly duplicates: number;
 }
@@ -454,8 +473,9 @@ export function mergeEventLog(
     const event = source[k]!;
     size += event >= 0 ? old.starts[event + 1]! - old.starts[event]! : eventBytes(accepted[~event]!.values);
   }
-  const { bytes, view } = allocateLog(size);
-  let at = writeHeader(bytes, view, revision, columns, applied, keptCount);
+  const bytes = allocateLog(size);
+  const { eventsAt, columnsEnd } = writeHeader(bytes, revision, columns, applied, keptCount);
+  let at = eventsAt;
   // Runs of consecutive log events are one copy (typically the whole log); new events are encoded in place.
   let runStart = 0;
   let runEnd = 0;
@@ -474,8 +494,9 @@ export function mergeEventLog(
       runStart = old.starts[event]!;
       runEnd = old.starts[event + 1]!;
     } else if (k < total) {
-      at = writeEvent(bytes, view, at, accepted[~event]!.ts, accepted[~event]!.values);
+      at = writeEvent(bytes, at, accepted[~event]!.ts, accepted[~event]!.values);
     }
   }
-  return { bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, size), duplicates };
+  const log = EventLog.written(bytes, { revision, applied, length: keptCount, columnCount: columns.length, columnsEnd, eventsAt }, columns);
+  return { bytes, log, duplicates };
 }

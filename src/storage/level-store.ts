@@ -28,10 +28,23 @@ export interface LevelStoreOptions {
  * read, its result Buffers and their garbage were ~8 % of ingestion's main
  * thread). Exact: this process alone writes its LevelDB (it holds the lock)
  * and a key's writes run one at a time. The bytes are the ones L1 holds too.
+ * Event logs are kept opened as the merge wrote them, so the next merge of the
+ * key reads nothing back, not even the header.
  */
 const RECENT_WRITES_BYTES = 32 * 1024 ** 2;
-/** Charged per remembered record beyond its bytes and id: the map entry and the Uint8Array object. */
-const RECENT_WRITE_OVERHEAD_BYTES = 100;
+/** Charged per remembered record beyond its bytes and id: the map entry and the record's objects. */
+const RECENT_WRITE_OVERHEAD_BYTES = 200;
+
+/** A record as this store last wrote it: its bytes, or for an event log the log opened by the merge. */
+type WrittenRecord = Uint8Array | EventLog;
+
+function writtenBytes(record: WrittenRecord): Uint8Array {
+  return record instanceof EventLog ? record.bytes : record;
+}
+
+function recentWriteCost(id: string, record: WrittenRecord): number {
+  return writtenBytes(record).byteLength + id.length + RECENT_WRITE_OVERHEAD_BYTES;
+}
 
 /**
  * The recent writes: two generations of plain Maps, each up to half the
@@ -42,35 +55,35 @@ const RECENT_WRITE_OVERHEAD_BYTES = 100;
  * ~2.5 % of ingestion), at the price of forgetting up to half the budget at once.
  */
 class RecentWrites {
-  private current = new Map<string, Uint8Array>();
-  private previous = new Map<string, Uint8Array>();
+  private current = new Map<string, WrittenRecord>();
+  private previous = new Map<string, WrittenRecord>();
   private currentBytes = 0;
 
-  get(id: string): Uint8Array | undefined {
-    const bytes = this.current.get(id);
-    if (bytes !== undefined) return bytes;
+  get(id: string): WrittenRecord | undefined {
+    const record = this.current.get(id);
+    if (record !== undefined) return record;
     const older = this.previous.get(id);
     if (older !== undefined) this.set(id, older);
     return older;
   }
 
-  set(id: string, bytes: Uint8Array): void {
+  set(id: string, record: WrittenRecord): void {
     const replaced = this.current.get(id);
-    if (replaced !== undefined) this.currentBytes -= replaced.byteLength + id.length + RECENT_WRITE_OVERHEAD_BYTES;
+    if (replaced !== undefined) this.currentBytes -= recentWriteCost(id, replaced);
     else if (this.currentBytes >= RECENT_WRITES_BYTES / 2) {
       this.previous = this.current;
       this.current = new Map();
       this.currentBytes = 0;
     }
-    this.current.set(id, bytes);
-    this.currentBytes += bytes.byteLength + id.length + RECENT_WRITE_OVERHEAD_BYTES;
+    this.current.set(id, record);
+    this.currentBytes += recentWriteCost(id, record);
   }
 
   delete(id: string): void {
-    const bytes = this.current.get(id);
-    if (bytes !== undefined) {
+    const record = this.current.get(id);
+    if (record !== undefined) {
       this.current.delete(id);
-      this.currentBytes -= bytes.byteLength + id.length + RECENT_WRITE_OVERHEAD_BYTES;
+      this.currentBytes -= recentWriteCost(id, record);
     }
     this.previous.delete(id);
   }
@@ -285,31 +298,31 @@ export class LevelStore implements FeatureStore, SnapshotStore, CompactableStore
   private async mergeAndWrite(writes: readonly RecordWrite[], ids: readonly string[], nowMs: number): Promise<Uint8Array[]> {
     const existing = await this.lastWritten(writes, ids);
     // A key may appear more than once in one call; later writes build on earlier ones.
-    const pending = new Map<string, { readonly key: Buffer; bytes: Uint8Array }>();
+    const pending = new Map<string, { readonly key: Buffer; record: WrittenRecord }>();
     const results: Uint8Array[] = [];
     const batch = this.db.batch();
     writes.forEach((write, index) => {
       const id = ids[index]!;
       const earlier = pending.get(id);
-      const before = earlier === undefined ? existing[index] : earlier.bytes;
-      const bytes = isEventWrite(write) ? this.mergeEventWrite(write, before, nowMs) : this.mergeVersionWrite(write, before, nowMs);
-      if (earlier === undefined) pending.set(id, { key: write.key, bytes });
-      else earlier.bytes = bytes;
-      results.push(bytes);
+      const before = earlier === undefined ? existing[index] : earlier.record;
+      const record = isEventWrite(write) ? this.mergeEventWrite(write, before, nowMs) : this.mergeVersionWrite(write, before === undefined ? undefined : writtenBytes(before), nowMs);
+      if (earlier === undefined) pending.set(id, { key: write.key, record });
+      else earlier.record = record;
+      results.push(writtenBytes(record));
     });
-    for (const { key, bytes } of pending.values()) batch.put(key, asBuffer(bytes));
+    for (const { key, record } of pending.values()) batch.put(key, asBuffer(writtenBytes(record)));
     try {
       await batch.write();
     } catch (error) {
       throw storageError('write', error);
     }
-    for (const [id, { bytes }] of pending) this.recentWrites.set(id, bytes);
+    for (const [id, { record }] of pending) this.recentWrites.set(id, record);
     return results;
   }
 
   /** Each write's current record: from the recent writes where there, else read from LevelDB. */
-  private async lastWritten(writes: readonly RecordWrite[], ids: readonly string[]): Promise<(Uint8Array | undefined)[]> {
-    const records: (Uint8Array | undefined)[] = new Array(writes.length);
+  private async lastWritten(writes: readonly RecordWrite[], ids: readonly string[]): Promise<(WrittenRecord | undefined)[]> {
+    const records: (WrittenRecord | undefined)[] = new Array(writes.length);
     const unknown: RecordWrite[] = [];
     const positions: number[] = [];
     for (let index = 0; index < writes.length; index++) {
@@ -331,15 +344,15 @@ export class LevelStore implements FeatureStore, SnapshotStore, CompactableStore
     return encodeRecord(write.view.schemaFingerprint, nextRevision(record?.revision ?? 0, nowMs), write.view.features.length, versions);
   }
 
-  private mergeEventWrite(write: EventWrite, before: Uint8Array | undefined, nowMs: number): Uint8Array {
+  private mergeEventWrite(write: EventWrite, before: WrittenRecord | undefined, nowMs: number): EventLog {
     const source = write.view.source;
     if (source.type !== 'stream') throw new StrataError('STRATA_INTERNAL', `events written to ${write.view.name}, which is not a stream view`);
-    const local = before === undefined ? undefined : EventLog.open(before);
+    const local = before === undefined || before instanceof EventLog ? before : EventLog.open(before);
     const shared = write.shared === undefined ? undefined : EventLog.open(write.shared);
     const base = shared !== undefined && (local === undefined || shared.revision > local.revision) ? shared : local;
     const horizon = nowMs - this.retentionMs - source.maxWindowMs;
     const revision = nextRevision(Math.max(local?.revision ?? 0, shared?.revision ?? 0), nowMs);
-    return mergeEventLog(base, source.columns, write.events, horizon, this.maxEvents, revision).bytes;
+    return mergeEventLog(base, source.columns, write.events, horizon, this.maxEvents, revision).log;
   }
 
   /**
