@@ -267,9 +267,7 @@ export class TieredRecordStore {
   async write(writes: readonly (RecordWrite & { readonly id: string })[], nowMs: number): Promise<void> {
     // The gate learns the keys before they become readable, so no read can be gated out of a committed write.
     const l2 = this.l2;
-    let bloomOffsets: number[] = [];
-    if (l2 === undefined) for (const write of writes) this.gate.add(write.key);
-    else bloomOffsets = writes.flatMap((write) => this.gate.add(write.key));
+    const bloomOffsets = writes.flatMap((write) => this.gate.add(write.key));
     this.metrics.bloomKeys.set(this.gate.size);
     const records = await this.l3.applyWrites(writes, nowMs);
     for (let index = 0; index < writes.length; index++) this.l1?.set(writes[index]!.id, openWrittenRecord(records[index]!));

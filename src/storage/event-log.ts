@@ -83,7 +83,23 @@ interface EventBounds {
   readonly starts: Uint32Array;
 }
 
-const NO_EVENTS: EventBounds = { ts: new Float64Array(0), starts: new Uint32Array(1) };
+/**
+ * mergeEventLog's working arrays, grown as needed: a merge runs start to end
+ * synchronously, so one set serves every merge, which then allocates little
+ * besides its output (per-merge arrays were a large part of ingestion's garbage).
+ */
+const mergeScratch = { ts: new Float64Array(64), starts: new Uint32Array(65), source: new Int32Array(128), mergedTs: new Float64Array(128) };
+
+function growMergeScratch(oldCount: number, total: number): void {
+  if (oldCount > mergeScratch.ts.length) {
+    mergeScratch.ts = new Float64Array(2 * oldCount);
+    mergeScratch.starts = new Uint32Array(2 * oldCount + 1);
+  }
+  if (total > mergeScratch.source.length) {
+    mergeScratch.source = new Int32Array(2 * total);
+    mergeScratch.mergedTs = new Float64Array(2 * total);
+  }
+}
 
 /** Reads a log front to back; every read checks the end, so corrupt bytes throw CorruptRecordError, never read garbage. */
 class LogReader {
@@ -148,13 +164,12 @@ class LogReader {
 
 /**
  * Walks `count` events from the reader's position to the end of the log:
- * their times and byte bounds, and their values into `values` when given.
- * One walk serves both decoding (reads) and merging (which copies events as
- * bytes and never decodes their strings).
+ * their times and byte bounds into `bounds` (room for count and count + 1),
+ * and their values into `values` when given. One walk serves both decoding
+ * (reads) and merging (which copies events as bytes and never decodes their strings).
  */
-function walkEvents(reader: LogReader, count: number, columnCount: number, values: ColumnValue[][] | undefined, end: number): EventBounds {
-  const ts = new Float64Array(count);
-  const starts = new Uint32Array(count + 1);
+function walkEvents(reader: LogReader, count: number, columnCount: number, values: ColumnValue[][] | undefined, end: number, bounds: EventBounds): EventBounds {
+  const { ts, starts } = bounds;
   const decode = values !== undefined;
   for (let event = 0; event < count; event++) {
     starts[event] = reader.at;
@@ -173,7 +188,7 @@ function walkEvents(reader: LogReader, count: number, columnCount: number, value
   }
   starts[count] = reader.at;
   if (reader.at !== end) throw new CorruptRecordError(`event log has ${end - reader.at} trailing bytes`);
-  return { ts, starts };
+  return bounds;
 }
 
 /** What a log's header says: read from its bytes, or known to the merge that wrote them. */
@@ -274,13 +289,23 @@ export class EventLog {
 
   private decodeEvents(): { ts: Float64Array; values: ColumnValue[][] } {
     const values = Array.from({ length: this.columnCount }, () => new Array<ColumnValue>(this.length));
-    const { ts } = walkEvents(new LogReader(this.bytes, this.eventsAt), this.length, this.columnCount, values, this.bytes.length);
+    const { ts } = this.walk(values, { ts: new Float64Array(this.length), starts: new Uint32Array(this.length + 1) });
     return { ts, values };
   }
 
   /** Event times and byte bounds, without decoding any value. */
   bounds(): EventBounds {
-    return walkEvents(new LogReader(this.bytes, this.eventsAt), this.length, this.columnCount, undefined, this.bytes.length);
+    return this.walk(undefined, { ts: new Float64Array(this.length), starts: new Uint32Array(this.length + 1) });
+  }
+
+  /** walkEvents over this log's events. */
+  private walk(values: ColumnValue[][] | undefined, into: EventBounds): EventBounds {
+    return walkEvents(new LogReader(this.bytes, this.eventsAt), this.length, this.columnCount, values, this.bytes.length, into);
+  }
+
+  /** Event times and byte bounds into mergeEventLog's scratch arrays. */
+  boundsIntoScratch(): void {
+    this.walk(undefined, mergeScratch);
   }
 
   /** Number of events with event time ≤ t (so events [0, result) are visible at t). */
@@ -441,23 +466,25 @@ export function mergeEventLog(
     accepted.push(event);
   }
 
-  // Stable: equal event times stay in arrival order.
-  const freshOrder = accepted.map((_, index) => index);
-  if (!sorted) freshOrder.sort((a, b) => accepted[a]!.ts - accepted[b]!.ts || a - b);
+  // Stable: equal event times stay in arrival order. Sorted already (the usual case): no order array.
+  const freshOrder = sorted ? undefined : accepted.map((_, index) => index).sort((a, b) => accepted[a]!.ts - accepted[b]!.ts || a - b);
 
   // The merged sequence: source[k] ≥ 0 is the log's event source[k], < 0 the accepted event ~source[k].
-  const old = existing?.bounds() ?? NO_EVENTS;
-  const total = old.ts.length + accepted.length;
-  const source = new Int32Array(total);
-  const mergedTs = new Float64Array(total);
+  const oldCount = existing?.length ?? 0;
+  const total = oldCount + accepted.length;
+  growMergeScratch(oldCount, total);
+  existing?.boundsIntoScratch();
+  const { ts: oldTs, starts: oldStarts, source, mergedTs } = mergeScratch;
   for (let k = 0, i = 0, j = 0; k < total; k++) {
+    const fresh = j < accepted.length ? (freshOrder === undefined ? j : freshOrder[j]!) : -1;
     // On equal times the log's event goes first: it arrived earlier.
-    if (j >= freshOrder.length || (i < old.ts.length && old.ts[i]! <= accepted[freshOrder[j]!]!.ts)) {
+    if (fresh < 0 || (i < oldCount && oldTs[i]! <= accepted[fresh]!.ts)) {
       source[k] = i;
-      mergedTs[k] = old.ts[i++]!;
+      mergedTs[k] = oldTs[i++]!;
     } else {
-      source[k] = ~freshOrder[j]!;
-      mergedTs[k] = accepted[freshOrder[j++]!]!.ts;
+      source[k] = ~fresh;
+      mergedTs[k] = accepted[fresh]!.ts;
+      j++;
     }
   }
 
@@ -471,7 +498,7 @@ export function mergeEventLog(
   let size = headerBytes(columns, applied, keptCount);
   for (let k = total === 0 ? total : 0; k < total; k = k === 0 ? from : k + 1) {
     const event = source[k]!;
-    size += event >= 0 ? old.starts[event + 1]! - old.starts[event]! : eventBytes(accepted[~event]!.values);
+    size += event >= 0 ? oldStarts[event + 1]! - oldStarts[event]! : eventBytes(accepted[~event]!.values);
   }
   const bytes = allocateLog(size);
   const { eventsAt, columnsEnd } = writeHeader(bytes, revision, columns, applied, keptCount);
@@ -481,8 +508,8 @@ export function mergeEventLog(
   let runEnd = 0;
   for (let k = total === 0 ? total : 0; k <= total; k = k === 0 ? from : k + 1) {
     const event = k < total ? source[k]! : -1;
-    if (event >= 0 && old.starts[event] === runEnd) {
-      runEnd = old.starts[event + 1]!;
+    if (event >= 0 && oldStarts[event] === runEnd) {
+      runEnd = oldStarts[event + 1]!;
       continue;
     }
     if (runEnd > runStart) {
@@ -491,8 +518,8 @@ export function mergeEventLog(
     }
     runStart = runEnd = 0;
     if (event >= 0) {
-      runStart = old.starts[event]!;
-      runEnd = old.starts[event + 1]!;
+      runStart = oldStarts[event]!;
+      runEnd = oldStarts[event + 1]!;
     } else if (k < total) {
       at = writeEvent(bytes, at, accepted[~event]!.ts, accepted[~event]!.values);
     }

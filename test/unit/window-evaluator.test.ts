@@ -158,6 +158,7 @@ describe('event log merge', () => {
       random() < 0.3 ? null : random() < 0.5,
     ];
     let log: EventLog | undefined;
+    let other: EventLog | undefined;
     let expected: LoggedEvent[] = [];
     const applied = new Map<number, number>();
     const nextOffset = [0, 0];
@@ -202,6 +203,8 @@ describe('event log merge', () => {
       }
       // The next merge builds on either (the store's recent writes keep the merge's own log).
       log = round % 2 === 0 ? merged.log : decoded;
+      // Merges share working arrays: one of another, larger log in between must leave no trace in this one's.
+      other = mergeEventLog(other, cols, Array.from({ length: 1 + Math.floor(random() * 30) }, () => ({ ts: Math.floor(random() * 1000), values: randomValues(), origin: undefined })), -Infinity, 10_000, round).log;
     }
   });
 
