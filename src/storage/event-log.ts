@@ -269,6 +269,16 @@ export class EventLog {
     return new EventLog(bytes, header, columns);
   }
 
+  /**
+   * Another log over the same bytes, not decoded whatever this one is: for a
+   * second holder (L1) whose reads must not grow what the first (the store's
+   * recent writes, which counts bytes only) keeps. Nothing is read.
+   */
+  twin(): EventLog {
+    const { revision, applied, length, columnCount, columnsEnd, eventsAt } = this;
+    return new EventLog(this.bytes, { revision, applied, length, columnCount, columnsEnd, eventsAt }, this.columnNames);
+  }
+
   get columns(): readonly string[] {
     if (this.columnNames === undefined) {
       const reader = new LogReader(this.bytes, FIXED_HEADER_BYTES);

@@ -5,10 +5,11 @@ import { asBuffer } from '../util/bytes.js';
 import type { ValueType } from '../values/value-codec.js';
 import { compactRecord, type CompactableStore, type CompactionBatch } from './compaction.js';
 import { EVENT_LOG_FORMAT, EventLog, mergeEventLog } from './event-log.js';
-import { isEventWrite, type EventWrite, type FeatureStore, type PublishedSnapshot, type RecordRef, type RecordWrite, type VersionWrite } from './feature-store.js';
+import { isEventWrite, type EventWrite, type FeatureStore, type PublishedSnapshot, type RecordRef, type RecordWrite, type VersionWrite, type WrittenRecord } from './feature-store.js';
 import { generationPrefix, isSnapshotKey, nextGenerationKey, publishedGenerationKey, RECORD_NAMESPACE, SCHEMA_NAMESPACE, schemaKey, viewOfRecordKey } from './keys.js';
 import type { SnapshotStore, StagedRecords } from './snapshot-store.js';
 import { FeatureRecord, encodeRecord, mergeVersions, nextRevision, type Version } from './record.js';
+import { writtenBytes } from './stored-record.js';
 
 type SchemaFields = readonly { name: string; type: ValueType }[];
 
@@ -34,13 +35,6 @@ export interface LevelStoreOptions {
 const RECENT_WRITES_BYTES = 32 * 1024 ** 2;
 /** Charged per remembered record beyond its bytes and id: the map entry and the record's objects. */
 const RECENT_WRITE_OVERHEAD_BYTES = 200;
-
-/** A record as this store last wrote it: its bytes, or for an event log the log opened by the merge. */
-type WrittenRecord = Uint8Array | EventLog;
-
-function writtenBytes(record: WrittenRecord): Uint8Array {
-  return record instanceof EventLog ? record.bytes : record;
-}
 
 function recentWriteCost(id: string, record: WrittenRecord): number {
   return writtenBytes(record).byteLength + id.length + RECENT_WRITE_OVERHEAD_BYTES;
@@ -271,7 +265,7 @@ export class LevelStore implements FeatureStore, SnapshotStore, CompactableStore
     return values.map((bytes, index) => (bytes === undefined ? undefined : this.current(refs[index]!.view, bytes)));
   }
 
-  applyWrites(writes: readonly RecordWrite[], nowMs: number): Promise<Uint8Array[]> {
+  applyWrites(writes: readonly RecordWrite[], nowMs: number): Promise<WrittenRecord[]> {
     const ids = writes.map((write) => write.id ?? write.key.toString('latin1'));
     return this.inKeyOrder(ids, () => this.mergeAndWrite(writes, ids, nowMs));
   }
@@ -295,11 +289,11 @@ export class LevelStore implements FeatureStore, SnapshotStore, CompactableStore
     return run;
   }
 
-  private async mergeAndWrite(writes: readonly RecordWrite[], ids: readonly string[], nowMs: number): Promise<Uint8Array[]> {
+  private async mergeAndWrite(writes: readonly RecordWrite[], ids: readonly string[], nowMs: number): Promise<WrittenRecord[]> {
     const existing = await this.lastWritten(writes, ids);
     // A key may appear more than once in one call; later writes build on earlier ones.
     const pending = new Map<string, { readonly key: Buffer; record: WrittenRecord }>();
-    const results: Uint8Array[] = [];
+    const results: WrittenRecord[] = [];
     const batch = this.db.batch();
     writes.forEach((write, index) => {
       const id = ids[index]!;
@@ -308,7 +302,7 @@ export class LevelStore implements FeatureStore, SnapshotStore, CompactableStore
       const record = isEventWrite(write) ? this.mergeEventWrite(write, before, nowMs) : this.mergeVersionWrite(write, before === undefined ? undefined : writtenBytes(before), nowMs);
       if (earlier === undefined) pending.set(id, { key: write.key, record });
       else earlier.record = record;
-      results.push(writtenBytes(record));
+      results.push(record);
     });
     for (const { key, record } of pending.values()) batch.put(key, asBuffer(writtenBytes(record)));
     try {

@@ -194,7 +194,10 @@ describe('event log merge', () => {
       const merged = mergeEventLog(log, cols, incoming, horizon, maxEvents, round);
       // The log the merge hands back is built from what it knows, not read back: it must read as its bytes do.
       const decoded = EventLog.decode(merged.bytes);
-      for (const candidate of [merged.log, decoded]) {
+      // Its twin (what L1 gets) reads the same, over the same bytes, without decoding the merge's own log.
+      const twin = merged.log.twin();
+      expect(twin.bytes).toBe(merged.log.bytes);
+      for (const candidate of [twin, merged.log, decoded]) {
         expect(candidate.events(cols)).toEqual(expected);
         expect([...candidate.applied].sort()).toEqual([...applied].sort());
         expect(candidate.revision).toBe(round);
