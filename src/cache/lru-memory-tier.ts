@@ -1,6 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import type { Metrics } from '../observability/metrics.js';
 import type { StoredRecord } from '../storage/feature-store.js';
+import { FrequencySketch } from './frequency-sketch.js';
 import { type Cached, type MemoryTier } from './tiers.js';
 
 /**
@@ -17,6 +18,8 @@ const ENTRY_OVERHEAD_BYTES = 200;
  * newer invalidations have not come in on any real write rate.
  */
 const REMEMBERED_INVALIDATIONS = 10_000;
+/** A guess of the smallest typical entry, to size the frequency sketch for as many entries as the budget could hold. */
+const SMALL_ENTRY_BYTES = 512;
 
 /**
  * L1 on lru-cache, bounded by an estimate of the heap bytes each entry holds
@@ -25,21 +28,33 @@ const REMEMBERED_INVALIDATIONS = 10_000;
  * other replicas' writes arrive as invalidations (see SharedTier); entries
  * also live at most `maxStalenessMs` (0: until evicted), the bound on
  * staleness should an invalidation ever not arrive.
+ *
+ * Admission (TinyLFU): once L1 is full, a record read from L2 or L3 comes in
+ * only if it was asked for more often lately than the entry it would evict
+ * first, so one-off reads do not push out entries read many times.
+ * bench:l1, Zipf(0.99) over 1M keys with room for 10 %: 76.6 % hits with
+ * plain LRU, 80.0 % with admission. Writes always come in: what was just
+ * written is what gets read.
  */
 export class LruMemoryTier implements MemoryTier {
   private readonly cache: LRUCache<string, Cached>;
   private readonly metrics: Metrics;
   /** Key → the newest revision an invalidation announced for it; insertion-ordered, oldest dropped first. */
   private readonly announced = new Map<string, number>();
+  private readonly frequencies: FrequencySketch;
+  private readonly budgetBytes: number;
 
   constructor(options: { budgetBytes: number; maxStalenessMs: number; metrics: Metrics }) {
     const ttl = options.maxStalenessMs > 0 ? { ttl: options.maxStalenessMs, ttlResolution: 1 } : {};
     this.metrics = options.metrics;
+    this.budgetBytes = options.budgetBytes;
+    // Four slots per entry the budget could hold: the counters of kept entries rarely share a slot.
+    this.frequencies = new FrequencySketch((4 * options.budgetBytes) / SMALL_ENTRY_BYTES);
     this.cache = new LRUCache<string, Cached>({
       maxSize: options.budgetBytes,
       // An entry larger than an eighth of the budget would evict too much to earn its place.
       maxEntrySize: Math.max(1, Math.floor(options.budgetBytes / 8)),
-      sizeCalculation: (entry, id) => entry.memoryBytes + id.length + ENTRY_OVERHEAD_BYTES,
+      sizeCalculation: entryBytes,
       ...ttl,
       updateAgeOnGet: false,
       allowStale: false,
@@ -47,6 +62,7 @@ export class LruMemoryTier implements MemoryTier {
   }
 
   get(id: string): Cached | undefined {
+    this.frequencies.increment(id);
     return this.cache.get(id);
   }
 
@@ -54,7 +70,18 @@ export class LruMemoryTier implements MemoryTier {
     const current = this.cache.peek(id);
     if (current !== undefined && current.revision > entry.revision) return;
     if (this.announced.size > 0 && entry.revision < (this.announced.get(id) ?? -Infinity)) return;
+    if (current === undefined && !this.admits(id, entry)) {
+      this.metrics.l1Refused.inc();
+      return;
+    }
     this.cache.set(id, entry);
+  }
+
+  /** Whether a new entry may come in: while there is room, yes; then only if asked for more often than the next to be evicted. */
+  private admits(id: string, entry: Cached): boolean {
+    if (this.cache.calculatedSize + entryBytes(entry, id) <= this.budgetBytes) return true;
+    const victim = this.cache.rkeys().next();
+    return victim.done === true || this.frequencies.frequency(id) > this.frequencies.frequency(victim.value);
   }
 
   set(id: string, entry: Cached): void {
@@ -99,3 +126,6 @@ export class LruMemoryTier implements MemoryTier {
   }
 }
 
+function entryBytes(entry: Cached, id: string): number {
+  return entry.memoryBytes + id.length + ENTRY_OVERHEAD_BYTES;
+}

@@ -65,6 +65,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly l1Refused = new Counter({
+    name: 'strata_l1_admissions_refused_total',
+    help: 'Records read from L2 or L3 that L1 did not take in: asked for less often lately than the entry they would have evicted.',
+    registers: [this.registry],
+  });
+
   readonly l2Up = new Gauge({
     name: 'strata_l2_up',
     help: '1 when the L2 Redis connection is ready, else 0.',

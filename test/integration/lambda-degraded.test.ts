@@ -5,18 +5,15 @@
  * HTTP, gRPC and in historical retrieval, instead of passing batch-only
  * values off as whole ones.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { getHistoricalFeatures, rowsMessage } from '../support/historical.js';
-import { cleanEnv } from '../support/process-helpers.js';
 import { RedisServer } from '../support/redis-server.js';
+import { importSnapshotFiles } from '../support/snapshot-cli.js';
 import { columnsOf, startTestServer, type Json, type TestServer } from '../support/strata.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const HOUR = 3_600_000;
 const scratch = mkdtempSync(join(tmpdir(), 'strata-degraded-'));
 const REGISTRY = join(scratch, 'registry.yaml');
@@ -47,7 +44,7 @@ beforeAll(async () => {
   const replicaData = join(scratch, 'replica');
   const tiles = join(scratch, 'tiles.ndjson');
   writeFileSync(tiles, `${JSON.stringify({ card_id: 'a', event_timestamp: tileEnd, n_2d: 3 })}\n`);
-  const imported = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'snapshot', 'import', '--registry', REGISTRY, '--data-dir', replicaData, '--view', 'card_spend', tiles], { cwd: ROOT, env: cleanEnv(), encoding: 'utf8', timeout: 60_000 });
+  const imported = importSnapshotFiles({ registry: REGISTRY, dataDir: replicaData, view: 'card_spend', files: [tiles] });
   expect(imported.status, imported.stderr).toBe(0);
   // The writer consumes (here: takes pushed events) and writes stream state through to Redis.
   writer = await startTestServer({ registry: REGISTRY, 'redis-url': redis.url });

@@ -7,20 +7,17 @@
  * as_of online reads at thousands of (card, t), probes exactly at the
  * cutoff, on hour boundaries (the tile grid), at window and ttl edges.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileRegistry, type AggregationDef } from '../../src/config/registry.js';
 import { seededRandom } from '../../src/util/seeded-random.js';
 import { getHistoricalFeatures, rowsMessage, rowsOf } from '../support/historical.js';
-import { cleanEnv } from '../support/process-helpers.js';
+import { importSnapshotFiles } from '../support/snapshot-cli.js';
 import { startTestServer, type Json, type TestServer } from '../support/strata.js';
 import { aggregateBrute, aggregationsAt, closeEnough, type OracleEvent } from '../support/window-oracle.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
@@ -188,11 +185,10 @@ beforeAll(async () => {
   const importFile = (view: string, rows: readonly Json[]): void => {
     const file = join(scratch, `${view}.ndjson`);
     writeFileSync(file, rows.map((row) => JSON.stringify(row)).join('\n') + '\n');
-    const result = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'snapshot', 'import', '--registry', REGISTRY, '--data-dir', dataDir, '--view', view, '--json', file], { cwd: ROOT, env: cleanEnv(), encoding: 'utf8', timeout: 60_000 });
-    expect(result.status, result.stderr).toBe(0);
-    const report = JSON.parse(result.stdout.trim().split('\n').at(-1)!) as Json;
-    expect(report.published).toBe(true);
-    if (view === 'card_spend') expect(report.cutoff).toBe(new Date(Math.max(...rows.map((row) => row.event_timestamp as number))).toISOString());
+    const { status, report, stderr } = importSnapshotFiles({ registry: REGISTRY, dataDir, view, files: [file] });
+    expect(status, stderr).toBe(0);
+    expect(report!.published).toBe(true);
+    if (view === 'card_spend') expect(report!.cutoff).toBe(new Date(Math.max(...rows.map((row) => row.event_timestamp as number))).toISOString());
   };
   importFile('card_profile', snapshotRows);
   importFile('card_spend', tileRows());

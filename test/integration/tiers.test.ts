@@ -120,7 +120,8 @@ describe('ttl holds on every tier', () => {
 
   it('on the L2 path, for a key written through another replica', async () => {
     const writer = await start({ 'redis-url': redis.url });
-    const reader = await start({ 'redis-url': redis.url, 'l1-budget': '0', 'bloom-sync': '20ms' });
+    // A generous L2 timeout: on a loaded box a 25 ms one times out, and L3 (empty here) answers NOT_FOUND.
+    const reader = await start({ 'redis-url': redis.url, 'l1-budget': '0', 'bloom-sync': '20ms', 'redis-timeout': '1s' });
     await pushCards(writer, ['ttl-l2'], 1, written);
     // The reader learns of the key through the shared bloom bits within --bloom-sync.
     await eventually(async () => (await readLimits(reader, ['ttl-l2'], fresh)).statuses[0] === 'PRESENT');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BloomFilter } from '../../src/cache/bloom-filter.js';
-import { BloomGate } from '../../src/cache/bloom-gate.js';
+import { BloomGate, FALSE_POSITIVE_RATE } from '../../src/cache/bloom-gate.js';
 import { recordKey, recordKeyPrefix } from '../../src/storage/keys.js';
 
 const CARD = recordKeyPrefix('card_profile');
@@ -80,8 +80,8 @@ describe('BloomGate (local part only)', () => {
 describe('BloomGate shared part', () => {
   const SHARED = 10_000;
 
-  it('names its geometry as bitCount x hashCount of a 1 % filter of the shared capacity', () => {
-    const filter = new BloomFilter(SHARED, 0.01);
+  it('names its geometry as bitCount x hashCount of a filter of the shared capacity at the gate false-positive rate', () => {
+    const filter = new BloomFilter(SHARED, FALSE_POSITIVE_RATE);
     expect(BloomGate.sharedGeometry(SHARED)).toBe(`${filter.bitCount}x${filter.hashCount}`);
     expect(BloomGate.sharedGeometry(SHARED)).not.toBe(BloomGate.sharedGeometry(SHARED * 2));
     expect(new BloomGate(1_000, SHARED).sharedSnapshot()!.length * 8).toBe(filter.bitCount);
@@ -90,7 +90,7 @@ describe('BloomGate shared part', () => {
   it('returns, for each added key, the shared bit offsets to publish', () => {
     const gate = new BloomGate(1_000, SHARED);
     const offsets = gate.add(addedKey(7));
-    const filter = new BloomFilter(SHARED, 0.01);
+    const filter = new BloomFilter(SHARED, FALSE_POSITIVE_RATE);
     expect(offsets).toEqual(filter.offsets(addedKey(7)));
     // Adding again (already known locally) still returns the offsets.
     expect(gate.add(addedKey(7))).toEqual(offsets);

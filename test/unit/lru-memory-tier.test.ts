@@ -55,12 +55,12 @@ describe('LruMemoryTier byte budget', () => {
     const budget = 64 * 1024;
     const cache = tier(budget);
     for (let index = 0; index < 10_000; index++) {
-      cache.offer(id(index), record());
+      cache.set(id(index), record());
       expect(cache.bytes).toBeLessThanOrEqual(budget);
     }
     const perEntry = cache.bytes / cache.entries;
     expect(cache.entries).toBe(Math.floor(budget / perEntry));
-    // The most recent entries are the ones kept.
+    // Writes always come in: the most recent are the ones kept.
     expect(cache.get(id(9_999))).toBeDefined();
     expect(cache.get(id(0))).toBeUndefined();
   });
@@ -165,6 +165,44 @@ describe('LruMemoryTier.offer', () => {
     const bigger = record({ revision: 2, versions: 3 });
     cache.offer(id(1), bigger);
     expect(cache.bytes - before).toBe(bigger.memoryBytes - record().memoryBytes);
+  });
+});
+
+describe('LruMemoryTier admission (TinyLFU)', () => {
+  it('takes everything while there is room, then keeps often-read entries through a scan of one-off reads', () => {
+    const entry = record();
+    const perEntry = entry.memoryBytes + id(0).length + 200;
+    const cache = tier(perEntry * 1_000);
+    // A hot set read again and again, as a read path reads: get, and offer on a miss.
+    const read = (index: number): void => {
+      if (cache.get(id(index)) === undefined) cache.offer(id(index), entry);
+    };
+    for (let round = 0; round < 5; round++) for (let index = 0; index < 500; index++) read(index);
+    expect(cache.entries).toBe(500);
+    // Then a scan of 20,000 keys read once each: plain LRU would keep none of the hot set.
+    for (let index = 10_000; index < 30_000; index++) read(index);
+    const hotLeft = Array.from({ length: 500 }, (_, index) => cache.get(id(index)) !== undefined).filter(Boolean).length;
+    expect(hotLeft).toBeGreaterThanOrEqual(450);
+    expect(cache.bytes).toBeLessThanOrEqual(perEntry * 1_000);
+  });
+
+  it('lets a key in once it is read more often than the entry it would evict', () => {
+    const entry = record();
+    const cache = tier((entry.memoryBytes + id(0).length + 200) * 8);
+    for (let index = 0; index < 8; index++) cache.offer(id(index), entry);
+    cache.offer(id(8), entry);
+    expect(cache.get(id(8))).toBeUndefined();
+    for (let reads = 0; reads < 3; reads++) cache.get(id(8));
+    cache.offer(id(8), entry);
+    expect(cache.get(id(8))).toBe(entry);
+    expect(cache.entries).toBe(8);
+  });
+
+  it('always takes writes, full or not', () => {
+    const entry = record();
+    const cache = tier((entry.memoryBytes + id(10).length + 200) * 8);
+    for (let index = 10; index < 30; index++) cache.set(id(index), entry);
+    expect(cache.get(id(29))).toBe(entry);
   });
 });
 
