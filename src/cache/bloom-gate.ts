@@ -7,6 +7,8 @@ import { BloomFilter } from './bloom-filter.js';
  * ≤ 1 %); at 0.5 % a filter costs 11 bits a key instead of 9.6.
  */
 export const FALSE_POSITIVE_RATE = 0.005;
+/** What add returns without a shared part: one empty list for every key rather than a new one each. */
+const NO_OFFSETS: readonly number[] = Object.freeze([]);
 
 /**
  * Answers "might this record key have been written?" with no false
@@ -54,9 +56,9 @@ export class BloomGate {
     return this.shared?.has(key) ?? false;
   }
 
-  /** Adds a key; returns the shared filter's bit offsets for it (to publish), or [] without a shared part. */
-  add(key: Uint8Array): number[] {
-    let offsets: number[] = [];
+  /** Adds a key; returns the shared filter's bit offsets for it (to publish), or none without a shared part. */
+  add(key: Uint8Array): readonly number[] {
+    let offsets: readonly number[] = NO_OFFSETS;
     if (this.shared !== undefined) {
       this.shared.add(key);
       offsets = this.shared.offsets(key);

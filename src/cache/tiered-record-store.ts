@@ -4,7 +4,7 @@ import type { Metrics } from '../observability/metrics.js';
 import { StrataError } from '../errors.js';
 import type { EventWrite, FeatureStore, GenerationSource, PeerWrite, RecordRef, RecordWrite, StoredRecord } from '../storage/feature-store.js';
 import { CorruptRecordError } from '../storage/record.js';
-import { decodeStoredRecord, openWrittenRecord } from '../storage/stored-record.js';
+import { decodeStoredRecord, openWrittenRecord, writtenBytes } from '../storage/stored-record.js';
 import { BloomGate } from './bloom-gate.js';
 import { ABSENT, type MemoryTier, type SharedTier } from './tiers.js';
 
@@ -271,12 +271,13 @@ export class TieredRecordStore {
   /** Commits writes to L3 atomically, then writes them through L1 and L2. */
   async write(writes: readonly (RecordWrite & { readonly id: string })[], nowMs: number): Promise<void> {
     // The gate learns the keys before they become readable, so no read can be gated out of a committed write.
+    const l2 = this.l2;
     const bloomOffsets = writes.flatMap((write) => this.gate.add(write.key));
     this.metrics.bloomKeys.set(this.gate.size);
-    const records = await this.l3.applyWrites(writes, nowMs);
-    for (let index = 0; index < writes.length; index++) this.l1?.set(writes[index]!.id, openWrittenRecord(records[index]!));
-    const l2 = this.l2;
+    const written = await this.l3.applyWrites(writes, nowMs);
+    for (let index = 0; index < writes.length; index++) this.l1?.set(writes[index]!.id, openWrittenRecord(written[index]!));
     if (l2 === undefined) return;
+    const records = written.map(writtenBytes);
     // The caller does not wait for L2: L3 has the write and L1 serves it here. A slow Redis
     // must not hold writes either, so past a bounded queue, keys go to re-publishing instead.
     if (this.pendingPublishes >= MAX_PENDING_PUBLISHES || !l2.ready) {
@@ -308,8 +309,9 @@ export class TieredRecordStore {
     const withShared = writes.map((write, index) => (shared[index] === undefined ? write : { ...write, shared: shared[index] }));
     const bloomOffsets = writes.flatMap((write) => this.gate.add(write.key));
     this.metrics.bloomKeys.set(this.gate.size);
-    const records = await this.l3.applyWrites(withShared, nowMs);
-    for (let index = 0; index < writes.length; index++) this.l1?.update(writes[index]!.id, openWrittenRecord(records[index]!));
+    const written = await this.l3.applyWrites(withShared, nowMs);
+    for (let index = 0; index < writes.length; index++) this.l1?.update(writes[index]!.id, openWrittenRecord(written[index]!));
+    const records = written.map(writtenBytes);
     const stored = await this.publish(() => l2.put(writes, records, bloomOffsets));
     if (!stored) throw new StrataError('STRATA_STORAGE_UNAVAILABLE', 'L2 redis did not take the stream state; it is retried');
   }

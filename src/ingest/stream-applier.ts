@@ -11,7 +11,7 @@ import type { TieredRecordStore } from '../cache/tiered-record-store.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { ColumnValue, EventOrigin, IncomingEvent } from '../storage/event-log.js';
 import type { EventWrite } from '../storage/feature-store.js';
-import { recordKey, recordKeyPrefix } from '../storage/keys.js';
+import { recordKeyLength, recordKeyPrefix, writeRecordKey } from '../storage/keys.js';
 import { GroupRunner } from './group-runner.js';
 
 /** Why an event was not applied: what `<topic>.dlq` headers and push responses say. */
@@ -27,6 +27,8 @@ interface StreamView {
   readonly source: StreamSource;
   readonly prefix: Buffer;
   readonly keyType: JoinKeyType;
+  /** [keyType]: what the record key functions take. */
+  readonly keyTypes: readonly JoinKeyType[];
 }
 
 /** An event checked against every view of its topic: the writes it makes, or why it cannot be applied. */
@@ -34,7 +36,8 @@ export type ExtractedEvent = { readonly ok: true; readonly ts: number; readonly 
 
 interface EventPart {
   readonly view: StreamView;
-  readonly key: Buffer;
+  /** The entity's L1 id: the latin1 string of its record key (the key itself is built once per write, in apply). */
+  readonly id: string;
   readonly values: readonly ColumnValue[];
 }
 
@@ -53,6 +56,8 @@ export class StreamApplier {
   private readonly metrics: Metrics;
   private readonly retentionMs: number;
   private readonly viewsByTopic = new Map<string, StreamView[]>();
+  /** Where extract builds entity keys; grows to the longest key seen. */
+  private keyScratch = Buffer.allocUnsafe(256);
   /**
    * The partitions of a fetch (and concurrent pushes) apply at the same time: their writes go to the
    * store together, one atomic write while the previous one is in flight. Fewer, larger LevelDB batches
@@ -73,7 +78,8 @@ export class StreamApplier {
       const source = view.source;
       if (source.type !== 'stream') continue;
       const views = this.viewsByTopic.get(source.topic) ?? [];
-      views.push({ view, source, prefix: recordKeyPrefix(view.name), keyType: view.entities[0]!.type });
+      const keyType = view.entities[0]!.type;
+      views.push({ view, source, prefix: recordKeyPrefix(view.name), keyType, keyTypes: [keyType] });
       this.viewsByTopic.set(source.topic, views);
     }
   }
@@ -100,19 +106,29 @@ export class StreamApplier {
       }
       ts = rawTs;
       const rawKey = event[source.key];
-      let key: Buffer;
       if (keyType === 'int64') {
         if (!(typeof rawKey === 'number' && Number.isSafeInteger(rawKey)) && !(typeof rawKey === 'string' && /^-?\d{1,19}$/.test(rawKey))) {
           return reject(source.key, `must be an integer entity key, got ${JSON.stringify(rawKey) ?? 'nothing'}`);
         }
-        key = recordKey(streamView.prefix, [keyType], [rawKey]);
-      } else {
-        if (typeof rawKey !== 'string' || rawKey.length === 0) return reject(source.key, `must be a non-empty string entity key, got ${JSON.stringify(rawKey) ?? 'nothing'}`);
-        key = recordKey(streamView.prefix, [keyType], [rawKey]);
+      } else if (typeof rawKey !== 'string' || rawKey.length === 0) {
+        return reject(source.key, `must be a non-empty string entity key, got ${JSON.stringify(rawKey) ?? 'nothing'}`);
       }
-      parts.push({ view: streamView, key, values: source.columns.map((column) => columnValue(event[column])) });
+      const values = new Array<ColumnValue>(source.columns.length);
+      for (let column = 0; column < values.length; column++) values[column] = columnValue(event[source.columns[column]!]);
+      parts.push({ view: streamView, id: this.entityId(streamView, rawKey), values });
     }
     return { ok: true, ts, parts };
+  }
+
+  /**
+   * The latin1 string of the entity's record key, written into a scratch
+   * buffer: the key's own Buffer is made once per entity and write, not per event.
+   */
+  private entityId(streamView: StreamView, rawKey: string | number): string {
+    const columns = [[rawKey]];
+    const length = recordKeyLength(streamView.prefix, streamView.keyTypes, columns, 0);
+    if (length > this.keyScratch.length) this.keyScratch = Buffer.allocUnsafe(Math.max(length, 2 * this.keyScratch.length));
+    return this.keyScratch.toString('latin1', 0, writeRecordKey(this.keyScratch, streamView.prefix, streamView.keyTypes, columns, 0));
   }
 
   /**
@@ -125,11 +141,10 @@ export class StreamApplier {
     const writes = new Map<string, EventWrite & { id: string; events: IncomingEvent[] }>();
     for (const { extracted, origin } of events) {
       for (const part of extracted.parts) {
-        const id = part.key.toString('latin1');
-        let write = writes.get(id);
+        let write = writes.get(part.id);
         if (write === undefined) {
-          write = { view: part.view.view, key: part.key, id, events: [] };
-          writes.set(id, write);
+          write = { view: part.view.view, key: Buffer.from(part.id, 'latin1'), id: part.id, events: [] };
+          writes.set(part.id, write);
         }
         write.events.push({ ts: extracted.ts, values: part.values, origin });
       }

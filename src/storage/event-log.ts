@@ -83,7 +83,23 @@ interface EventBounds {
   readonly starts: Uint32Array;
 }
 
-const NO_EVENTS: EventBounds = { ts: new Float64Array(0), starts: new Uint32Array(1) };
+/**
+ * mergeEventLog's working arrays, grown as needed: a merge runs start to end
+ * synchronously, so one set serves every merge, which then allocates little
+ * besides its output (per-merge arrays were a large part of ingestion's garbage).
+ */
+const mergeScratch = { ts: new Float64Array(64), starts: new Uint32Array(65), source: new Int32Array(128), mergedTs: new Float64Array(128) };
+
+function growMergeScratch(oldCount: number, total: number): void {
+  if (oldCount > mergeScratch.ts.length) {
+    mergeScratch.ts = new Float64Array(2 * oldCount);
+    mergeScratch.starts = new Uint32Array(2 * oldCount + 1);
+  }
+  if (total > mergeScratch.source.length) {
+    mergeScratch.source = new Int32Array(2 * total);
+    mergeScratch.mergedTs = new Float64Array(2 * total);
+  }
+}
 
 /** Reads a log front to back; every read checks the end, so corrupt bytes throw CorruptRecordError, never read garbage. */
 class LogReader {
@@ -148,13 +164,12 @@ class LogReader {
 
 /**
  * Walks `count` events from the reader's position to the end of the log:
- * their times and byte bounds, and their values into `values` when given.
- * One walk serves both decoding (reads) and merging (which copies events as
- * bytes and never decodes their strings).
+ * their times and byte bounds into `bounds` (room for count and count + 1),
+ * and their values into `values` when given. One walk serves both decoding
+ * (reads) and merging (which copies events as bytes and never decodes their strings).
  */
-function walkEvents(reader: LogReader, count: number, columnCount: number, values: ColumnValue[][] | undefined, end: number): EventBounds {
-  const ts = new Float64Array(count);
-  const starts = new Uint32Array(count + 1);
+function walkEvents(reader: LogReader, count: number, columnCount: number, values: ColumnValue[][] | undefined, end: number, bounds: EventBounds): EventBounds {
+  const { ts, starts } = bounds;
   const decode = values !== undefined;
   for (let event = 0; event < count; event++) {
     starts[event] = reader.at;
@@ -173,7 +188,32 @@ function walkEvents(reader: LogReader, count: number, columnCount: number, value
   }
   starts[count] = reader.at;
   if (reader.at !== end) throw new CorruptRecordError(`event log has ${end - reader.at} trailing bytes`);
-  return { ts, starts };
+  return bounds;
+}
+
+/** What a log's header says: read from its bytes, or known to the merge that wrote them. */
+interface LogHeader {
+  readonly revision: number;
+  readonly applied: ReadonlyMap<number, number>;
+  readonly length: number;
+  readonly columnCount: number;
+  readonly columnsEnd: number;
+  readonly eventsAt: number;
+}
+
+function readHeader(bytes: Uint8Array): LogHeader {
+  if (bytes.length < FIXED_HEADER_BYTES || bytes[0] !== EVENT_LOG_FORMAT) throw new CorruptRecordError(`not an event log (format ${bytes[0]})`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const columnCount = view.getUint16(13);
+  const reader = new LogReader(bytes, FIXED_HEADER_BYTES);
+  for (let column = 0; column < columnCount; column++) reader.text(false);
+  const columnsEnd = reader.at;
+  const applied = new Map<number, number>();
+  for (let count = reader.varint(), index = 0; index < count; index++) applied.set(reader.varint(), reader.f64());
+  const length = reader.varint();
+  // Each event takes at least 8 + C bytes: check before anything is sized by the count.
+  if (length * (8 + columnCount) > bytes.length - reader.at) throw new CorruptRecordError(`event log claims ${length} events in ${bytes.length} bytes`);
+  return { revision: view.getFloat64(5), applied, length, columnCount, columnsEnd, eventsAt: reader.at };
 }
 
 /** A decoded event log: event times and values column by column, for tight aggregation loops. */
@@ -191,24 +231,15 @@ export class EventLog {
   private readonly eventsAt: number;
   private decoded: { readonly ts: Float64Array; readonly values: ColumnValue[][] } | undefined;
 
-  private constructor(bytes: Uint8Array) {
-    if (bytes.length < FIXED_HEADER_BYTES || bytes[0] !== EVENT_LOG_FORMAT) throw new CorruptRecordError(`not an event log (format ${bytes[0]})`);
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  private constructor(bytes: Uint8Array, header: LogHeader, columns: readonly string[] | undefined) {
     this.bytes = bytes;
-    this.revision = view.getFloat64(5);
-    const columnCount = view.getUint16(13);
-    const reader = new LogReader(bytes, FIXED_HEADER_BYTES);
-    for (let column = 0; column < columnCount; column++) reader.text(false);
-    this.columnCount = columnCount;
-    this.columnsEnd = reader.at;
-    const applied = new Map<number, number>();
-    for (let count = reader.varint(), index = 0; index < count; index++) applied.set(reader.varint(), reader.f64());
-    this.applied = applied;
-    const eventCount = reader.varint();
-    // Each event takes at least 8 + C bytes: check before anything is sized by the count.
-    if (eventCount * (8 + columnCount) > bytes.length - reader.at) throw new CorruptRecordError(`event log claims ${eventCount} events in ${bytes.length} bytes`);
-    this.length = eventCount;
-    this.eventsAt = reader.at;
+    this.revision = header.revision;
+    this.applied = header.applied;
+    this.length = header.length;
+    this.columnCount = header.columnCount;
+    this.columnsEnd = header.columnsEnd;
+    this.eventsAt = header.eventsAt;
+    this.columnNames = columns;
   }
 
   /**
@@ -218,7 +249,7 @@ export class EventLog {
    */
   static decode(bytes: Uint8Array): EventLog {
     const owned = ownedBytes(bytes);
-    const log = new EventLog(owned);
+    const log = new EventLog(owned, readHeader(owned), undefined);
     log.decoded = log.decodeEvents();
     return log;
   }
@@ -230,7 +261,22 @@ export class EventLog {
    * copied as bytes. Not copied: the caller's bytes must stay unchanged.
    */
   static open(bytes: Uint8Array): EventLog {
-    return new EventLog(bytes);
+    return new EventLog(bytes, readHeader(bytes), undefined);
+  }
+
+  /** A log mergeEventLog just wrote, from what it knows of the header: nothing is read back. */
+  static written(bytes: Uint8Array, header: LogHeader, columns: readonly string[]): EventLog {
+    return new EventLog(bytes, header, columns);
+  }
+
+  /**
+   * Another log over the same bytes, not decoded whatever this one is: for a
+   * second holder (L1) whose reads must not grow what the first (the store's
+   * recent writes, which counts bytes only) keeps. Nothing is read.
+   */
+  twin(): EventLog {
+    const { revision, applied, length, columnCount, columnsEnd, eventsAt } = this;
+    return new EventLog(this.bytes, { revision, applied, length, columnCount, columnsEnd, eventsAt }, this.columnNames);
   }
 
   get columns(): readonly string[] {
@@ -253,13 +299,23 @@ export class EventLog {
 
   private decodeEvents(): { ts: Float64Array; values: ColumnValue[][] } {
     const values = Array.from({ length: this.columnCount }, () => new Array<ColumnValue>(this.length));
-    const { ts } = walkEvents(new LogReader(this.bytes, this.eventsAt), this.length, this.columnCount, values, this.bytes.length);
+    const { ts } = this.walk(values, { ts: new Float64Array(this.length), starts: new Uint32Array(this.length + 1) });
     return { ts, values };
   }
 
   /** Event times and byte bounds, without decoding any value. */
   bounds(): EventBounds {
-    return walkEvents(new LogReader(this.bytes, this.eventsAt), this.length, this.columnCount, undefined, this.bytes.length);
+    return this.walk(undefined, { ts: new Float64Array(this.length), starts: new Uint32Array(this.length + 1) });
+  }
+
+  /** walkEvents over this log's events. */
+  private walk(values: ColumnValue[][] | undefined, into: EventBounds): EventBounds {
+    return walkEvents(new LogReader(this.bytes, this.eventsAt), this.length, this.columnCount, values, this.bytes.length, into);
+  }
+
+  /** Event times and byte bounds into mergeEventLog's scratch arrays. */
+  boundsIntoScratch(): void {
+    this.walk(undefined, mergeScratch);
   }
 
   /** Number of events with event time ≤ t (so events [0, result) are visible at t). */
@@ -327,32 +383,29 @@ function writeText(bytes: Buffer, at: number, value: string): number {
   return next + bytes.write(value, next, 'utf8');
 }
 
-/** Writes everything before the events; returns where the events start. */
-function writeHeader(bytes: Buffer, view: DataView, revision: number, columns: readonly string[], applied: ReadonlyMap<number, number>, eventCount: number): number {
+/** Writes everything before the events; returns where the events start and where the column names end. */
+function writeHeader(bytes: Buffer, revision: number, columns: readonly string[], applied: ReadonlyMap<number, number>, eventCount: number): { eventsAt: number; columnsEnd: number } {
   const layout = layoutOf(columns);
   bytes[0] = EVENT_LOG_FORMAT;
-  view.setUint32(1, layout.hash);
-  view.setFloat64(5, revision);
-  view.setUint16(13, columns.length);
-  let at = FIXED_HEADER_BYTES + layout.section.copy(bytes, FIXED_HEADER_BYTES);
-  at = writeVarint(bytes, at, applied.size);
+  bytes.writeUInt32BE(layout.hash, 1);
+  bytes.writeDoubleBE(revision, 5);
+  bytes.writeUInt16BE(columns.length, 13);
+  const columnsEnd = FIXED_HEADER_BYTES + layout.section.copy(bytes, FIXED_HEADER_BYTES);
+  let at = writeVarint(bytes, columnsEnd, applied.size);
   for (const [partition, offset] of applied) {
     at = writeVarint(bytes, at, partition);
-    view.setFloat64(at, offset);
-    at += 8;
+    at = bytes.writeDoubleBE(offset, at);
   }
-  return writeVarint(bytes, at, eventCount);
+  return { eventsAt: writeVarint(bytes, at, eventCount), columnsEnd };
 }
 
-function writeEvent(bytes: Buffer, view: DataView, at: number, ts: number, values: readonly ColumnValue[]): number {
-  view.setFloat64(at, ts);
-  at += 8;
+function writeEvent(bytes: Buffer, at: number, ts: number, values: readonly ColumnValue[]): number {
+  at = bytes.writeDoubleBE(ts, at);
   for (const value of values) {
     if (value === null) bytes[at++] = TAG_NULL;
     else if (typeof value === 'number') {
       bytes[at++] = TAG_NUMBER;
-      view.setFloat64(at, value);
-      at += 8;
+      at = bytes.writeDoubleBE(value, at);
     } else if (typeof value === 'string') {
       bytes[at++] = TAG_STRING;
       at = writeText(bytes, at, value);
@@ -362,23 +415,24 @@ function writeEvent(bytes: Buffer, view: DataView, at: number, ts: number, value
 }
 
 /** Unpooled and exactly sized, so it is returned as is: a pooled Buffer slice would pin its slab in the caches. */
-function allocateLog(size: number): { bytes: Buffer; view: DataView } {
-  const bytes = Buffer.allocUnsafeSlow(size);
-  return { bytes, view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength) };
+function allocateLog(size: number): Buffer {
+  return Buffer.allocUnsafeSlow(size);
 }
 
 export function encodeEventLog(revision: number, columns: readonly string[], applied: ReadonlyMap<number, number>, events: readonly LoggedEvent[]): Uint8Array {
   let size = headerBytes(columns, applied, events.length);
   for (const event of events) size += eventBytes(event.values);
-  const { bytes, view } = allocateLog(size);
-  let at = writeHeader(bytes, view, revision, columns, applied, events.length);
-  for (const event of events) at = writeEvent(bytes, view, at, event.ts, event.values);
-  return new Uint8Array(bytes.buffer, bytes.byteOffset, size);
+  const bytes = allocateLog(size);
+  let at = writeHeader(bytes, revision, columns, applied, events.length).eventsAt;
+  for (const event of events) at = writeEvent(bytes, at, event.ts, event.values);
+  return bytes;
 }
 
 export interface EventMerge {
   /** The merged log, encoded. */
   readonly bytes: Uint8Array;
+  /** The same bytes opened as a log (its header known, not read back): what a cache of written records keeps. */
+  readonly log: EventLog;
   /** Incoming events skipped because their offset was already applied. */
   readonly duplicates: number;
 }
@@ -422,23 +476,25 @@ export function mergeEventLog(
     accepted.push(event);
   }
 
-  // Stable: equal event times stay in arrival order.
-  const freshOrder = accepted.map((_, index) => index);
-  if (!sorted) freshOrder.sort((a, b) => accepted[a]!.ts - accepted[b]!.ts || a - b);
+  // Stable: equal event times stay in arrival order. Sorted already (the usual case): no order array.
+  const freshOrder = sorted ? undefined : accepted.map((_, index) => index).sort((a, b) => accepted[a]!.ts - accepted[b]!.ts || a - b);
 
   // The merged sequence: source[k] ≥ 0 is the log's event source[k], < 0 the accepted event ~source[k].
-  const old = existing?.bounds() ?? NO_EVENTS;
-  const total = old.ts.length + accepted.length;
-  const source = new Int32Array(total);
-  const mergedTs = new Float64Array(total);
+  const oldCount = existing?.length ?? 0;
+  const total = oldCount + accepted.length;
+  growMergeScratch(oldCount, total);
+  existing?.boundsIntoScratch();
+  const { ts: oldTs, starts: oldStarts, source, mergedTs } = mergeScratch;
   for (let k = 0, i = 0, j = 0; k < total; k++) {
+    const fresh = j < accepted.length ? (freshOrder === undefined ? j : freshOrder[j]!) : -1;
     // On equal times the log's event goes first: it arrived earlier.
-    if (j >= freshOrder.length || (i < old.ts.length && old.ts[i]! <= accepted[freshOrder[j]!]!.ts)) {
+    if (fresh < 0 || (i < oldCount && oldTs[i]! <= accepted[fresh]!.ts)) {
       source[k] = i;
-      mergedTs[k] = old.ts[i++]!;
+      mergedTs[k] = oldTs[i++]!;
     } else {
-      source[k] = ~freshOrder[j]!;
-      mergedTs[k] = accepted[freshOrder[j++]!]!.ts;
+      source[k] = ~fresh;
+      mergedTs[k] = accepted[fresh]!.ts;
+      j++;
     }
   }
 
@@ -452,17 +508,18 @@ export function mergeEventLog(
   let size = headerBytes(columns, applied, keptCount);
   for (let k = total === 0 ? total : 0; k < total; k = k === 0 ? from : k + 1) {
     const event = source[k]!;
-    size += event >= 0 ? old.starts[event + 1]! - old.starts[event]! : eventBytes(accepted[~event]!.values);
+    size += event >= 0 ? oldStarts[event + 1]! - oldStarts[event]! : eventBytes(accepted[~event]!.values);
   }
-  const { bytes, view } = allocateLog(size);
-  let at = writeHeader(bytes, view, revision, columns, applied, keptCount);
+  const bytes = allocateLog(size);
+  const { eventsAt, columnsEnd } = writeHeader(bytes, revision, columns, applied, keptCount);
+  let at = eventsAt;
   // Runs of consecutive log events are one copy (typically the whole log); new events are encoded in place.
   let runStart = 0;
   let runEnd = 0;
   for (let k = total === 0 ? total : 0; k <= total; k = k === 0 ? from : k + 1) {
     const event = k < total ? source[k]! : -1;
-    if (event >= 0 && old.starts[event] === runEnd) {
-      runEnd = old.starts[event + 1]!;
+    if (event >= 0 && oldStarts[event] === runEnd) {
+      runEnd = oldStarts[event + 1]!;
       continue;
     }
     if (runEnd > runStart) {
@@ -471,11 +528,12 @@ export function mergeEventLog(
     }
     runStart = runEnd = 0;
     if (event >= 0) {
-      runStart = old.starts[event]!;
-      runEnd = old.starts[event + 1]!;
+      runStart = oldStarts[event]!;
+      runEnd = oldStarts[event + 1]!;
     } else if (k < total) {
-      at = writeEvent(bytes, view, at, accepted[~event]!.ts, accepted[~event]!.values);
+      at = writeEvent(bytes, at, accepted[~event]!.ts, accepted[~event]!.values);
     }
   }
-  return { bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, size), duplicates };
+  const log = EventLog.written(bytes, { revision, applied, length: keptCount, columnCount: columns.length, columnsEnd, eventsAt }, columns);
+  return { bytes, log, duplicates };
 }

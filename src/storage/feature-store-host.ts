@@ -6,6 +6,7 @@ import type { Logger } from '../observability/logger.js';
 import type { IpcEndpoint } from '../util/ipc-endpoint.js';
 import type { FeatureStore, PublishedSnapshot, RecordRef } from './feature-store.js';
 import type { SnapshotStore } from './snapshot-store.js';
+import { writtenBytes } from './stored-record.js';
 
 /** Refs per batch of a worker's key stream: few enough that one message stays small, many enough that a rebuild is not chatty. */
 const REFS_BATCH = 10_000;
@@ -48,8 +49,10 @@ export class FeatureStoreHost {
         writes.map((write) => ({ ...write, ...fromWireRef(this.registry, write) })),
         nowMs,
       );
-      await this.tellWorkers((id) => id !== workerId, 'l3.peer-writes', { records: writes.map((write, index): WireRecord => ({ view: write.view, key: write.key, record: records[index]! })) });
-      return records;
+      // Bytes only cross to the workers.
+      const bytes = records.map(writtenBytes);
+      await this.tellWorkers((id) => id !== workerId, 'l3.peer-writes', { records: writes.map((write, index): WireRecord => ({ view: write.view, key: write.key, record: bytes[index]! })) });
+      return bytes;
     });
     worker.serve('snapshot.import', ({ view, paths, cutoffMs, importId }) => this.importSnapshot(worker, { view, paths, cutoffMs }, importId));
     worker.serve('l3.refs', ({ stream }) => this.nextRefs(workerId, stream));

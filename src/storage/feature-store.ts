@@ -5,10 +5,19 @@ import type { FeatureRecord, Version } from './record.js';
 /** What a record key holds, decoded: versions of a push view's features, or a stream view's events. */
 export type StoredRecord = FeatureRecord | EventLog;
 
+/**
+ * A record a write produced: its bytes, or for an event log the log as the
+ * merge wrote it, which a store in this process hands back so that nobody
+ * reads its header again.
+ */
+export type WrittenRecord = Uint8Array | EventLog;
+
 /** A record's address: its view and its key bytes (keys.ts). */
 export interface RecordRef {
   readonly view: ViewDef;
   readonly key: Buffer;
+  /** The key's latin1 string (its L1 id), when the caller has it already: a write need not make it again. */
+  readonly id?: string;
 }
 
 /** Versions of a push view's features to merge in, in write order. */
@@ -61,10 +70,10 @@ export interface FeatureStore extends GenerationSource {
   getRecords(refs: readonly RecordRef[]): Promise<(Uint8Array | undefined)[]>;
   /**
    * Merges versions (or events) into their records and prunes history past
-   * retention, all writes in one atomic batch. Returns the new record bytes,
-   * one per write.
+   * retention, all writes in one atomic batch. Returns the new records, one
+   * per write.
    */
-  applyWrites(writes: readonly RecordWrite[], nowMs: number): Promise<Uint8Array[]>;
+  applyWrites(writes: readonly RecordWrite[], nowMs: number): Promise<WrittenRecord[]>;
   /** Every record's ref, in key order, for views still in the registry. */
   recordRefs(): AsyncIterable<RecordRef>;
   /**

@@ -1,15 +1,15 @@
 import { ClassicLevel } from 'classic-level';
-import { LRUCache } from 'lru-cache';
 import type { Registry, ViewDef } from '../config/registry.js';
 import { StrataError } from '../errors.js';
 import { asBuffer } from '../util/bytes.js';
 import type { ValueType } from '../values/value-codec.js';
 import { compactRecord, type CompactableStore, type CompactionBatch } from './compaction.js';
 import { EVENT_LOG_FORMAT, EventLog, mergeEventLog } from './event-log.js';
-import { isEventWrite, type EventWrite, type FeatureStore, type PublishedSnapshot, type RecordRef, type RecordWrite, type VersionWrite } from './feature-store.js';
+import { isEventWrite, type EventWrite, type FeatureStore, type PublishedSnapshot, type RecordRef, type RecordWrite, type VersionWrite, type WrittenRecord } from './feature-store.js';
 import { generationPrefix, isSnapshotKey, nextGenerationKey, publishedGenerationKey, RECORD_NAMESPACE, SCHEMA_NAMESPACE, schemaKey, viewOfRecordKey } from './keys.js';
 import type { SnapshotStore, StagedRecords } from './snapshot-store.js';
 import { FeatureRecord, encodeRecord, mergeVersions, nextRevision, type Version } from './record.js';
+import { writtenBytes } from './stored-record.js';
 
 type SchemaFields = readonly { name: string; type: ValueType }[];
 
@@ -29,8 +29,63 @@ export interface LevelStoreOptions {
  * read, its result Buffers and their garbage were ~8 % of ingestion's main
  * thread). Exact: this process alone writes its LevelDB (it holds the lock)
  * and a key's writes run one at a time. The bytes are the ones L1 holds too.
+ * Event logs are kept opened as the merge wrote them, so the next merge of the
+ * key reads nothing back, not even the header.
  */
 const RECENT_WRITES_BYTES = 32 * 1024 ** 2;
+/** Charged per remembered record beyond its bytes and id: the map entry and the record's objects. */
+const RECENT_WRITE_OVERHEAD_BYTES = 200;
+
+function recentWriteCost(id: string, record: WrittenRecord): number {
+  return writtenBytes(record).byteLength + id.length + RECENT_WRITE_OVERHEAD_BYTES;
+}
+
+/**
+ * The recent writes: two generations of plain Maps, each up to the budget.
+ * New records go to the current one; when it is full it becomes the previous
+ * one and the old previous one is dropped whole. A key found only in the
+ * previous generation moves to the current one, so a key written again
+ * within a budget's worth of writes stays. Cheaper per write than an LRU's
+ * bookkeeping (lru-cache's set was ~2.5 % of ingestion). Each generation
+ * holds a whole budget: with half each, keys fell out sooner than under the
+ * LRU, and the LevelDB reads that took their place cost more than the LRU did
+ * (bench:ingest part 2). The bytes are mostly L1's too; what this adds is
+ * about the objects and map entries.
+ */
+class RecentWrites {
+  private current = new Map<string, WrittenRecord>();
+  private previous = new Map<string, WrittenRecord>();
+  private currentBytes = 0;
+
+  get(id: string): WrittenRecord | undefined {
+    const record = this.current.get(id);
+    if (record !== undefined) return record;
+    const older = this.previous.get(id);
+    if (older !== undefined) this.set(id, older);
+    return older;
+  }
+
+  set(id: string, record: WrittenRecord): void {
+    const replaced = this.current.get(id);
+    if (replaced !== undefined) this.currentBytes -= recentWriteCost(id, replaced);
+    else if (this.currentBytes >= RECENT_WRITES_BYTES) {
+      this.previous = this.current;
+      this.current = new Map();
+      this.currentBytes = 0;
+    }
+    this.current.set(id, record);
+    this.currentBytes += recentWriteCost(id, record);
+  }
+
+  delete(id: string): void {
+    const record = this.current.get(id);
+    if (record !== undefined) {
+      this.current.delete(id);
+      this.currentBytes -= recentWriteCost(id, record);
+    }
+    this.previous.delete(id);
+  }
+}
 
 function storageError(action: string, error: unknown): StrataError {
   return new StrataError('STRATA_STORAGE_UNAVAILABLE', `L3 ${action} failed: ${(error as Error).message}`, { cause: error });
@@ -55,7 +110,7 @@ export class LevelStore implements FeatureStore, SnapshotStore, CompactableStore
   /** Published snapshot per view with a batch half (absent: none yet). */
   private readonly generations = new Map<string, PublishedSnapshot>();
   private readonly publishListeners: ((view: string, generation: number) => void)[] = [];
-  private readonly recentWrites = new LRUCache<string, Uint8Array>({ maxSize: RECENT_WRITES_BYTES, sizeCalculation: (bytes, id) => bytes.byteLength + id.length + 100 });
+  private readonly recentWrites = new RecentWrites();
 
   private constructor(options: LevelStoreOptions) {
     this.db = new ClassicLevel<Buffer, Buffer>(options.dataDir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
@@ -214,8 +269,8 @@ export class LevelStore implements FeatureStore, SnapshotStore, CompactableStore
     return values.map((bytes, index) => (bytes === undefined ? undefined : this.current(refs[index]!.view, bytes)));
   }
 
-  applyWrites(writes: readonly RecordWrite[], nowMs: number): Promise<Uint8Array[]> {
-    const ids = writes.map((write) => write.key.toString('latin1'));
+  applyWrites(writes: readonly RecordWrite[], nowMs: number): Promise<WrittenRecord[]> {
+    const ids = writes.map((write) => write.id ?? write.key.toString('latin1'));
     return this.inKeyOrder(ids, () => this.mergeAndWrite(writes, ids, nowMs));
   }
 
@@ -238,34 +293,34 @@ export class LevelStore implements FeatureStore, SnapshotStore, CompactableStore
     return run;
   }
 
-  private async mergeAndWrite(writes: readonly RecordWrite[], ids: readonly string[], nowMs: number): Promise<Uint8Array[]> {
+  private async mergeAndWrite(writes: readonly RecordWrite[], ids: readonly string[], nowMs: number): Promise<WrittenRecord[]> {
     const existing = await this.lastWritten(writes, ids);
     // A key may appear more than once in one call; later writes build on earlier ones.
-    const pending = new Map<string, { readonly key: Buffer; bytes: Uint8Array }>();
-    const results: Uint8Array[] = [];
+    const pending = new Map<string, { readonly key: Buffer; record: WrittenRecord }>();
+    const results: WrittenRecord[] = [];
     const batch = this.db.batch();
     writes.forEach((write, index) => {
       const id = ids[index]!;
       const earlier = pending.get(id);
-      const before = earlier === undefined ? existing[index] : earlier.bytes;
-      const bytes = isEventWrite(write) ? this.mergeEventWrite(write, before, nowMs) : this.mergeVersionWrite(write, before, nowMs);
-      if (earlier === undefined) pending.set(id, { key: write.key, bytes });
-      else earlier.bytes = bytes;
-      results.push(bytes);
+      const before = earlier === undefined ? existing[index] : earlier.record;
+      const record = isEventWrite(write) ? this.mergeEventWrite(write, before, nowMs) : this.mergeVersionWrite(write, before === undefined ? undefined : writtenBytes(before), nowMs);
+      if (earlier === undefined) pending.set(id, { key: write.key, record });
+      else earlier.record = record;
+      results.push(record);
     });
-    for (const { key, bytes } of pending.values()) batch.put(key, asBuffer(bytes));
+    for (const { key, record } of pending.values()) batch.put(key, asBuffer(writtenBytes(record)));
     try {
       await batch.write();
     } catch (error) {
       throw storageError('write', error);
     }
-    for (const [id, { bytes }] of pending) this.recentWrites.set(id, bytes);
+    for (const [id, { record }] of pending) this.recentWrites.set(id, record);
     return results;
   }
 
   /** Each write's current record: from the recent writes where there, else read from LevelDB. */
-  private async lastWritten(writes: readonly RecordWrite[], ids: readonly string[]): Promise<(Uint8Array | undefined)[]> {
-    const records: (Uint8Array | undefined)[] = new Array(writes.length);
+  private async lastWritten(writes: readonly RecordWrite[], ids: readonly string[]): Promise<(WrittenRecord | undefined)[]> {
+    const records: (WrittenRecord | undefined)[] = new Array(writes.length);
     const unknown: RecordWrite[] = [];
     const positions: number[] = [];
     for (let index = 0; index < writes.length; index++) {
@@ -287,15 +342,15 @@ export class LevelStore implements FeatureStore, SnapshotStore, CompactableStore
     return encodeRecord(write.view.schemaFingerprint, nextRevision(record?.revision ?? 0, nowMs), write.view.features.length, versions);
   }
 
-  private mergeEventWrite(write: EventWrite, before: Uint8Array | undefined, nowMs: number): Uint8Array {
+  private mergeEventWrite(write: EventWrite, before: WrittenRecord | undefined, nowMs: number): EventLog {
     const source = write.view.source;
     if (source.type !== 'stream') throw new StrataError('STRATA_INTERNAL', `events written to ${write.view.name}, which is not a stream view`);
-    const local = before === undefined ? undefined : EventLog.open(before);
+    const local = before === undefined || before instanceof EventLog ? before : EventLog.open(before);
     const shared = write.shared === undefined ? undefined : EventLog.open(write.shared);
     const base = shared !== undefined && (local === undefined || shared.revision > local.revision) ? shared : local;
     const horizon = nowMs - this.retentionMs - source.maxWindowMs;
     const revision = nextRevision(Math.max(local?.revision ?? 0, shared?.revision ?? 0), nowMs);
-    return mergeEventLog(base, source.columns, write.events, horizon, this.maxEvents, revision).bytes;
+    return mergeEventLog(base, source.columns, write.events, horizon, this.maxEvents, revision).log;
   }
 
   /**

@@ -1,6 +1,6 @@
 import { ownedBytes } from '../util/bytes.js';
 import { EVENT_LOG_FORMAT, EventLog } from './event-log.js';
-import type { StoredRecord } from './feature-store.js';
+import type { StoredRecord, WrittenRecord } from './feature-store.js';
 import { CorruptRecordError, FeatureRecord, RECORD_FORMAT } from './record.js';
 
 /** Decodes record bytes of either format (the first byte tells which). Throws CorruptRecordError. */
@@ -9,12 +9,18 @@ export function decodeStoredRecord(bytes: Uint8Array): StoredRecord {
 }
 
 /**
- * Record bytes this process has just encoded (a write's result): trusted, so
- * an event log is not decoded until it is read — ingestion may write a hot
- * entity's log to L1 many times between two reads of it.
+ * A record this process has just written (a write's result): trusted, so an
+ * event log is not decoded until it is read — ingestion may write a hot
+ * entity's log to L1 many times between two reads of it. A log the merge
+ * handed back is not even read: its twin goes to the caller (see EventLog.twin).
  */
-export function openWrittenRecord(bytes: Uint8Array): StoredRecord {
-  return bytes[0] === EVENT_LOG_FORMAT ? EventLog.open(ownedBytes(bytes)) : FeatureRecord.decode(bytes);
+export function openWrittenRecord(record: WrittenRecord): StoredRecord {
+  if (record instanceof EventLog) return record.twin();
+  return record[0] === EVENT_LOG_FORMAT ? EventLog.open(ownedBytes(record)) : FeatureRecord.decode(record);
+}
+
+export function writtenBytes(record: WrittenRecord): Uint8Array {
+  return record instanceof EventLog ? record.bytes : record;
 }
 
 /** A record's revision without decoding it (for cache invalidation messages); both formats keep it at byte 5. */

@@ -8,6 +8,7 @@ import { EventLog, type IncomingEvent } from '../../src/storage/event-log.js';
 import type { EventWrite } from '../../src/storage/feature-store.js';
 import { recordKey, recordKeyPrefix } from '../../src/storage/keys.js';
 import { LevelStore } from '../../src/storage/level-store.js';
+import { writtenBytes } from '../../src/storage/stored-record.js';
 
 const registry = loadRegistry(BUNDLED_REGISTRY);
 const cardTxn = registry.views.get('card_txn')!;
@@ -46,7 +47,7 @@ describe('LevelStore writes in flight together', () => {
 
   it('runs a key\'s writes in the order they were made: the last result holds them all', async () => {
     const results = await Promise.all(Array.from({ length: 20 }, (_, index) => store.applyWrites([write('ordered', txn(index))], NOW)));
-    expect(results.map(([bytes]) => EventLog.decode(bytes!).length)).toEqual(Array.from({ length: 20 }, (_, index) => index + 1));
+    expect(results.map(([record]) => EventLog.decode(writtenBytes(record!)).length)).toEqual(Array.from({ length: 20 }, (_, index) => index + 1));
   });
 
   it('lets later writes of a key go on after one of them fails', async () => {
