@@ -1,7 +1,7 @@
 import type { FileHandle } from 'node:fs/promises';
-import { DEFAULT_CHUNK_ROWS, fileUnusable, fileUnusableAt, openReadable } from './file-format.js';
-import type { RowChunk, RowReader, RowReaderOptions } from './row-reader.js';
-import { textBlocks } from './text-blocks.js';
+import { fileUnusableAt, openReadable } from './file-format.js';
+import type { RowReaderOptions } from './row-reader.js';
+import { TextRowReader } from './text-row-reader.js';
 
 /** One line may not outgrow this; memory stays bounded even on a file that is not line-delimited at all. */
 const MAX_LINE_CHARS = 64 * 1024 * 1024;
@@ -11,33 +11,20 @@ const MAX_LINE_CHARS = 64 * 1024 * 1024;
  * as JSON gives them (an absent key is a missing value). The columns are the
  * requested ones, or else the first object's keys, and then a later line with
  * a key the first lacked is an error rather than a silently dropped value.
- * Read a MiB at a time; memory holds one chunk of rows, one block and one line.
+ * Besides a chunk of rows and a block, memory holds one line.
  */
-export class NdjsonRowReader implements RowReader {
-  readonly path: string;
+export class NdjsonRowReader extends TextRowReader {
   readonly format = 'ndjson' as const;
   readonly textValues = false;
-  readonly #handle: FileHandle;
-  readonly #blocks: AsyncGenerator<string>;
-  readonly #chunkRows: number;
-  readonly #requested: readonly string[] | undefined;
   #columns: readonly string[] | undefined;
-  #buffers: unknown[][] = [];
   /** Per column, whether a parsed object would inherit the name (`constructor`, `toString`): only those need an own-property check. */
   #inherited: readonly boolean[] = [];
-  #pending = 0;
-  #rowOffset = 0;
   /** The text after the last line break so far, and the number of the line it starts. */
   #partial = '';
   #line = 1;
-  #closed = false;
 
   private constructor(path: string, handle: FileHandle, options: RowReaderOptions) {
-    this.path = path;
-    this.#handle = handle;
-    this.#blocks = textBlocks(handle);
-    this.#chunkRows = options.chunkRows ?? DEFAULT_CHUNK_ROWS;
-    this.#requested = options.columns;
+    super(path, handle, options);
     if (options.columns !== undefined) this.#setColumns([...new Set(options.columns)]);
   }
 
@@ -47,40 +34,14 @@ export class NdjsonRowReader implements RowReader {
 
   static async open(path: string, options: RowReaderOptions): Promise<NdjsonRowReader> {
     const { handle } = await openReadable(path);
-    try {
-      const reader = new NdjsonRowReader(path, handle, options);
-      while (reader.#columns === undefined) {
-        if (!(await reader.#readBlock())) break;
-      }
-      if (reader.#columns === undefined) throw fileUnusable(path, 'has no rows, so no columns; NDJSON holds one JSON object per line');
-      return reader;
-    } catch (error) {
-      await handle.close();
-      throw error;
-    }
-  }
-
-  async *chunks(): AsyncGenerator<RowChunk> {
-    try {
-      let more = true;
-      while (more) {
-        more = await this.#readBlock();
-        if (this.#pending >= this.#chunkRows || (!more && this.#pending > 0)) yield this.#takeChunk();
-      }
-    } finally {
-      await this.close();
-    }
-  }
-
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    await this.#handle.close();
+    const reader = new NdjsonRowReader(path, handle, options);
+    await reader.readColumns(() => reader.#columns !== undefined, 'has no rows, so no columns; NDJSON holds one JSON object per line');
+    return reader;
   }
 
   /** Takes every complete line of the next block, or the last line at the end of the file; false once the file is done. */
-  async #readBlock(): Promise<boolean> {
-    const block = await this.#blocks.next();
+  protected async readBlock(): Promise<boolean> {
+    const block = await this.blocks.next();
     if (block.done === true) {
       const last = this.#partial;
       this.#partial = '';
@@ -112,8 +73,8 @@ export class NdjsonRowReader implements RowReader {
     }
     const record = value as Record<string, unknown>;
     const columns = this.#columns ?? this.#setColumns(Object.keys(record));
-    const row = this.#pending++;
-    const buffers = this.#buffers;
+    const row = this.pending++;
+    const buffers = this.buffers;
     const inherited = this.#inherited;
     let present = 0;
     for (let column = 0; column < columns.length; column++) {
@@ -122,7 +83,7 @@ export class NdjsonRowReader implements RowReader {
       if (field !== undefined) present++;
       buffers[column]![row] = field;
     }
-    if (this.#requested === undefined) {
+    if (this.requested === undefined) {
       // Counting keys with for-in allocates nothing, unlike Object.keys, and this runs for every row.
       let keys = 0;
       for (const _ in record) keys++;
@@ -136,24 +97,14 @@ export class NdjsonRowReader implements RowReader {
     throw fileUnusableAt(
       this.path,
       line,
-      `row ${this.#rowOffset + this.#pending - 1} has the key ${JSON.stringify(extra)}, which the first line lacks; the first line's keys are the columns (${this.columns.join(', ')}), or request the columns`,
+      `row ${this.rowOffset + this.pending - 1} has the key ${JSON.stringify(extra)}, which the first line lacks; the first line's keys are the columns (${this.columns.join(', ')}), or request the columns`,
     );
   }
 
   #setColumns(columns: readonly string[]): readonly string[] {
     this.#columns = columns;
     this.#inherited = columns.map((name) => name in Object.prototype);
-    this.#buffers = columns.map(() => []);
+    this.buffers = columns.map(() => []);
     return columns;
-  }
-
-  #takeChunk(): RowChunk {
-    const columns = new Map<string, ArrayLike<unknown>>();
-    this.columns.forEach((name, index) => columns.set(name, this.#buffers[index]!));
-    const chunk: RowChunk = { rowOffset: this.#rowOffset, length: this.#pending, columns };
-    this.#rowOffset += this.#pending;
-    this.#pending = 0;
-    this.#buffers = this.columns.map(() => []);
-    return chunk;
   }
 }
