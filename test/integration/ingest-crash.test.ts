@@ -384,6 +384,24 @@ async function expectExact(expect: ExpectStatic, oracle: Oracle, target: StrataP
   expect(result.observedTotal).toBe(result.expectedTotal);
 }
 
+/**
+ * Until `ingester` applies events, producing a few more every half second:
+ * the member already in the group may drain everything produced before the
+ * rebalance hands the newcomer its partitions, which takes 3-8 s here.
+ */
+async function waitForNewEvents(producer: TxnProducer, what: string, ingester: StrataProcess): Promise<void> {
+  await waitFor(
+    what,
+    async () => {
+      if ((await applied(ingester)) > 0) return true;
+      await producer.produce(100);
+      return false;
+    },
+    25_000,
+    500,
+  );
+}
+
 /** A test with its own broker, Redis and processes, all stopped and removed when it ends. */
 async function withHarness(label: string, test: (harness: Harness) => Promise<void>): Promise<void> {
   const harness = new Harness(label);
@@ -455,7 +473,7 @@ describe.concurrent('strata ingest: effectively once across crashes, rebalances 
       const b = await harness.ingest('ingester-b', dirB);
       await producer.produce(4_000);
       // B got partitions of its own in the rebalance and applies them (building on A's state in L2).
-      await waitFor('B to apply events', async () => (await applied(b)) > 0, 25_000, 20);
+      await waitForNewEvents(producer, 'B to apply events', b);
       step('B consuming');
       await producer.produce(3_000);
       await harness.kill9(a);
@@ -465,7 +483,7 @@ describe.concurrent('strata ingest: effectively once across crashes, rebalances 
       const a2 = await harness.ingest('ingester-a#2', dirA);
       await producer.produce(3_000);
       const bApplied = await applied(b);
-      await waitFor('A to apply events again', async () => (await applied(a2)) > 0, 25_000, 20);
+      await waitForNewEvents(producer, 'A to apply events again', a2);
       step(`A#2 consuming (B had applied ${bApplied})`);
       await producer.produce(2_000);
       expect(await harness.terminate(b), b.log()).toBe(0);
