@@ -143,6 +143,8 @@ export async function h2load(target: string, path: string, frame: Buffer, connec
     let failed = 0;
     for (const [startedUs, status, micros] of rows) {
       if (startedUs < lastStart - window.durationS * 1e6) continue;
+      // Status 0: a request in flight when h2load switched from warm-up to measuring; it has no outcome of its own.
+      if (status === 0) continue;
       if (status === 200) {
         ok++;
         recordMicros(histogram, micros);

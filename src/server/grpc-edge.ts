@@ -60,7 +60,7 @@ export class GrpcEdge {
         GetHistoricalFeatures: bytesBidiMethod(`/${SERVICE_NAME}/GetHistoricalFeatures`),
       },
       {
-        GetOnlineFeatures: this.unary('GetOnlineFeatures', (body) => this.onlineFeatures.handle(body, Date.now())),
+        GetOnlineFeatures: this.unary('GetOnlineFeatures', (body) => this.onlineFeatures.handle(body, Date.now()), { shedWhenOverloaded: true }),
         WriteFeatures: this.unary('WriteFeatures', (body) => this.writeFeatures(body)),
         ListFeatureViews: this.unary('ListFeatureViews', async () => this.registryResponse),
         PushEvents: this.unary('PushEvents', (body) => this.pushEvents(body)),
@@ -74,8 +74,8 @@ export class GrpcEdge {
     new ReflectionService(definition).addToServer(this.server);
   }
 
-  private unary(name: string, handle: UnaryHandler): grpc.handleUnaryCall<Buffer, Buffer> {
-    const { metrics, logger, limits } = this.core;
+  private unary(name: string, handle: UnaryHandler, { shedWhenOverloaded = false } = {}): grpc.handleUnaryCall<Buffer, Buffer> {
+    const { metrics, logger, limits, overload } = this.core;
     return (call, callback) => {
       const started = performance.now();
       const done = (code: string): void => metrics.requestSeconds.observe({ protocol: 'grpc', method: name, code }, (performance.now() - started) / 1000);
@@ -93,6 +93,8 @@ export class GrpcEdge {
         }
       };
       if (this.core.isShuttingDown()) return fail(new StrataError('STRATA_SHUTTING_DOWN', 'the server is shutting down; retry on another replica'));
+      const refused = shedWhenOverloaded ? overload.refusal() : undefined;
+      if (refused !== undefined) return fail(refused);
       if (call.request.length > limits.maxMessageBytes) {
         return fail(invalid('STRATA_MESSAGE_TOO_LARGE', 'request', `${call.request.length} bytes exceed the limit of ${limits.maxMessageBytes}`));
       }

@@ -96,6 +96,11 @@ export class HttpGateway {
       request.resume();
       return fail(new StrataError('STRATA_SHUTTING_DOWN', 'the server is shutting down; retry on another replica'));
     }
+    const refused = routeKey === 'POST /get-online-features' ? this.core.overload.refusal() : undefined;
+    if (refused !== undefined) {
+      request.resume();
+      return fail(refused);
+    }
     this.readJson(request, response)
       .then((body) => route(body))
       .then((text) => send(200, text), fail);

@@ -4,6 +4,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { FeatureWriter } from '../serving/feature-writer.js';
 import type { OnlineReader } from '../serving/online-reader.js';
+import type { OverloadGuard } from './overload-guard.js';
 import type { ServerFiles } from './server-files.js';
 import type { SnapshotImports } from './snapshot-imports.js';
 
@@ -22,6 +23,8 @@ export interface ServingCore {
   readonly logger: Logger;
   readonly limits: { readonly maxMessageBytes: number };
   isShuttingDown(): boolean;
+  /** Refuses online reads while the server is far behind. */
+  readonly overload: OverloadGuard;
   /** Refreshes gauges that are sampled rather than updated per request. */
   observeGauges(): void;
   /** The Prometheus text /metrics answers with: this process's metrics, or with --workers the whole cluster's. */

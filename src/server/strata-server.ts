@@ -20,6 +20,7 @@ import { LevelStore } from '../storage/level-store.js';
 import type { RemoteFeatureStore } from '../storage/remote-feature-store.js';
 import { GrpcEdge } from './grpc-edge.js';
 import { HttpGateway } from './http-gateway.js';
+import { OverloadGuard } from './overload-guard.js';
 import { ServerFiles } from './server-files.js';
 import type { ServingCore } from './serving-core.js';
 import { SnapshotImports } from './snapshot-imports.js';
@@ -110,6 +111,7 @@ export async function startServer(
       : undefined;
 
   let shuttingDown = false;
+  const overload = new OverloadGuard(options.shedLoopDelayMs, logger);
   const serverFiles = new ServerFiles(options.serverFilesDir);
   const imports: ImportRunner = local === undefined ? (request) => remote!.importSnapshot(request) : ownedL3Imports(local, options, (keys) => store.expectKeys(keys));
   const core: ServingCore = {
@@ -123,6 +125,7 @@ export async function startServer(
     logger,
     limits: { maxMessageBytes: options.maxMessageBytes },
     isShuttingDown: () => shuttingDown,
+    overload,
     observeGauges: () => l1?.observe(),
     scrapeMetrics:
       extras.scrapeMetrics ??
@@ -142,6 +145,7 @@ export async function startServer(
     const httpPort = await http.listen(options.host, options.httpPort);
     ingester?.start();
     compactor?.start();
+    overload.start();
     logger.info('strata serving', { grpc: `${options.host}:${grpcPort}`, http: `${options.host}:${httpPort}`, unixSocket: options.unixSocket, l1: l1 !== undefined, l2: l2 !== undefined, views: registry.views.size });
     return {
       grpcPort,
@@ -149,6 +153,7 @@ export async function startServer(
       core,
       stop: async () => {
         shuttingDown = true;
+        overload.stop();
         await ingester?.stop();
         await Promise.all([grpcEdge.shutdown(options.shutdownGraceMs), http.close(options.shutdownGraceMs), compactor?.stop()]);
         await store.close();
