@@ -34,6 +34,13 @@ export interface Scenario {
   readonly server: ServerSpec;
   readonly request: { readonly rows: number; readonly features: FeatureCount; readonly by: 'service' | 'refs'; readonly keys: KeySpec };
   readonly load: LoadSpec;
+  /**
+   * Before the warm-up, read this many keys per entity (drawn like the
+   * scenario's, 100 to a request, as fast as the server answers): L1 then
+   * starts the window in its steady state, which a short open-loop warm-up
+   * never reaches for a large key space.
+   */
+  readonly prefillReadsPerEntity: number;
   readonly warmupS: number;
   readonly durationS: number;
   /** Also measure a no-op grpc-js server answering this scenario's response bytes, with the same load. */
@@ -184,7 +191,7 @@ export function parseScenario(file: string, text: string): Scenario {
   } catch (error) {
     throw new ScenarioFileError(`${file}: not JSON: ${(error as Error).message}`);
   }
-  const top = Fields.of(file, '', json).only('description', 'server', 'request', 'load', 'warmup_s', 'duration_s', 'baseline', 'chart');
+  const top = Fields.of(file, '', json).only('description', 'server', 'request', 'load', 'prefill_reads_per_entity', 'warmup_s', 'duration_s', 'baseline', 'chart');
   const server = top.child('server').only('l1', 'redis', 'workers');
   const request = top.child('request').only('rows', 'features', 'by', 'keys');
   const load = parseLoad(top.child('load'));
@@ -200,12 +207,14 @@ export function parseScenario(file: string, text: string): Scenario {
     server: { l1: parseL1(server), redis: server.boolean('redis', false), workers: server.integer('workers', 1, 64, 1) },
     request: { rows: request.integer('rows', 1, 1000), features, by: request.oneOf('by', ['service', 'refs'] as const, 'service'), keys },
     load,
+    prefillReadsPerEntity: top.number('prefill_reads_per_entity', 0, 10, 0),
     warmupS: top.number('warmup_s', 0, 600, 3),
     durationS: top.number('duration_s', 1, 600, 10),
     baseline: top.boolean('baseline', false),
     chart: top.boolean('chart', false),
   };
   if (load.generator === 'h2load' && keys.dist !== 'hot') top.child('request').child('keys').fail('dist', 'h2load sends one request body over and over: use { "dist": "hot", "size": <rows> }');
+  if (scenario.prefillReadsPerEntity > 0 && (keys.dist === 'hot' || keys.dist === 'never-written')) top.fail('prefill_reads_per_entity', `${keys.dist} keys need no prefill`);
   if (scenario.baseline && load.generator === 'autocannon') top.fail('baseline', 'the no-op baseline is a gRPC server; HTTP scenarios have none');
   if (scenario.chart && !(load.mode === 'open' && load.rates.length > 1)) top.fail('chart', 'only an open-loop scenario with several rates can be charted');
   return scenario;

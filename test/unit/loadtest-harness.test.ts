@@ -42,6 +42,8 @@ describe('scenario files', () => {
     [{ load: { generator: 'h2load' } }, 'scenarios/x.json: request.keys.dist: h2load sends one request body'],
     [{ load: { generator: 'node', mode: 'open', rates: [] } }, 'scenarios/x.json: load.rates: must be a non-empty list'],
     [{ chart: true }, 'scenarios/x.json: chart: only an open-loop scenario with several rates'],
+    [{ prefill_reads_per_entity: 11 }, 'scenarios/x.json: prefill_reads_per_entity: must be a number from 0 to 10'],
+    [{ request: { ...minimal.request, keys: { dist: 'hot', size: 1 } }, prefill_reads_per_entity: 1 }, 'scenarios/x.json: prefill_reads_per_entity: hot keys need no prefill'],
   ])('rejects %j naming file, field and rule', (overrides, message) => {
     expect(() => parse(overrides)).toThrow(ScenarioFileError);
     expect(() => parse(overrides)).toThrow(message);
