@@ -10,11 +10,16 @@
  *
  * The signal is how late a timer fires: every request waits behind the
  * same loop iterations, so that delay is the queueing time they all see.
+ * One late sample is a single long task (a GC, a bloom merge of tens of
+ * megabytes) that has ended, not a backlog: shedding starts only when
+ * LATE_SAMPLES_TO_SHED samples in a row are late, and stops at the first
+ * on-time one.
  */
 import { StrataError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 
 const SAMPLE_EVERY_MS = 20;
+const LATE_SAMPLES_TO_SHED = 2;
 
 export class OverloadGuard {
   private readonly limitMs: number;
@@ -22,6 +27,7 @@ export class OverloadGuard {
   private timer: NodeJS.Timeout | undefined;
   private expectedAt = 0;
   private lastDelayMs = 0;
+  private lateSamples = 0;
   private shedding = false;
   private refusedSinceChange = 0;
 
@@ -57,7 +63,8 @@ export class OverloadGuard {
 
   private sample(): void {
     this.lastDelayMs = Math.max(0, performance.now() - this.expectedAt);
-    const overloaded = this.lastDelayMs > this.limitMs;
+    this.lateSamples = this.lastDelayMs > this.limitMs ? this.lateSamples + 1 : 0;
+    const overloaded = this.lateSamples >= LATE_SAMPLES_TO_SHED;
     if (overloaded !== this.shedding) {
       if (overloaded) this.logger.warn('shedding online reads: the event loop is behind', { delayMs: Math.round(this.lastDelayMs), limitMs: this.limitMs });
       else this.logger.info('stopped shedding online reads', { refused: this.refusedSinceChange });

@@ -38,14 +38,21 @@ async function httpRead(strata: TestServer): Promise<Outcome> {
   return `http ${response.status}: ${response.text}`;
 }
 
-/** Rounds of: calls sent, then the loop held for `holdMs`, until both edges have refused one (or `rounds` ran out). */
+/**
+ * Rounds of: calls sent, then the loop held for `holdMs` three times with a
+ * turn of the loop between (a backlog, not one long task), until both edges
+ * have refused one (or `rounds` ran out).
+ */
 async function readsDuringStalls(strata: TestServer, holdMs: number, rounds: number): Promise<{ grpc: Outcome[]; http: Outcome[] }> {
   const outcomes = { grpc: [] as Outcome[], http: [] as Outcome[] };
   for (let round = 0; round < rounds; round++) {
     const calls = Array.from({ length: 10 }, () => [grpcRead(strata), httpRead(strata)] as const);
     // Long enough for the clients to have written their requests, short enough that the server has not read them all.
     await sleep(2);
-    spin(holdMs);
+    for (let stall = 0; stall < 3; stall++) {
+      spin(holdMs);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
     for (const [grpc, http] of calls) {
       outcomes.grpc.push(await grpc);
       outcomes.http.push(await http);
@@ -79,6 +86,20 @@ describe('load shedding of online reads', () => {
     expect(after).toEqual(Array(20).fill('ok'));
     expect(await strata.metric('strata_request_duration_seconds_count', { code: 'UNAVAILABLE' })).toBeGreaterThan(0);
     expect(await strata.metric('strata_request_duration_seconds_count', { code: '503' })).toBeGreaterThan(0);
+  });
+
+  it('serves through one long stall: a single late sample is a task that ended, not a backlog', async () => {
+    strata = await startTestServer({ 'shed-loop-delay': '100ms' });
+    // The first calls set up both clients' connections, itself a long task here.
+    expect(await Promise.all([grpcRead(strata), httpRead(strata)])).toEqual(['ok', 'ok']);
+    await sleep(100);
+    for (let round = 0; round < 5; round++) {
+      const calls = Array.from({ length: 10 }, () => [grpcRead(strata!), httpRead(strata!)]).flat();
+      await sleep(2);
+      spin(300);
+      expect(await Promise.all(calls)).toEqual(Array(20).fill('ok'));
+      await sleep(100);
+    }
   });
 
   it('never refuses with --shed-loop-delay 0, however far behind', async () => {

@@ -95,7 +95,8 @@ export interface TestServer {
  */
 export async function startTestServer(flags: Record<string, string> = {}, options: { dataDir?: string; keepData?: boolean } = {}): Promise<TestServer> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'strata-test-'));
-  const serveOptions = resolveServeOptions({ registry: FIXTURE_REGISTRY, 'data-dir': dataDir, 'grpc-port': '0', 'http-port': '0', 'shutdown-grace': '1s', ...flags }, {});
+  // No load shedding unless asked: the server shares this process's event loop with the test's own work.
+  const serveOptions = resolveServeOptions({ registry: FIXTURE_REGISTRY, 'data-dir': dataDir, 'grpc-port': '0', 'http-port': '0', 'shutdown-grace': '1s', 'shed-loop-delay': '0', ...flags }, {});
   const logs: string[] = [];
   const server = await startServer(serveOptions, loadRegistry(serveOptions.registry), { logger: createLogger('debug', (line) => void logs.push(line)) });
   const grpcClient = new StrataGrpcClient(`127.0.0.1:${server.grpcPort}`);
