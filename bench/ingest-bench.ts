@@ -418,6 +418,7 @@ async function openStack(registry: Registry, redis: RedisServer | undefined, rou
     l1: new LruMemoryTier({ budgetBytes: 256 * 1024 ** 2, maxStalenessMs: l2 === undefined ? 0 : 60_000, metrics }),
     l2,
     l3,
+    views: [...registry.views.keys()],
     bloomCapacity: 1_000_000,
     bloomSyncMs: 1_000,
     metrics,

@@ -206,6 +206,7 @@ async function main(): Promise<void> {
       l1: new LruMemoryTier({ budgetBytes: 1024 ** 3, maxStalenessMs: 0, metrics }),
       l2: undefined,
       l3,
+      views: [...registry.views.keys()],
       bloomCapacity: 4 * ENTITIES,
       bloomSyncMs: 1_000,
       metrics,
@@ -220,7 +221,7 @@ async function main(): Promise<void> {
     console.log(`wrote ${ENTITIES} entities × 2 versions to ${narrow.name} and ${wide.name} in ${((performance.now() - writeStarted) / 1000).toFixed(1)} s`);
 
     // A second stack over the same L3 without L1: every lookup is a LevelDB read.
-    const coldStore = await TieredRecordStore.open({ l1: undefined, l2: undefined, l3, bloomCapacity: 4 * ENTITIES, bloomSyncMs: 1_000, metrics, logger });
+    const coldStore = await TieredRecordStore.open({ l1: undefined, l2: undefined, l3, views: [...registry.views.keys()], bloomCapacity: 4 * ENTITIES, bloomSyncMs: 1_000, metrics, logger });
     const hotReader = new OnlineReader(registry, hotStore, limits);
     const coldReader = new OnlineReader(registry, coldStore, limits);
     const hot = { rpc: new OnlineFeaturesRpc(registry, hotReader), reader: hotReader, store: hotStore };

@@ -11,12 +11,14 @@
  */
 export class BloomFilter {
   readonly capacity: number;
+  readonly falsePositiveRate: number;
   readonly bitCount: number;
   readonly hashCount: number;
   private readonly bits: Uint8Array;
 
   constructor(capacity: number, falsePositiveRate: number) {
     this.capacity = capacity;
+    this.falsePositiveRate = falsePositiveRate;
     // Optimal m = -n ln p / (ln 2)^2 and k = m/n ln 2.
     // Bit offsets come from 32-bit hashes, so 2^32 bits (512 MiB) is the most a filter can use.
     const bitCount = Math.min(2 ** 32, Math.max(64, Math.ceil((-capacity * Math.log(falsePositiveRate)) / (Math.LN2 * Math.LN2))));

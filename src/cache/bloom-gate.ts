@@ -7,6 +7,19 @@ import { BloomFilter } from './bloom-filter.js';
  * ≤ 1 %); at 0.5 % a filter costs 11 bits a key instead of 9.6.
  */
 export const FALSE_POSITIVE_RATE = 0.005;
+/** Bumped whenever the saved layout or the hashing changes: an older save is then rebuilt rather than misread. */
+const SAVED_GATE_VERSION = 1;
+
+interface SavedGateHeader {
+  readonly version: number;
+  readonly views: readonly string[];
+  readonly layers: readonly { readonly capacity: number; readonly falsePositiveRate: number }[];
+  readonly sharedCapacity: number | null;
+  readonly inLastLayer: number;
+  readonly total: number;
+  readonly nextRate: number;
+}
+
 /** What add returns without a shared part: one empty list for every key rather than a new one each. */
 const NO_OFFSETS: readonly number[] = Object.freeze([]);
 
@@ -17,8 +30,10 @@ const NO_OFFSETS: readonly number[] = Object.freeze([]);
  * Local part: filters over the keys this process wrote or found in its L3.
  * It grows by adding a filter twice the size of the last (with half its
  * false-positive rate, so the sum stays under 1 %) whenever the last fills
- * up. It lives in memory: at start it is rebuilt from the record keys in L3,
- * which keeps it free of false negatives across restarts.
+ * up. It lives in memory; a clean stop saves it (`save`) and the next start
+ * restores it, otherwise (first start, a crash, another process having
+ * written to L3) it is rebuilt from the record keys in L3, which keeps it
+ * free of false negatives across restarts.
  *
  * Shared part (only with L2): one fixed-size filter whose bits every replica
  * ORs into a Redis string and reads back every `--bloom-sync`, so a key
@@ -34,10 +49,60 @@ export class BloomGate {
   private total = 0;
   private nextRate: number;
 
-  constructor(initialCapacity: number, sharedCapacity: number | undefined) {
-    this.layers = [new BloomFilter(initialCapacity, FALSE_POSITIVE_RATE)];
+  /** `initial`: the capacity of the first local filter, or the local filters themselves (restore). */
+  constructor(initial: number | BloomFilter[], sharedCapacity: number | undefined) {
+    this.layers = typeof initial === 'number' ? [new BloomFilter(initial, FALSE_POSITIVE_RATE)] : initial;
     this.nextRate = FALSE_POSITIVE_RATE / 2;
     this.shared = sharedCapacity === undefined ? undefined : new BloomFilter(sharedCapacity, FALSE_POSITIVE_RATE);
+  }
+
+  /**
+   * The gate `save` wrote, if it can stand in for a rebuild: it must know
+   * every view of `views` (a view absent when it was saved may have records
+   * it never saw), be sized for at least `initialCapacity`, and have the
+   * shared part `sharedCapacity` asks for. Undefined otherwise.
+   */
+  static restore(saved: Uint8Array, views: readonly string[], initialCapacity: number, sharedCapacity: number | undefined): BloomGate | undefined {
+    const bytes = Buffer.from(saved.buffer, saved.byteOffset, saved.byteLength);
+    const headerLength = bytes.readUInt32BE(0);
+    const header = JSON.parse(bytes.toString('utf8', 4, 4 + headerLength)) as SavedGateHeader;
+    if (header.version !== SAVED_GATE_VERSION) return undefined;
+    const known = new Set(header.views);
+    if (views.some((view) => !known.has(view))) return undefined;
+    if (header.layers[0]!.capacity < initialCapacity || header.sharedCapacity !== (sharedCapacity ?? null)) return undefined;
+    let at = 4 + headerLength;
+    const filled = (filter: BloomFilter): BloomFilter => {
+      filter.merge(bytes.subarray(at, at + filter.byteSize));
+      at += filter.byteSize;
+      return filter;
+    };
+    const gate = new BloomGate(
+      header.layers.map((layer) => filled(new BloomFilter(layer.capacity, layer.falsePositiveRate))),
+      sharedCapacity,
+    );
+    if (gate.shared !== undefined) filled(gate.shared);
+    if (at !== bytes.length) return undefined;
+    gate.inLastLayer = header.inLastLayer;
+    gate.total = header.total;
+    gate.nextRate = header.nextRate;
+    return gate;
+  }
+
+  /** Everything `restore` needs, for a gate built over the record keys of `views`. */
+  save(views: readonly string[]): Buffer {
+    const header: SavedGateHeader = {
+      version: SAVED_GATE_VERSION,
+      views: [...views],
+      layers: this.layers.map((layer) => ({ capacity: layer.capacity, falsePositiveRate: layer.falsePositiveRate })),
+      sharedCapacity: this.shared?.capacity ?? null,
+      inLastLayer: this.inLastLayer,
+      total: this.total,
+      nextRate: this.nextRate,
+    };
+    const headerBytes = Buffer.from(JSON.stringify(header), 'utf8');
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(headerBytes.length);
+    return Buffer.concat([length, headerBytes, ...this.layers.map((layer) => layer.snapshot()), ...(this.shared === undefined ? [] : [this.shared.snapshot()])]);
   }
 
   /** Names the shared filter's geometry: replicas share bits only when it matches. */

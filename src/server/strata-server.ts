@@ -87,7 +87,7 @@ export async function startServer(
   }
   let store: TieredRecordStore;
   try {
-    store = await TieredRecordStore.open({ l1, l2, l3, bloomCapacity: options.bloomCapacity, bloomSyncMs: options.bloomSyncMs, metrics, logger });
+    store = await TieredRecordStore.open({ l1, l2, l3, views: [...registry.views.keys()], bloomCapacity: options.bloomCapacity, bloomSyncMs: options.bloomSyncMs, metrics, logger });
   } catch (error) {
     await l2?.close();
     await l3.close();

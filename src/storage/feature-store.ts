@@ -88,5 +88,13 @@ export interface FeatureStore extends GenerationSource {
    * publish, for a bloom gate to learn. One listener.
    */
   onExpectedKeys?(listener: (keys: readonly Buffer[]) => void): void;
+  /**
+   * Only a local L3: the bloom gate the last clean close saved, handed out
+   * once. Every open removes it from disk first, so after a crash, or after
+   * another process opened this L3 (an import), there is none.
+   */
+  takeSavedBloomGate?(): Buffer | undefined;
+  /** Only a local L3: kept for the next open; call last, once no write can follow. */
+  saveBloomGate?(bytes: Buffer): Promise<void>;
   close(): Promise<void>;
 }

@@ -6,7 +6,7 @@ import type { ValueType } from '../values/value-codec.js';
 import { compactRecord, type CompactableStore, type CompactionBatch } from './compaction.js';
 import { EVENT_LOG_FORMAT, EventLog, mergeEventLog } from './event-log.js';
 import { isEventWrite, type EventWrite, type FeatureStore, type PublishedSnapshot, type RecordRef, type RecordWrite, type VersionWrite, type WrittenRecord } from './feature-store.js';
-import { generationPrefix, isSnapshotKey, nextGenerationKey, publishedGenerationKey, RECORD_NAMESPACE, SCHEMA_NAMESPACE, schemaKey, viewOfRecordKey } from './keys.js';
+import { generationPrefix, isSnapshotKey, nextGenerationKey, publishedGenerationKey, RECORD_NAMESPACE, SAVED_BLOOM_GATE_KEY, SCHEMA_NAMESPACE, schemaKey, viewOfRecordKey } from './keys.js';
 import type { SnapshotStore, StagedRecords } from './snapshot-store.js';
 import { FeatureRecord, encodeRecord, mergeVersions, nextRevision, type Version } from './record.js';
 import { writtenBytes } from './stored-record.js';
@@ -111,6 +111,7 @@ export class LevelStore implements FeatureStore, SnapshotStore, CompactableStore
   private readonly generations = new Map<string, PublishedSnapshot>();
   private readonly publishListeners: ((view: string, generation: number) => void)[] = [];
   private readonly recentWrites = new RecentWrites();
+  private savedGate: Buffer | undefined;
 
   private constructor(options: LevelStoreOptions) {
     this.db = new ClassicLevel<Buffer, Buffer>(options.dataDir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
@@ -128,9 +129,35 @@ export class LevelStore implements FeatureStore, SnapshotStore, CompactableStore
       const cause = (error as { cause?: Error }).cause ?? (error as Error);
       throw new StrataError('STRATA_STORAGE_UNAVAILABLE', `cannot open L3 at ${options.dataDir}: ${cause.message} (is another strata process using this data dir?)`, { cause: error });
     }
+    await store.takeSavedGateFromDisk();
     await store.registerSchemas();
     await store.loadGenerations();
     return store;
+  }
+
+  /** Before anything can be written: from here on the saved gate may miss keys, until a clean close saves a new one. */
+  private async takeSavedGateFromDisk(): Promise<void> {
+    try {
+      this.savedGate = await this.db.get(SAVED_BLOOM_GATE_KEY);
+      if (this.savedGate !== undefined) await this.db.del(SAVED_BLOOM_GATE_KEY, { sync: true });
+    } catch (error) {
+      throw storageError('write', error);
+    }
+  }
+
+  takeSavedBloomGate(): Buffer | undefined {
+    const saved = this.savedGate;
+    this.savedGate = undefined;
+    return saved;
+  }
+
+  async saveBloomGate(bytes: Buffer): Promise<void> {
+    await Promise.all(this.lastWriteOf.values());
+    try {
+      await this.db.put(SAVED_BLOOM_GATE_KEY, bytes, { sync: true });
+    } catch (error) {
+      throw storageError('write', error);
+    }
   }
 
   /** Records the current schema of every view and learns how to upgrade records written under older ones. */

@@ -136,3 +136,38 @@ describe('BloomGate shared part', () => {
     for (let index = 0; index < 10_000; index++) expect(gate.mightContain(addedKey(index))).toBe(true);
   });
 });
+
+describe('BloomGate save and restore', () => {
+  const VIEWS = ['card_profile', 'store_stats'];
+  const gateWith = (count: number, shared: number | undefined): BloomGate => {
+    const gate = new BloomGate(1_000, shared);
+    for (let index = 0; index < count; index++) gate.add(addedKey(index));
+    return gate;
+  };
+
+  it('restores every layer and the shared part: same answers for added and never-added keys, and it keeps growing', () => {
+    const original = gateWith(5_000, 10_000);
+    const restored = BloomGate.restore(original.save(VIEWS), VIEWS, 1_000, 10_000)!;
+    expect(restored.size).toBe(original.size);
+    for (let index = 0; index < 5_000; index++) expect(restored.mightContain(addedKey(index))).toBe(true);
+    for (let index = 0; index < 20_000; index++) expect(restored.mightContain(neverAddedKey(index))).toBe(original.mightContain(neverAddedKey(index)));
+    expect(restored.sharedSnapshot()).toEqual(original.sharedSnapshot());
+    for (let index = 5_000; index < 20_000; index++) restored.add(addedKey(index));
+    // Exactly where a gate that was never saved would be after the same adds.
+    expect(restored.save(VIEWS)).toEqual(gateWith(20_000, 10_000).save(VIEWS));
+    for (let index = 0; index < 20_000; index++) expect(restored.mightContain(addedKey(index))).toBe(true);
+  });
+
+  it.each([
+    ['a view it was not built over', ['card_profile', 'store_stats', 'new_view'], 1_000, undefined],
+    ['a larger --bloom-capacity', VIEWS, 2_000, undefined],
+    ['a shared part it lacks', VIEWS, 1_000, 10_000],
+  ])('is not used for %s', (_what, views, capacity, shared) => {
+    expect(BloomGate.restore(gateWith(100, undefined).save(VIEWS), views, capacity, shared)).toBeUndefined();
+  });
+
+  it('is not used when cut short', () => {
+    const saved = gateWith(100, undefined).save(VIEWS);
+    expect(BloomGate.restore(saved.subarray(0, saved.length - 1), VIEWS, 1_000, undefined)).toBeUndefined();
+  });
+});
