@@ -7,21 +7,24 @@
  * batches, the ceiling of the store itself. Medians over BENCH_ROUNDS (3).
  * Target (issue 4): ≥ 200k rows/s into L3 on this 2-core machine.
  *
+ * BENCH_IMPORT_FROM: a comma-separated list of code roots to import with
+ * (default src; dist, or another checkout's src for an A/B run of a change),
+ * interleaved round by round so that a noisy neighbour hits all alike.
+ *
  *   npm run bench:import
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { ClassicLevel } from 'classic-level';
-import { importSnapshot } from '../src/batch/snapshot-import.js';
 import { openRowWriter } from '../src/batch/files/row-writer.js';
-import { compileRegistry } from '../src/config/registry.js';
-import { LevelStore } from '../src/storage/level-store.js';
 
 const ROWS = Number(process.env.BENCH_IMPORT_ROWS ?? 1_000_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const DAY = 86_400_000;
-const registry = compileRegistry(
+const CODE_ROOTS = (process.env.BENCH_IMPORT_FROM ?? 'src').split(',');
+const REGISTRY_YAML = 
   `entities:
   card: { join_key: card_id }
 feature_views:
@@ -30,10 +33,7 @@ feature_views:
     ttl: 0
     source: { type: batch }
     features: { avg_ticket: double, txn_count_30d: int64, chargebacks_90d: int64, segment: string, country: string, is_business: bool }
-`,
-  'bench-registry.yaml',
-);
-const view = registry.views.get('card_daily')!;
+`;
 const scratch = mkdtempSync(join(tmpdir(), 'strata-import-bench-'));
 const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 const now = Date.now();
@@ -60,13 +60,37 @@ async function writeInputs(): Promise<{ parquet: string; ndjson: string }> {
   return { parquet, ndjson };
 }
 
-async function importRate(path: string): Promise<number> {
+interface ImportCode {
+  readonly root: string;
+  readonly importSnapshot: typeof import('../src/batch/snapshot-import.js').importSnapshot;
+  readonly LevelStore: typeof import('../src/storage/level-store.js').LevelStore;
+  readonly compileRegistry: typeof import('../src/config/registry.js').compileRegistry;
+}
+
+async function loadCode(root: string): Promise<ImportCode> {
+  const base = root === 'src' || root === 'dist' ? new URL(`../${root}/`, import.meta.url) : pathToFileURL(`${resolve(root)}/`);
+  const load = async <T>(path: string): Promise<T> => (await import(new URL(path, base).href)) as T;
+  const [{ importSnapshot }, { LevelStore }, { compileRegistry: compile }] = await Promise.all([
+    load<typeof import('../src/batch/snapshot-import.js')>('batch/snapshot-import.js'),
+    load<typeof import('../src/storage/level-store.js')>('storage/level-store.js'),
+    load<typeof import('../src/config/registry.js')>('config/registry.js'),
+  ]);
+  return { root, importSnapshot, LevelStore, compileRegistry: compile };
+}
+
+/** Rows per second, and CPU µs per row over all of the process's threads: the second says what a loaded box's wall clock cannot. */
+async function importRate(code: ImportCode, path: string): Promise<{ rate: number; cpuUsPerRow: number }> {
   const dataDir = mkdtempSync(join(scratch, 'data-'));
-  const store = await LevelStore.open({ dataDir, registry, retentionMs: 30 * DAY, maxVersions: 100, maxEvents: 1000 });
+  // Each code root compiles its own registry: its store and importer take its own view objects.
+  const registry = code.compileRegistry(REGISTRY_YAML, 'bench-registry.yaml');
+  const view = registry.views.get('card_daily')!;
+  const store = await code.LevelStore.open({ dataDir, registry, retentionMs: 30 * DAY, maxVersions: 100, maxEvents: 1000 });
   try {
-    const report = await importSnapshot({ view, paths: [path], store, retentionMs: 30 * DAY, maxVersions: 100 });
+    const cpu = process.cpuUsage();
+    const report = await code.importSnapshot({ view, paths: [path], store, retentionMs: 30 * DAY, maxVersions: 100 });
+    const { user, system } = process.cpuUsage(cpu);
     if (!report.published) throw new Error(`not published: ${report.reason}`);
-    return (report.rows * 1000) / report.durationMs;
+    return { rate: (report.rows * 1000) / report.durationMs, cpuUsPerRow: (user + system) / report.rows };
   } finally {
     await store.close();
     rmSync(dataDir, { recursive: true, force: true });
@@ -91,17 +115,30 @@ async function levelDbCeiling(): Promise<number> {
 }
 
 const inputs = await writeInputs();
-const results = { ceiling: [] as number[], parquet: [] as number[], ndjson: [] as number[] };
+const codes = await Promise.all(CODE_ROOTS.map(loadCode));
+const ceiling: number[] = [];
+const rates = codes.map(() => ({ parquet: [] as number[], ndjson: [] as number[] }));
+const cpuUs = codes.map(() => ({ parquet: [] as number[], ndjson: [] as number[] }));
+const loadAtStart = loadavg();
 for (let round = 0; round < ROUNDS; round++) {
-  results.ceiling.push(await levelDbCeiling());
-  results.parquet.push(await importRate(inputs.parquet));
-  results.ndjson.push(await importRate(inputs.ndjson));
+  ceiling.push(await levelDbCeiling());
+  for (const [index, code] of codes.entries()) {
+    for (const format of ['parquet', 'ndjson'] as const) {
+      const { rate, cpuUsPerRow } = await importRate(code, inputs[format]);
+      rates[index]![format].push(rate);
+      cpuUs[index]![format].push(cpuUsPerRow);
+    }
+  }
 }
 rmSync(scratch, { recursive: true, force: true });
 const k = (value: number): string => `${(value / 1000).toFixed(0)}k`;
-console.log(`bench:import — ${ROWS.toLocaleString('en-US')} rows × 6 features, ${ROUNDS} rounds, load average ${loadavg().map((value) => value.toFixed(2)).join(' ')}`);
-console.log(`  LevelDB batch put ceiling   ${k(median(results.ceiling))} rows/s  (${results.ceiling.map(k).join(', ')})`);
-for (const format of ['parquet', 'ndjson'] as const) {
-  const rate = median(results[format]);
-  console.log(`  import ${format.padEnd(8)}            ${k(rate)} rows/s  (${results[format].map(k).join(', ')}) = ${(rate / median(results.ceiling)).toFixed(2)} × ceiling; target ≥ 200k: ${rate >= 200_000 ? 'met' : 'NOT met'}`);
+const load = (values: number[]): string => values.map((value) => value.toFixed(2)).join(' ');
+console.log(`bench:import — ${ROWS.toLocaleString('en-US')} rows × 6 features, ${ROUNDS} rounds, load average ${load(loadAtStart)} at the start, ${load(loadavg())} at the end`);
+console.log(`  LevelDB batch put ceiling   ${k(median(ceiling))} rows/s  (${ceiling.map(k).join(', ')})`);
+for (const [index, code] of codes.entries()) {
+  for (const format of ['parquet', 'ndjson'] as const) {
+    const rate = median(rates[index]![format]);
+    const from = codes.length > 1 ? ` [${code.root}]` : '';
+    console.log(`  import ${format.padEnd(8)}            ${k(rate)} rows/s  (${rates[index]![format].map(k).join(', ')}) = ${(rate / median(ceiling)).toFixed(2)} × ceiling; target ≥ 200k: ${rate >= 200_000 ? 'met' : 'NOT met'}; CPU ${median(cpuUs[index]![format]).toFixed(2)} µs/row${from}`);
+  }
 }
