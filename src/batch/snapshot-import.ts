@@ -13,20 +13,22 @@
  * rows are tiles of partial aggregates, each timestamped with its tile's end
  * on the view's tile grid; the snapshot's cutoff is its newest tile end
  * (or the one given), and reads take events up to it from the tiles.
+ *
+ * Two threads share the work: a worker (snapshot-import-worker.ts) reads,
+ * checks and encodes the rows, this thread merges repeated entities and
+ * writes to L3.
  */
-import type { JoinKeyType, ViewDef } from '../config/registry.js';
+import type { ViewDef } from '../config/registry.js';
 import type { BatchSource } from '../config/batch-views.js';
 import { formatDuration } from '../config/duration.js';
 import { StrataError } from '../errors.js';
-import { generationPrefix, recordKeyLength, writeRecordKey, type JoinKeyValue } from '../storage/keys.js';
+import { generationPrefix } from '../storage/keys.js';
 import { snapshotHistory } from '../storage/compaction.js';
-import { encodeRecord, FeatureRecord, mergeVersions, packedValue, SingleVersionRecords, type Version } from '../storage/record.js';
+import { encodeRecord, FeatureRecord, mergeVersions, type Version } from '../storage/record.js';
 import { StagedRecords, type SnapshotStore } from '../storage/snapshot-store.js';
-import { ByteSink } from '../util/byte-sink.js';
-import { conformColumn, encodeColumn, timestampConverter, valueReader, type ValueOrigin } from './files/column-conform.js';
-import { formatOfPath } from './files/file-format.js';
-import { openRowReader, type RowChunk, type RowReader } from './files/row-reader.js';
-import { hashBytes, KeyHashSet } from './key-hash-set.js';
+import { KeyHashSet } from './key-hash-set.js';
+import { AuditFailure, ChunkFeed, failureOf } from './snapshot-import-feed.js';
+import type { ChunkEncoding, EncodedChunk } from './snapshot-import-worker.js';
 
 export interface ImportProgress {
   readonly file: string;
@@ -70,9 +72,6 @@ export interface SnapshotImportOptions {
 /** Views with an import under way in this process (another process cannot open the same L3). */
 const importing = new Set<string>();
 
-/** Why staging stopped: an input or audit failure, reported, as opposed to a storage failure, thrown. */
-class AuditFailure extends Error {}
-
 export async function importSnapshot(options: SnapshotImportOptions): Promise<ImportReport> {
   const { view, store } = options;
   const source = view.batch;
@@ -84,16 +83,18 @@ export async function importSnapshot(options: SnapshotImportOptions): Promise<Im
   }
   if (options.paths.length === 0) throw new StrataError('STRATA_MALFORMED_REQUEST', 'name at least one snapshot file', { field: 'files' });
   if (importing.has(view.name)) throw new StrataError('STRATA_IMPORT_IN_PROGRESS', `an import of ${view.name} is already under way`, { field: 'view' });
-  importing.add(view.name);
   const started = Date.now();
   const staging = new Staging(view, source, options);
+  // The worker loads its modules while the generation is reserved.
+  const feed = new ChunkFeed();
+  importing.add(view.name);
   let generation = 0;
   try {
     generation = await store.beginGeneration(view.name);
     staging.prefix = generationPrefix(view.name, generation);
     let reason: string | undefined;
     try {
-      await staging.stageFiles();
+      await staging.stageFiles(feed);
       reason = staging.audit();
     } catch (error) {
       if (!(error instanceof AuditFailure) && !(error instanceof StrataError && error.kind === 'invalid_argument')) throw error;
@@ -109,13 +110,9 @@ export async function importSnapshot(options: SnapshotImportOptions): Promise<Im
     throw error;
   } finally {
     importing.delete(view.name);
+    await feed.close();
   }
 }
-
-/** Key bytes a chunk's key buffer is first sized for per row; it grows for longer keys. */
-const EXPECTED_KEY_BYTES = 32;
-/** Record bytes a chunk's record buffer is first sized for per row and feature. */
-const EXPECTED_SLOT_BYTES = 12;
 
 class Staging {
   prefix: Buffer = Buffer.alloc(0);
@@ -123,14 +120,13 @@ class Staging {
   private readonly source: BatchSource;
   private readonly options: SnapshotImportOptions;
   private readonly nowMs: number;
-  private readonly keyTypes: readonly JoinKeyType[];
   private readonly files: { path: string; rows: number }[] = [];
   private readonly nulls: number[];
   /** Hashes of the entities staged by earlier chunks and this one: a row of one of them may need merging into its staged record. */
   private stagedHashes = new KeyHashSet();
   private entities = 0;
   private rows = 0;
-  /** A stream view's newest tile end so far, or the cutoff given. */
+  /** A stream view's newest tile end so far. */
   private newestTileEnd = 0;
   private totalRows: number | undefined = 0;
   /** How far back versions are kept: retention, plus the longest tiled window for tiles. */
@@ -138,8 +134,8 @@ class Staging {
   private readonly maxVersions: number;
   private readonly started = Date.now();
   /**
-   * The last chunk's write, still under way while the next chunk is read and
-   * encoded (LevelDB commits on a libuv thread): at most one at a time.
+   * The last chunk's write, still under way while the next chunk is taken
+   * (LevelDB commits on a libuv thread): at most one at a time.
    * 300k-row parquet, 3 runs each under load average ~8: 101–110k rows/s
    * against 77–89k awaiting each write.
    */
@@ -150,7 +146,6 @@ class Staging {
     this.source = source;
     this.options = options;
     this.nowMs = options.nowMs ?? Date.now();
-    this.keyTypes = view.entities.map((entity) => entity.type);
     this.nulls = source.storedColumns.map(() => 0);
     // Compaction keeps the same history of the published snapshot.
     ({ keptMs: this.keptMs, maxVersions: this.maxVersions } = snapshotHistory(view, source, options));
@@ -161,118 +156,98 @@ class Staging {
     return this.source.tileMs === 0 ? 0 : (this.options.cutoffMs ?? this.newestTileEnd);
   }
 
-  async stageFiles(): Promise<void> {
-    const readers: RowReader[] = [];
+  /** Stages what the worker reads and encodes from the files, chunk by chunk, in file order. */
+  async stageFiles(feed: ChunkFeed): Promise<void> {
+    feed.start(this.encoding());
     try {
-      // Every file is opened (and its columns checked) before anything is staged.
-      for (const path of this.options.paths) readers.push(await this.open(path));
-      this.totalRows = readers.every((reader) => reader.totalRows !== undefined) ? readers.reduce((sum, reader) => sum + reader.totalRows!, 0) : undefined;
-      this.stagedHashes = new KeyHashSet(this.totalRows);
-      for (const reader of readers) {
-        const file = { path: reader.path, rows: 0 };
-        this.files.push(file);
-        for await (const chunk of reader.chunks()) {
-          await this.stageChunk(reader, chunk);
-          file.rows += chunk.length;
+      for (;;) {
+        const message = await feed.next();
+        switch (message.type) {
+          case 'opened':
+            this.totalRows = message.totalRows;
+            this.stagedHashes = new KeyHashSet(message.totalRows);
+            break;
+          case 'file':
+            this.files.push({ path: message.path, rows: 0 });
+            break;
+          case 'chunk':
+            feed.taken();
+            await this.stageChunk(message);
+            this.files.at(-1)!.rows += message.length;
+            break;
+          case 'failed':
+            this.rows = message.rows;
+            throw failureOf(message.failure);
+          case 'done':
+            await this.writing;
+            return;
         }
       }
-      await this.writing;
     } finally {
       // A write still under way when staging failed must land before the generation is discarded.
       await this.writing?.catch(() => undefined);
-      await Promise.all(readers.map((reader) => reader.close()));
     }
   }
 
-  /** A reader of the columns the view maps, the created timestamp only where the file has it. */
-  private async open(path: string): Promise<RowReader> {
-    const { columns, timestampColumn, createdTimestampColumn } = this.source;
-    const required = [...columns.values(), timestampColumn];
-    // NDJSON rows name their own keys, so a row without the created timestamp just reads null there.
-    if (formatOfPath(path) === 'ndjson') return openRowReader(path, { columns: [...required, createdTimestampColumn] });
-    const probe = await openRowReader(path);
-    const hasCreated = probe.columns.includes(createdTimestampColumn);
-    await probe.close();
-    return openRowReader(path, { columns: hasCreated ? [...required, createdTimestampColumn] : required });
+  /** The view and the import as the worker needs them. */
+  private encoding(): ChunkEncoding {
+    const { view, source, options } = this;
+    const column = (name: string): string => source.columns.get(name)!;
+    return {
+      paths: options.paths,
+      prefix: this.prefix,
+      keys: view.entities.map((entity) => ({ joinKey: entity.joinKey, column: column(entity.joinKey), type: entity.type })),
+      features: source.storedColumns.map((stored) => ({ column: column(stored.name), type: stored.type })),
+      timestampColumn: source.timestampColumn,
+      createdTimestampColumn: source.createdTimestampColumn,
+      tileMs: source.tileMs,
+      cutoffMs: options.cutoffMs,
+      maxRows: source.audit.maxRows,
+      fingerprint: source.fingerprint,
+      nowMs: this.nowMs,
+    };
   }
 
   /**
-   * Encodes a chunk column by column, then writes each row whose entity is
-   * new as a one-version record straight from the columns' bytes; only rows
-   * of entities seen before (in this chunk or staged by an earlier one) are
-   * grouped and merged as versions.
+   * Writes a chunk's rows whose entity is new as the worker encoded them;
+   * only rows of entities seen before (in this chunk or staged by an earlier
+   * one) are grouped and merged as versions.
    */
-  private async stageChunk(origin: ValueOrigin & RowReader, chunk: RowChunk): Promise<void> {
-    const { view, source } = this;
-    const { length, rowOffset } = chunk;
+  private async stageChunk(chunk: EncodedChunk): Promise<void> {
+    const { length, hashes } = chunk;
     this.rows += length;
-    if (this.rows > source.audit.maxRows) throw new AuditFailure(`more than ${source.audit.maxRows} rows (the view's audit.max_rows)`);
-    const column = (name: string): ArrayLike<unknown> => chunk.columns.get(name)!;
-    const keyColumns = view.entities.map((entity) => {
-      const name = source.columns.get(entity.joinKey)!;
-      const read = valueReader(entity.type, origin, name);
-      return conformColumn(column(name), rowOffset, (raw, row): JoinKeyValue => {
-        const value = read(raw, row);
-        if (value === null) throw new StrataError('STRATA_MISSING_JOIN_KEY', `join key ${entity.joinKey} is missing`, { field: `${origin.path}:row ${row} column ${name}` });
-        return value as JoinKeyValue;
-      });
-    });
-    const features = source.storedColumns.map((stored) => {
-      const name = source.columns.get(stored.name)!;
-      return encodeColumn(column(name), rowOffset, stored.type, origin, name);
-    });
-    features.forEach((encoded, feature) => (this.nulls[feature]! += encoded.nulls));
-    const eventTs = new Float64Array(length);
-    const createdTs = new Float64Array(length).fill(this.nowMs);
-    const toEventTs = timestampConverter(origin, source.timestampColumn);
-    const times = column(source.timestampColumn);
-    for (let row = 0; row < length; row++) {
-      eventTs[row] = toEventTs(times[row], rowOffset + row)!;
-      if (source.tileMs > 0) this.checkTileEnd(eventTs[row]!, origin.path, rowOffset + row);
-    }
-    const createdValues = chunk.columns.get(source.createdTimestampColumn);
-    if (createdValues !== undefined) {
-      const toCreatedTs = timestampConverter(origin, source.createdTimestampColumn, { optional: true });
-      // Without a created timestamp, a row counts as made now: a later import's equal event time wins.
-      for (let row = 0; row < length; row++) createdTs[row] = toCreatedTs(createdValues[row], rowOffset + row) ?? this.nowMs;
-    }
-
-    const keys = new ByteSink(length * EXPECTED_KEY_BYTES);
-    const keyEnds = new Uint32Array(length);
-    const hashes = new Int32Array(length);
+    chunk.nulls.forEach((nulls, feature) => (this.nulls[feature]! += nulls));
+    if (chunk.newestTileEnd > this.newestTileEnd) this.newestTileEnd = chunk.newestTileEnd;
     let repeatedHashes: Set<number> | undefined;
     for (let row = 0; row < length; row++) {
-      keys.reserve(recordKeyLength(this.prefix, this.keyTypes, keyColumns, row));
-      const start = keys.length;
-      keys.length = writeRecordKey(keys.bytes, this.prefix, this.keyTypes, keyColumns, row, start);
-      keyEnds[row] = keys.length;
-      hashes[row] = hashBytes(keys.bytes, start + this.prefix.length, keys.length);
       if (this.stagedHashes.add(hashes[row]!)) (repeatedHashes ??= new Set()).add(hashes[row]!);
     }
-    const keyStart = (row: number): number => (row === 0 ? 0 : keyEnds[row - 1]!);
-
-    const staged = new StagedRecords(keys.length, length * (64 + EXPECTED_SLOT_BYTES * features.length));
-    const newEntities = new SingleVersionRecords(source.fingerprint, this.nowMs * 1000, features);
-    const repeatedRows: number[] = [];
-    for (let row = 0; row < length; row++) {
-      if (repeatedHashes?.has(hashes[row]!) === true) {
-        repeatedRows.push(row);
-        continue;
+    const encoded = StagedRecords.packed(chunk.keys, chunk.keyEnds, chunk.records, chunk.recordEnds);
+    let staged = encoded;
+    if (repeatedHashes === undefined) {
+      this.entities += length;
+    } else {
+      staged = new StagedRecords(chunk.keys.length, chunk.records.length, length);
+      const repeatedRows: number[] = [];
+      for (let row = 0; row < length; row++) {
+        if (repeatedHashes.has(hashes[row]!)) {
+          repeatedRows.push(row);
+          continue;
+        }
+        staged.keys.append(encoded.key(row));
+        staged.records.append(encoded.record(row));
+        staged.endRecord();
+        this.entities++;
       }
-      staged.keys.appendRange(keys.bytes, keyStart(row), keyEnds[row]!);
-      newEntities.append(staged.records, row, eventTs[row]!, createdTs[row]!);
-      staged.endRecord();
-      this.entities++;
-    }
-    if (repeatedRows.length > 0) {
-      await this.stageRepeats(repeatedRows, (row) => keys.slice(keyStart(row), keyEnds[row]!), (row) => ({ eventTs: eventTs[row]!, createdTs: createdTs[row]!, slots: features.map((values) => packedValue(values, row)) }), staged);
+      await this.stageRepeats(repeatedRows, (row) => encoded.key(row), (row) => FeatureRecord.decode(encoded.record(row)).versions()[0]!, staged);
     }
     if (this.options.expectKeys !== undefined) this.options.expectKeys(Array.from({ length: staged.count }, (_, index) => staged.key(index)));
     await this.writing;
     // Progress counts rows once they are in L3, as when each write was awaited here.
     const rowsWritten = this.rows;
+    const file = this.files.at(-1)!.path;
     this.writing = this.options.store.putStaged(staged).then(() => {
-      this.options.onProgress?.({ file: origin.path, rows: rowsWritten, totalRows: this.totalRows, elapsedMs: Date.now() - this.started });
+      this.options.onProgress?.({ file, rows: rowsWritten, totalRows: this.totalRows, elapsedMs: Date.now() - this.started });
     });
     // Awaited by the next chunk or the end of stageFiles; until then a failure must not count as unhandled.
     this.writing.catch(() => undefined);
@@ -308,16 +283,6 @@ class Staging {
       staged.records.append(encodeRecord(this.source.fingerprint, this.nowMs * 1000, this.source.storedColumns.length, merged));
       staged.endRecord();
     });
-  }
-
-  /** A tile's timestamp is its end: on the grid, and not past a cutoff given. */
-  private checkTileEnd(ts: number, path: string, fileRow: number): void {
-    const { tileMs, timestampColumn } = this.source;
-    const field = `${path}:row ${fileRow} column ${timestampColumn}`;
-    if (ts % tileMs !== 0) throw new StrataError('STRATA_MALFORMED_REQUEST', `${new Date(ts).toISOString()} is not the end of a ${formatDuration(tileMs)} tile (tiles end on multiples of ${formatDuration(tileMs)} since 1970-01-01T00:00Z)`, { field });
-    const cutoff = this.options.cutoffMs;
-    if (cutoff !== undefined && ts > cutoff) throw new StrataError('STRATA_MALFORMED_REQUEST', `tile ending ${new Date(ts).toISOString()} is past the cutoff ${new Date(cutoff).toISOString()}`, { field });
-    if (ts > this.newestTileEnd) this.newestTileEnd = ts;
   }
 
   /** The audit after staging: undefined when the generation may be published, else why not. */

@@ -14,26 +14,46 @@ import type { GenerationSource } from './feature-store.js';
  * Records to stage, their keys and their bytes each laid end to end in one
  * buffer: a snapshot's chunk goes to LevelDB without an object per record.
  * Build by appending a record's key to `keys` and its bytes to `records`,
- * then calling endRecord().
+ * then calling endRecord(); or take packed ones as they are (packed()).
  */
 export class StagedRecords {
   readonly keys: ByteSink;
   readonly records: ByteSink;
-  private readonly keyEnds: number[] = [];
-  private readonly recordEnds: number[] = [];
+  private keyEnds: Uint32Array;
+  private recordEnds: Uint32Array;
+  private size: number;
 
-  constructor(keyBytes: number, recordBytes: number) {
+  constructor(keyBytes: number, recordBytes: number, expectedRecords = 256) {
     this.keys = new ByteSink(keyBytes);
     this.records = new ByteSink(recordBytes);
+    this.keyEnds = new Uint32Array(expectedRecords);
+    this.recordEnds = new Uint32Array(expectedRecords);
+    this.size = 0;
+  }
+
+  /** Records already packed, record i's key ending at `keyEnds[i]` and its bytes at `recordEnds[i]`: held, not copied. */
+  static packed(keys: Uint8Array, keyEnds: Uint32Array, records: Uint8Array, recordEnds: Uint32Array): StagedRecords {
+    const staged = new StagedRecords(0, 0, 0);
+    staged.keys.hold(keys);
+    staged.records.hold(records);
+    staged.keyEnds = keyEnds;
+    staged.recordEnds = recordEnds;
+    staged.size = keyEnds.length;
+    return staged;
   }
 
   get count(): number {
-    return this.keyEnds.length;
+    return this.size;
   }
 
   endRecord(): void {
-    this.keyEnds.push(this.keys.length);
-    this.recordEnds.push(this.records.length);
+    if (this.size === this.keyEnds.length) {
+      this.keyEnds = grown(this.keyEnds);
+      this.recordEnds = grown(this.recordEnds);
+    }
+    this.keyEnds[this.size] = this.keys.length;
+    this.recordEnds[this.size] = this.records.length;
+    this.size++;
   }
 
   /** Record `index`'s key: a view of this batch's memory, valid as long as nothing more is appended. */
@@ -45,6 +65,12 @@ export class StagedRecords {
   record(index: number): Buffer {
     return this.records.slice(index === 0 ? 0 : this.recordEnds[index - 1]!, this.recordEnds[index]!);
   }
+}
+
+function grown(ends: Uint32Array): Uint32Array {
+  const larger = new Uint32Array(Math.max(16, 2 * ends.length));
+  larger.set(ends);
+  return larger;
 }
 
 export interface SnapshotStore extends GenerationSource {

@@ -18,6 +18,13 @@ export class ByteSink {
     this.view = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
   }
 
+  /** Makes `bytes` (not a copy) this sink's content: appending more grows it into a buffer of its own. */
+  hold(bytes: Uint8Array): void {
+    this.bytes = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.length = bytes.length;
+  }
+
   /** Makes room for `count` more bytes after `length`. */
   reserve(count: number): void {
     if (this.length + count > this.bytes.length) this.grow(this.length + count);

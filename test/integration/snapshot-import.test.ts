@@ -11,6 +11,8 @@ import { startTestServer, type Json } from '../support/strata.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = ['--import', 'tsx', join(ROOT, 'src/cli/main.ts')];
+/** The CLI as `npm start` runs it: from the build, its import worker a .js module (npm test builds it first). */
+const BUILT_CLI = [join(ROOT, 'dist/cli/main.js')];
 const scratch = mkdtempSync(join(tmpdir(), 'strata-snapshot-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
@@ -54,7 +56,11 @@ function ndjson(name: string, data: readonly Row[]): string {
 }
 
 function importFiles(dataDir: string, ...files: string[]) {
-  const result = spawnSync(process.execPath, [...CLI, 'snapshot', 'import', '--registry', REGISTRY, '--data-dir', dataDir, '--view', 'card_daily', '--json', ...files], {
+  return importFilesWith(CLI, dataDir, ...files);
+}
+
+function importFilesWith(cli: readonly string[], dataDir: string, ...files: string[]) {
+  const result = spawnSync(process.execPath, [...cli, 'snapshot', 'import', '--registry', REGISTRY, '--data-dir', dataDir, '--view', 'card_daily', '--json', ...files], {
     cwd: ROOT,
     env: cleanEnv(),
     encoding: 'utf8',
@@ -102,6 +108,20 @@ describe('strata snapshot import: write → audit → publish', () => {
     const after = await served(dataDir, cards);
     expect(after.segment!.values).toEqual(['seg-2', 'seg-2', 'seg-2', null, null]);
     expect(after.segment!.statuses).toEqual(['PRESENT', 'PRESENT', 'PRESENT', 'NOT_FOUND', 'NOT_FOUND']);
+  });
+
+  it('imports from the build too, and names a bad value its worker met there', async () => {
+    const dataDir = mkdtempSync(join(scratch, 'data-'));
+    const imported = importFilesWith(BUILT_CLI, dataDir, ndjson('built.ndjson', rows(40_000, 1)));
+    expect(imported.status, imported.stderr).toBe(0);
+    expect(imported.report).toMatchObject({ published: true, rows: 40_000, entities: 40_000 });
+    expect((await served(dataDir, cards)).avg_ticket!.values).toEqual([1, 2.5, 11.5, 749.5, null]);
+
+    const wrongType = rows(40_000, 2);
+    wrongType[39_000]!.avg_ticket = 'lots';
+    const typed = importFilesWith(BUILT_CLI, dataDir, ndjson('built-wrong-type.ndjson', wrongType));
+    expect(typed.status).toBe(1);
+    expect(String(typed.report!.reason)).toMatch(/^[^ ]*built-wrong-type\.ndjson:row 39000 column avg_ticket: expected double.*"lots"/);
   });
 
   it('keeps the previous generation serving, with identical answers, when a file has a wrong type or fails the null-rate audit', async () => {
