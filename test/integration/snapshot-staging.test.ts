@@ -2,7 +2,8 @@
  * importSnapshot in process, against a LevelStore: what it stages for files
  * in which entities repeat — within a chunk, across chunks (more rows than a
  * reader's 16 384-row chunk) and across files — is, record for record, what
- * encodeRecord makes of each entity's rows merged in file order.
+ * encodeRecord makes of each entity's rows merged in file order; and what
+ * it reports when staging stops.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -135,5 +136,16 @@ describe('snapshot import of entities that repeat', () => {
     delete (keyless[17_000] as Partial<Row>).card_id;
     const missing = await importAndRead([ndjson('keyless.ndjson', keyless)]);
     expect(missing.report.reason).toMatch(/keyless\.ndjson:row 17000 column card_id: join key card_id is missing/);
+  });
+
+  it('reports a file that cannot be opened before staging anything, and the next import, on the worker the failed one kept, stages all of its own rows', async () => {
+    const absent = join(scratch, 'absent.ndjson');
+    const failed = await importAndRead([absent]);
+    expect(failed.report).toMatchObject({ published: false, rows: 0, files: [] });
+    expect(failed.report.reason).toMatch(new RegExp(`^${absent}: cannot open: ENOENT`));
+
+    const data = rows(20_000, 1e12, 6);
+    const next = await importAndRead([ndjson('after-failure.ndjson', data)]);
+    expect(next.report).toMatchObject({ published: true, rows: 20_000, entities: expectedRecords(data).size });
   });
 });
