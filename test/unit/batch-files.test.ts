@@ -373,7 +373,7 @@ describe('opening files that cannot be read', () => {
     expect((await rejection(openRowReader(file('scalar.ndjson')).then(readColumns))).message).toBe(`${file('scalar.ndjson')}:2: expected a JSON object, got number`);
   });
 
-  it('refuses an NDJSON key the first line lacks, unless the columns are requested', async () => {
+  it('refuses an NDJSON key the first line lacks, unless the columns are requested; reads rows whatever the order of their keys', async () => {
     writeFileSync(file('keys.ndjson'), '{"a": 1, "b": 2}\n{"a": 3}\n{"a": 4, "b": 5, "c": 6}\n');
     const error = await rejection(openRowReader(file('keys.ndjson')).then(readColumns));
     expect(error.message).toBe(
@@ -381,6 +381,15 @@ describe('opening files that cannot be read', () => {
     );
     const columns = await readColumns(await openRowReader(file('keys.ndjson'), { columns: ['c', 'a'] }));
     expect(columns).toEqual(new Map([['c', [undefined, undefined, 6]], ['a', [1, 3, 4]]]));
+    writeFileSync(file('reordered.ndjson'), '{"a": 1, "b": 2}\n{"a": 3, "b": 4}\n{"b": 5, "a": 6}\n{"a": 7}\n{"a": 8, "c": 9, "b": 10}\n{"__proto__": 11, "a": 12}\n{"a": 13, "b": 14}\n');
+    expect(await readColumns(await openRowReader(file('reordered.ndjson'), { columns: ['b', 'a', '__proto__', 'd'] }))).toEqual(
+      new Map([
+        ['b', [2, 4, 5, undefined, 10, undefined, 14]],
+        ['a', [1, 3, 6, 7, 8, 12, 13]],
+        ['__proto__', [undefined, undefined, undefined, undefined, undefined, 11, undefined]],
+        ['d', [undefined, undefined, undefined, undefined, undefined, undefined, undefined]],
+      ]),
+    );
     writeFileSync(file('inherited.ndjson'), '{"constructor": "x", "toString": 1}\n{}\n');
     expect(await readColumns(await openRowReader(file('inherited.ndjson'), { columns: ['constructor', 'toString'] }))).toEqual(
       new Map([['constructor', ['x', undefined]], ['toString', [1, undefined]]]),

@@ -19,6 +19,15 @@ export class NdjsonRowReader extends TextRowReader {
   #columns: readonly string[] | undefined;
   /** Per column, whether a parsed object would inherit the name (`constructor`, `toString`): only those need an own-property check. */
   #inherited: readonly boolean[] = [];
+  /**
+   * The keys of the last row read column by column, in order; per key, the
+   * column it fills (-1 for none); and the columns none of them fills. Rows
+   * of a file mostly list the same keys in the same order, and such a row is
+   * read in one pass over its keys (#takeInKeyOrder).
+   */
+  #keyOrder: readonly string[] | undefined;
+  #columnOfKey: readonly number[] = [];
+  #unkeyedColumns: readonly number[] = [];
   /** The text after the last line break so far, and the number of the line it starts. */
   #partial = '';
   #line = 1;
@@ -72,8 +81,35 @@ export class NdjsonRowReader extends TextRowReader {
       throw fileUnusableAt(this.path, line, `expected a JSON object, got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}`);
     }
     const record = value as Record<string, unknown>;
-    const columns = this.#columns ?? this.#setColumns(Object.keys(record));
     const row = this.pending++;
+    if (!this.#takeInKeyOrder(record, row)) this.#takeByColumn(record, row, line);
+  }
+
+  /**
+   * Reads a row whose keys are those of #keyOrder in that order; false, and
+   * perhaps some columns written, for any other. A for-in pass reads each
+   * property from the object's shape; looking each column up by name costs
+   * ~0.2 µs more per row of 8 columns.
+   */
+  #takeInKeyOrder(record: Record<string, unknown>, row: number): boolean {
+    const keyOrder = this.#keyOrder;
+    if (keyOrder === undefined) return false;
+    const columnOfKey = this.#columnOfKey;
+    const buffers = this.buffers;
+    let position = 0;
+    for (const key in record) {
+      if (key !== keyOrder[position]) return false;
+      const column = columnOfKey[position++]!;
+      if (column !== -1) buffers[column]![row] = record[key];
+    }
+    if (position !== keyOrder.length) return false;
+    for (const column of this.#unkeyedColumns) buffers[column]![row] = undefined;
+    return true;
+  }
+
+  /** Reads a row column by column, whatever its keys, and makes its keys the order #takeInKeyOrder expects. */
+  #takeByColumn(record: Record<string, unknown>, row: number, line: number): void {
+    const columns = this.#columns ?? this.#setColumns(Object.keys(record));
     const buffers = this.buffers;
     const inherited = this.#inherited;
     let present = 0;
@@ -83,12 +119,12 @@ export class NdjsonRowReader extends TextRowReader {
       if (field !== undefined) present++;
       buffers[column]![row] = field;
     }
-    if (this.requested === undefined) {
-      // Counting keys with for-in allocates nothing, unlike Object.keys, and this runs for every row.
-      let keys = 0;
-      for (const _ in record) keys++;
-      if (keys !== present) this.#rejectExtraKey(record, line);
-    }
+    const keys = Object.keys(record);
+    if (this.requested === undefined && keys.length !== present) this.#rejectExtraKey(record, line);
+    const columnOfKey = keys.map((key) => columns.indexOf(key));
+    this.#keyOrder = keys;
+    this.#columnOfKey = columnOfKey;
+    this.#unkeyedColumns = columns.flatMap((_name, column) => (columnOfKey.includes(column) ? [] : [column]));
   }
 
   /** Without requested columns, a key outside the first line's is an error: the row would lose it unseen. */
