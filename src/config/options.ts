@@ -119,7 +119,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'maxResponseBytes', flag: 'max-response-size', env: 'STRATA_MAX_RESPONSE_SIZE', parse: bytes, fallback: 64 * 1024 ** 2, help: 'largest response (value bytes + 32 per value)' },
   { key: 'bloomCapacity', flag: 'bloom-capacity', env: 'STRATA_BLOOM_CAPACITY', parse: integer(1_000, 400_000_000), fallback: 1_000_000, help: 'keys the bloom gate is sized for (the local part grows; the shared part does not: same value on every replica)' },
   { key: 'bloomSyncMs', flag: 'bloom-sync', env: 'STRATA_BLOOM_SYNC', parse: duration(10), fallback: 1_000, help: 'with L2: how often keys written through other replicas are learnt' },
-  { key: 'shedLoopDelayMs', flag: 'shed-loop-delay', env: 'STRATA_SHED_LOOP_DELAY', parse: duration(0), fallback: 200, help: 'refuse online reads with UNAVAILABLE while the event loop runs this far behind (0 = never)' },
+  { key: 'shedLoopDelayMs', flag: 'shed-loop-delay', env: 'STRATA_SHED_LOOP_DELAY', parse: duration(0), fallback: 1_000, help: 'refuse online reads with UNAVAILABLE while the event loop runs this far behind (0 = never)' },
   { key: 'shutdownGraceMs', flag: 'shutdown-grace', env: 'STRATA_SHUTDOWN_GRACE', parse: duration(0), fallback: 5_000, help: 'time in-flight calls get on SIGTERM' },
   { key: 'logLevel', flag: 'log-level', env: 'STRATA_LOG_LEVEL', parse: oneOf('debug', 'info', 'warn', 'error'), fallback: 'info', help: 'log verbosity' },
   { key: 'workers', flag: 'workers', env: 'STRATA_WORKERS', parse: integer(1, 64), fallback: 1, help: 'serving processes sharing the ports; each has its own L1 of --l1-budget, L3 stays in the primary' },
