@@ -35,7 +35,7 @@
  *
  * Part 2 — end to end at a fixed rate. A KafkaBroker (librdkafka mock cluster,
  * test/support) with txn.events in 4 partitions; `strata serve` as a child
- * process (dist/, temp data dir, bundled registry, --kafka-brokers,
+ * process (dist/, with the node flags of its cli/main.js shebang, temp data dir, bundled registry, --kafka-brokers,
  * --kafka-session-timeout 3s, L1 on, no Redis); a librdkafka producer in its
  * own process (bench/ingest-producer.c, compiled with gcc on first use: the
  * kafkajs producer took ~27 µs of CPU per event and could not offer 20k/s on
@@ -617,9 +617,19 @@ interface StrataChild {
   stop(): Promise<void>;
 }
 
+/**
+ * The node flags on a build's cli/main.js shebang: what the `strata` bin, npm
+ * start and the Docker image run it with, so each build is measured as it is launched.
+ */
+function launchFlags(mainJs: string): string[] {
+  const shebang = /^#!.*\bnode\b(.*)$/m.exec(readFileSync(mainJs, 'utf8').split('\n', 1)[0]!);
+  return shebang === null ? [] : shebang[1]!.split(/\s+/).filter((flag) => flag !== '');
+}
+
 async function startStrata(server: string, dataDir: string, bootstrap: string): Promise<StrataChild> {
-  const nodeArgs = SERVER_PROF === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${SERVER_PROF}`];
-  const args = [...nodeArgs, join(resolve(fileURLToPath(new URL('../', import.meta.url)), server), 'cli/main.js'), 'serve', '--registry', REGISTRY_PATH, '--data-dir', dataDir, '--kafka-brokers', bootstrap, '--kafka-session-timeout', '3s', '--kafka-max-wait', process.env.BENCH_MAX_WAIT ?? '25ms'];
+  const mainJs = join(resolve(fileURLToPath(new URL('../', import.meta.url)), server), 'cli/main.js');
+  const nodeArgs = [...launchFlags(mainJs), ...(SERVER_PROF === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${SERVER_PROF}`])];
+  const args = [...nodeArgs, mainJs, 'serve', '--registry', REGISTRY_PATH, '--data-dir', dataDir, '--kafka-brokers', bootstrap, '--kafka-session-timeout', '3s', '--kafka-max-wait', process.env.BENCH_MAX_WAIT ?? '25ms'];
   const child = spawn(process.execPath, [...args, '--grpc-port', '0', '--http-port', '0', '--log-level', 'warn', '--shutdown-grace', '1s'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {

@@ -18,6 +18,7 @@
  *   serving is unaffected, and /metrics shows it (strata_kafka_up, lag,
  *   freshness).
  */
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { Kafka, logLevel as KafkaLogLevel, type Admin, type Batch, type Consumer, type IHeaders, type KafkaMessage, type Producer } from 'kafkajs';
 import type { Registry, TopicDef } from '../config/registry.js';
 import type { Logger } from '../observability/logger.js';
@@ -32,7 +33,7 @@ import type { ExtractedEvent, Rejection, StreamApplier } from './stream-applier.
 import { Watermark } from './watermark.js';
 
 export const DEAD_LETTER_SUFFIX = '.dlq';
-/** Messages handled per step of a batch: each step is made durable and committed before the next. */
+/** Messages handled per step of a batch: each step is made durable and committed before the next is submitted. */
 const STEP_MESSAGES = 2_000;
 /** Partitions handled at once (each one step at a time). */
 const PARTITIONS_IN_FLIGHT = 8;
@@ -60,6 +61,18 @@ export function createDecoder(topic: TopicDef, schemaRegistry: ConfluentSchemaRe
 interface DeadLetter {
   readonly message: KafkaMessage;
   readonly rejection: Rejection;
+}
+
+/** A step decoded and checked, not yet submitted. */
+interface PreparedStep {
+  readonly topic: string;
+  readonly partition: number;
+  readonly nowMs: number;
+  readonly toApply: { extracted: ExtractedEvent & { ok: true }; origin: { partition: number; offset: number } }[];
+  readonly deadLetters: DeadLetter[];
+  /** The partition's watermark as it will be once the step is committed. */
+  readonly trial: Watermark;
+  readonly lastOffset: string;
 }
 
 export class KafkaIngester {
@@ -175,42 +188,72 @@ export class KafkaIngester {
     return watermark;
   }
 
+  /**
+   * Steps of a batch are pipelined: the next one is decoded and checked while
+   * the one before it is being made durable and committed, and is submitted
+   * only once that one has committed. A step that fails fails the batch with
+   * nothing after it written, so kafkajs refetches from the last committed step.
+   */
   private async handleBatch(batch: Batch, resolveOffset: (offset: string) => void, heartbeat: () => Promise<void>, active: () => boolean): Promise<void> {
     const { topic, partition, messages } = batch;
     const watermark = await this.watermarkFor(topic, partition);
+    const allowedLatenessMs = this.registry.topics.get(topic)!.allowedLatenessMs;
+    let submitted: Promise<void> | undefined;
+    let trialFrom = watermark.newestEventTs;
     for (let start = 0; start < messages.length && active(); start += STEP_MESSAGES) {
-      const step = messages.slice(start, start + STEP_MESSAGES);
-      // The watermark advances only once the step is durable and committed: a retried step (kafkajs
-      // refetches from the last resolved offset) starts from the same one, so it finds the same events late.
-      const trial = new Watermark(this.registry.topics.get(topic)!.allowedLatenessMs, watermark.newestEventTs);
-      const nowMs = Date.now();
-      const toApply: { extracted: ExtractedEvent & { ok: true }; origin: { partition: number; offset: number } }[] = [];
-      const deadLetters: DeadLetter[] = [];
-      const decoder = this.decoders.get(topic)!;
-      for (const message of step) {
-        let decoded = decoder.decode(message.value);
-        if (decoded instanceof Promise) decoded = await decoded;
-        if (!decoded.ok) {
-          deadLetters.push({ message, rejection: { reason: decoded.reason, detail: decoded.detail } });
-          continue;
-        }
-        const extracted = this.applier.extract(topic, decoded.event, nowMs);
-        if (!extracted.ok) deadLetters.push({ message, rejection: extracted.rejection });
-        else if (trial.isLate(extracted.ts)) {
-          deadLetters.push({ message, rejection: { reason: 'late', detail: `event time ${extracted.ts} is before the partition's watermark ${trial.newestEventTs} - allowed lateness` } });
-        } else {
-          trial.observe(extracted.ts);
-          toApply.push({ extracted, origin: { partition, offset: Number(message.offset) } });
-        }
-      }
-      await Promise.all([this.applier.apply(topic, toApply, nowMs), this.deadLetter(topic, partition, deadLetters)]);
-      const last = step[step.length - 1]!.offset;
-      await this.committer.submit({ topic, partition, offset: String(Number(last) + 1), metadata: trial.toMetadata() });
-      watermark.observe(trial.newestEventTs);
-      resolveOffset(last);
-      this.options.metrics.consumerLag.set({ topic, partition: String(partition) }, Math.max(0, Number(batch.highWatermark) - Number(last) - 1));
-      await heartbeat();
+      // The step just submitted starts its write first; this one is decoded while that write is in flight.
+      if (submitted !== undefined) await nextTurn();
+      // Each step's watermark starts where the step before it ends: it is submitted only after that one committed.
+      const step = await this.prepareStep(topic, partition, messages.slice(start, start + STEP_MESSAGES), new Watermark(allowedLatenessMs, trialFrom));
+      trialFrom = step.trial.newestEventTs;
+      await submitted;
+      if (!active()) return;
+      submitted = this.submitStep(step, watermark, Number(batch.highWatermark), resolveOffset, heartbeat);
+      // Awaited before the next submit or at the end; until then its failure must not count as unhandled.
+      submitted.catch(() => undefined);
     }
+    await submitted;
+  }
+
+  /** Decodes and checks a step's messages: what to apply and what to dead-letter. */
+  private async prepareStep(topic: string, partition: number, messages: KafkaMessage[], trial: Watermark): Promise<PreparedStep> {
+    const nowMs = Date.now();
+    const toApply: PreparedStep['toApply'] = [];
+    const deadLetters: DeadLetter[] = [];
+    const decoder = this.decoders.get(topic)!;
+    for (const message of messages) {
+      let decoded = decoder.decode(message.value);
+      if (decoded instanceof Promise) decoded = await decoded;
+      if (!decoded.ok) {
+        deadLetters.push({ message, rejection: { reason: decoded.reason, detail: decoded.detail } });
+        continue;
+      }
+      const extracted = this.applier.extract(topic, decoded.event, nowMs);
+      if (!extracted.ok) deadLetters.push({ message, rejection: extracted.rejection });
+      else if (trial.isLate(extracted.ts)) {
+        deadLetters.push({ message, rejection: { reason: 'late', detail: `event time ${extracted.ts} is before the partition's watermark ${trial.newestEventTs} - allowed lateness` } });
+      } else {
+        trial.observe(extracted.ts);
+        toApply.push({ extracted, origin: { partition, offset: Number(message.offset) } });
+      }
+    }
+    return { topic, partition, nowMs, toApply, deadLetters, trial, lastOffset: messages[messages.length - 1]!.offset };
+  }
+
+  /**
+   * Makes a step durable (state and dead letters), then commits its offset
+   * with its watermark. The partition's watermark advances only after the
+   * commit: a retried step (kafkajs refetches from the last resolved offset)
+   * starts from the same one, so it finds the same events late.
+   */
+  private async submitStep(step: PreparedStep, watermark: Watermark, highWatermark: number, resolveOffset: (offset: string) => void, heartbeat: () => Promise<void>): Promise<void> {
+    const { topic, partition, lastOffset } = step;
+    await Promise.all([this.applier.apply(topic, step.toApply, step.nowMs), this.deadLetter(topic, partition, step.deadLetters)]);
+    await this.committer.submit({ topic, partition, offset: String(Number(lastOffset) + 1), metadata: step.trial.toMetadata() });
+    watermark.observe(step.trial.newestEventTs);
+    resolveOffset(lastOffset);
+    this.options.metrics.consumerLag.set({ topic, partition: String(partition) }, Math.max(0, highWatermark - Number(lastOffset) - 1));
+    await heartbeat();
   }
 
   /**

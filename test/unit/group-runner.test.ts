@@ -24,6 +24,19 @@ function gatedRuns() {
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 
 describe('GroupRunner', () => {
+  it('runs what is submitted within one event-loop turn as one run, though the submitters come one microtask after another', async () => {
+    const { runner, runs } = gatedRuns();
+    const submitted = [runner.submit(1)];
+    for (const item of [2, 3]) {
+      await Promise.resolve();
+      submitted.push(runner.submit(item));
+    }
+    await tick();
+    expect(runs.map((run) => run.items)).toEqual([[1, 2, 3]]);
+    runs[0]!.release();
+    await Promise.all(submitted);
+  });
+
   it('runs what is submitted while a run is in flight as one next run, never two at once', async () => {
     const { runner, runs, overlapped } = gatedRuns();
     const first = runner.submit(1);
