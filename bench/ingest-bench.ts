@@ -76,6 +76,7 @@ import type { Registry, TopicDef } from '../src/config/registry.js';
 import type { ExtractedEvent, StreamApplier as Applier } from '../src/ingest/stream-applier.js';
 import type { TieredRecordStore as RecordStore } from '../src/cache/tiered-record-store.js';
 import type { EventLog } from '../src/storage/event-log.js';
+import { launchFlags } from '../test/support/launch-flags.js';
 import { KafkaBroker } from '../test/support/kafka-broker.js';
 import { RedisServer } from '../test/support/redis-server.js';
 
@@ -615,15 +616,6 @@ interface StrataChild {
   readonly http: string;
   stderr(): string;
   stop(): Promise<void>;
-}
-
-/**
- * The node flags on a build's cli/main.js shebang: what the `strata` bin, npm
- * start and the Docker image run it with, so each build is measured as it is launched.
- */
-function launchFlags(mainJs: string): string[] {
-  const shebang = /^#!.*\bnode\b(.*)$/m.exec(readFileSync(mainJs, 'utf8').split('\n', 1)[0]!);
-  return shebang === null ? [] : shebang[1]!.split(/\s+/).filter((flag) => flag !== '');
 }
 
 async function startStrata(server: string, dataDir: string, bootstrap: string): Promise<StrataChild> {
