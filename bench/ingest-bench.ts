@@ -35,7 +35,7 @@
  *
  * Part 2 — end to end at a fixed rate. A KafkaBroker (librdkafka mock cluster,
  * test/support) with txn.events in 4 partitions; `strata serve` as a child
- * process (dist/, with the node flags of its cli/main.js shebang, temp data dir, bundled registry, --kafka-brokers,
+ * process (dist/, with INGEST_NODE_FLAGS — README: what a process that ingests should run with —, temp data dir, bundled registry, --kafka-brokers,
  * --kafka-session-timeout 3s, L1 on, no Redis); a librdkafka producer in its
  * own process (bench/ingest-producer.c, compiled with gcc on first use: the
  * kafkajs producer took ~27 µs of CPU per event and could not offer 20k/s on
@@ -76,7 +76,6 @@ import type { Registry, TopicDef } from '../src/config/registry.js';
 import type { ExtractedEvent, StreamApplier as Applier } from '../src/ingest/stream-applier.js';
 import type { TieredRecordStore as RecordStore } from '../src/cache/tiered-record-store.js';
 import type { EventLog } from '../src/storage/event-log.js';
-import { launchFlags } from '../test/support/launch-flags.js';
 import { KafkaBroker } from '../test/support/kafka-broker.js';
 import { RedisServer } from '../test/support/redis-server.js';
 
@@ -618,9 +617,19 @@ interface StrataChild {
   stop(): Promise<void>;
 }
 
+/**
+ * What the README recommends for a process that ingests (NODE_OPTIONS): with
+ * node's default 16 MB semi-spaces a young-generation collection came every
+ * few fetches while the messages, decoded events and records of the fetches
+ * in flight were still alive, so they were copied and promoted; GC took ~15 %
+ * of the main thread at 20k events/s, ~6 % with 64 MB. Not a default of the
+ * bin: a serving process gains nothing from it and its RSS grew 75-100 MB.
+ */
+const INGEST_NODE_FLAGS = ['--max-semi-space-size=64'];
+
 async function startStrata(server: string, dataDir: string, bootstrap: string): Promise<StrataChild> {
   const mainJs = join(resolve(fileURLToPath(new URL('../', import.meta.url)), server), 'cli/main.js');
-  const nodeArgs = [...launchFlags(mainJs), ...(SERVER_PROF === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${SERVER_PROF}`])];
+  const nodeArgs = [...INGEST_NODE_FLAGS, ...(SERVER_PROF === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${SERVER_PROF}`])];
   const args = [...nodeArgs, mainJs, 'serve', '--registry', REGISTRY_PATH, '--data-dir', dataDir, '--kafka-brokers', bootstrap, '--kafka-session-timeout', '3s', '--kafka-max-wait', process.env.BENCH_MAX_WAIT ?? '25ms'];
   const child = spawn(process.execPath, [...args, '--grpc-port', '0', '--http-port', '0', '--log-level', 'warn', '--shutdown-grace', '1s'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';

@@ -9,7 +9,6 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { launchFlags } from '../test/support/launch-flags.js';
 
 const MAIN_JS = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const NOOP_SERVER = fileURLToPath(new URL('./noop-server-process.ts', import.meta.url));
@@ -65,7 +64,7 @@ function serverEnv(): NodeJS.ProcessEnv {
 }
 
 export async function startStrata(args: readonly string[]): Promise<StrataProcess> {
-  const child = track(spawn(process.execPath, [...launchFlags(MAIN_JS), MAIN_JS, 'serve', '--host', '127.0.0.1', '--grpc-port', '0', '--http-port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: serverEnv() }));
+  const child = track(spawn(process.execPath, [MAIN_JS, 'serve', '--host', '127.0.0.1', '--grpc-port', '0', '--http-port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: serverEnv() }));
   const logTail: string[] = [];
   createInterface({ input: child.stderr! }).on('line', (line) => {
     logTail.push(line);

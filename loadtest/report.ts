@@ -40,12 +40,13 @@ export function metric(result: ScenarioResult, name: MetricName): number | undef
       return load.achievedRps;
     case 'ratioToBaseline':
       return baseline === undefined || baseline.achievedRps === 0 ? undefined : load.achievedRps / baseline.achievedRps;
+    // No call answered: there is no latency to hold against a target (an empty histogram reads 0).
     case 'p50Ms':
-      return load.latency.p50Ms;
+      return load.ok === 0 ? undefined : load.latency.p50Ms;
     case 'p99Ms':
-      return load.latency.p99Ms;
+      return load.ok === 0 ? undefined : load.latency.p99Ms;
     case 'p999Ms':
-      return load.latency.p999Ms;
+      return load.ok === 0 ? undefined : load.latency.p999Ms;
     case 'errorRate':
       return calls === 0 ? undefined : (calls - load.ok) / calls;
     case 'l1HitRate':

@@ -1,15 +1,8 @@
-#!/usr/bin/env -S node --max-semi-space-size=64
+#!/usr/bin/env node
 /**
  * strata serve | validate | push — the command line. Options come from
  * flags and STRATA_* variables (src/config/options.ts); bad ones stop the
  * process before anything starts, with exit code 2.
- *
- * Node runs it with 64 MB semi-spaces (npm start and the Docker image pass
- * the same flag): with the default 16 MB, a young-generation collection came
- * every few fetches while the messages, decoded events and records of the
- * fetches in flight were still alive, so they were copied and promoted; GC
- * took ~15 % of ingestion's main thread at 20k events/s, ~6 % with 64 MB
- * (bench:ingest part 2, which launches strata with these flags).
  */
 import cluster from 'node:cluster';
 import { createReadStream, existsSync, lstatSync, unlinkSync, writeFileSync } from 'node:fs';

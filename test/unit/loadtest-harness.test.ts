@@ -133,4 +133,10 @@ describe('targets', () => {
     );
     expect(verdicts.map((verdict) => verdict.met)).toEqual([true, false, false]);
   });
+
+  it('misses a latency target when no call answered (an empty histogram reads 0 ms)', () => {
+    const failed = result({ load: { achievedRps: 0, latency: { count: 0, p50Ms: 0, p90Ms: 0, p99Ms: 0, p999Ms: 0, maxMs: 0 }, ok: 0, errors: { 'connection-lost': 100 }, sendLagP99Ms: 0.1 } });
+    const [verdict] = judge([{ scenario: 's', rate: 5000, metric: 'p99Ms', min: undefined, max: 2, label: 'fast' }], [failed]);
+    expect(verdict).toMatchObject({ value: undefined, met: false });
+  });
 });
