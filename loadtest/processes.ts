@@ -56,6 +56,9 @@ export interface StrataProcess {
   readonly logTail: string[];
 }
 
+/** LOADTEST_SERVER_PROF=<dir>: every strata server writes a V8 CPU profile there when it stops (node refuses --cpu-prof in NODE_OPTIONS). */
+const SERVER_PROFILE_FLAGS = process.env.LOADTEST_SERVER_PROF === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.LOADTEST_SERVER_PROF}`];
+
 /** The environment of a server child: nothing STRATA_* or REDIS_URL from the caller's shell (it would change the setup, or be refused). */
 function serverEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
@@ -64,7 +67,7 @@ function serverEnv(): NodeJS.ProcessEnv {
 }
 
 export async function startStrata(args: readonly string[]): Promise<StrataProcess> {
-  const child = track(spawn(process.execPath, [MAIN_JS, 'serve', '--host', '127.0.0.1', '--grpc-port', '0', '--http-port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: serverEnv() }));
+  const child = track(spawn(process.execPath, [...SERVER_PROFILE_FLAGS, MAIN_JS, 'serve', '--host', '127.0.0.1', '--grpc-port', '0', '--http-port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: serverEnv() }));
   const logTail: string[] = [];
   createInterface({ input: child.stderr! }).on('line', (line) => {
     logTail.push(line);

@@ -234,11 +234,21 @@ async function measure(server: StrataProcess | undefined, run: (window: Window) 
     durationS,
     onStart: () => {
       cpuBefore = cpuSnapshot();
-      if (server !== undefined) before = scrapeTiers(server.httpBase);
+      if (server !== undefined) {
+        before = scrapeTiers(server.httpBase);
+        // Awaited after the window; until then a failure must not count as unhandled.
+        before.catch(() => undefined);
+      }
     },
   });
   const cpuAfter = cpuSnapshot();
-  const tiers = server === undefined || before === undefined ? undefined : tierDelta(await scrapeTiers(server.httpBase), await before);
+  let tiers: TierCounters | undefined;
+  try {
+    tiers = server === undefined || before === undefined ? undefined : tierDelta(await scrapeTiers(server.httpBase), await before);
+  } catch (error) {
+    // A server whose event loop is seconds behind does not answer /metrics in time either: report the run without tier counts.
+    log(`  /metrics did not answer: ${(error as Error).message}; tier hit rates not measured`);
+  }
   return { load, tiers, othersCores: othersCores(cpuBefore, cpuAfter) };
 }
 
