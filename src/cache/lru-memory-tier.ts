@@ -57,17 +57,20 @@ export class LruMemoryTier implements MemoryTier {
       sizeCalculation: entryBytes,
       ...ttl,
       updateAgeOnGet: false,
-      allowStale: false,
+      // So rkeys() starts at the true LRU end: with false it walks past every stale entry
+      // first, O(entries) per admission once L1 is older than the ttl, which held the loop
+      // for seconds in the loadtest (Zipf, 1M entities). Reads and peeks pass false.
+      allowStale: true,
     });
   }
 
   get(id: string): Cached | undefined {
     this.frequencies.increment(id);
-    return this.cache.get(id);
+    return this.cache.get(id, { allowStale: false });
   }
 
   offer(id: string, entry: Cached): void {
-    const current = this.cache.peek(id);
+    const current = this.cache.peek(id, { allowStale: false });
     if (current !== undefined && current.revision > entry.revision) return;
     if (this.announced.size > 0 && entry.revision < (this.announced.get(id) ?? -Infinity)) return;
     if (current === undefined && !this.admits(id, entry)) {
@@ -77,11 +80,15 @@ export class LruMemoryTier implements MemoryTier {
     this.cache.set(id, entry);
   }
 
-  /** Whether a new entry may come in: while there is room, yes; then only if asked for more often than the next to be evicted. */
+  /**
+   * Whether a new entry may come in: while there is room, yes; then if the
+   * next to be evicted is stale (worth nothing), or asked for less often.
+   */
   private admits(id: string, entry: Cached): boolean {
     if (this.cache.calculatedSize + entryBytes(entry, id) <= this.budgetBytes) return true;
     const victim = this.cache.rkeys().next();
-    return victim.done === true || this.frequencies.frequency(id) > this.frequencies.frequency(victim.value);
+    if (victim.done === true || this.cache.getRemainingTTL(victim.value) <= 0) return true;
+    return this.frequencies.frequency(id) > this.frequencies.frequency(victim.value);
   }
 
   set(id: string, entry: Cached): void {
@@ -94,7 +101,7 @@ export class LruMemoryTier implements MemoryTier {
   }
 
   invalidate(id: string, revision: number): void {
-    const current = this.cache.peek(id);
+    const current = this.cache.peek(id, { allowStale: false });
     if (current !== undefined && current.revision < revision) this.cache.delete(id);
     this.announce(id, revision);
   }

@@ -198,6 +198,20 @@ describe('LruMemoryTier admission (TinyLFU)', () => {
     expect(cache.entries).toBe(8);
   });
 
+  it('evicts a stale entry at the LRU end for a newcomer however rarely asked for, and never serves it', async () => {
+    const entry = record();
+    const cache = tier((entry.memoryBytes + id(0).length + 200) * 8, 30);
+    for (let index = 0; index < 7; index++) cache.offer(id(index), entry);
+    await sleep(60);
+    // The newest entry is fresh and read often; the seven before it are stale.
+    cache.offer(id(7), entry);
+    for (let reads = 0; reads < 5; reads++) cache.get(id(7));
+    cache.offer(id(8), entry);
+    expect(cache.get(id(8))).toBe(entry);
+    expect(cache.get(id(7))).toBe(entry);
+    expect(cache.get(id(1))).toBeUndefined();
+  });
+
   it('always takes writes, full or not', () => {
     const entry = record();
     const cache = tier((entry.memoryBytes + id(10).length + 200) * 8);
