@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,10 +7,10 @@ import { ClassicLevel } from 'classic-level';
 import { afterAll, describe, expect, it } from 'vitest';
 import { generationPrefix } from '../../src/storage/keys.js';
 import { cleanEnv } from '../support/process-helpers.js';
-import { startTestServer, type Json } from '../support/strata.js';
+import { importSnapshotFiles, STRATA_CLI as CLI } from '../support/snapshot-cli.js';
+import { startTestServer } from '../support/strata.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CLI = ['--import', 'tsx', join(ROOT, 'src/cli/main.ts')];
 /** The CLI as `npm start` runs it: from the build, its import worker a .js module (npm test builds it first). */
 const BUILT_CLI = [join(ROOT, 'dist/cli/main.js')];
 const scratch = mkdtempSync(join(tmpdir(), 'strata-snapshot-'));
@@ -60,14 +60,7 @@ function importFiles(dataDir: string, ...files: string[]) {
 }
 
 function importFilesWith(cli: readonly string[], dataDir: string, ...files: string[]) {
-  const result = spawnSync(process.execPath, [...cli, 'snapshot', 'import', '--registry', REGISTRY, '--data-dir', dataDir, '--view', 'card_daily', '--json', ...files], {
-    cwd: ROOT,
-    env: cleanEnv(),
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
-  const report = result.stdout.trim() === '' ? undefined : (JSON.parse(result.stdout.trim().split('\n').at(-1)!) as Json);
-  return { status: result.status, report, stderr: result.stderr };
+  return importSnapshotFiles({ registry: REGISTRY, dataDir, view: 'card_daily', files, cli });
 }
 
 /** What a server on the data dir answers for these cards (started and stopped around the read: L3 admits one process). */
