@@ -193,28 +193,48 @@ function processTree(rootPid: number): number[] {
   return [...parentOf.keys()].filter(inTree);
 }
 
-/** Resident memory of a process tree, in bytes. */
-export function treeRssBytes(rootPid: number): number {
-  let total = 0;
+/** Resident memory of a process tree, in bytes: anonymous (heap, stacks) and file-backed (binaries, mmapped tables) apart. */
+export interface Resident {
+  readonly totalBytes: number;
+  readonly anonBytes: number;
+  readonly fileBytes: number;
+}
+
+function statusKb(status: string, field: string): number {
+  const match = new RegExp(`${field}:\\s+(\\d+) kB`).exec(status);
+  return match === null ? 0 : Number(match[1]) * 1024;
+}
+
+export function treeResident(rootPid: number): Resident {
+  let totalBytes = 0;
+  let anonBytes = 0;
+  let fileBytes = 0;
   for (const pid of processTree(rootPid)) {
     try {
-      const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-      if (rss !== null) total += Number(rss[1]) * 1024;
+      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      totalBytes += statusKb(status, 'VmRSS');
+      anonBytes += statusKb(status, 'RssAnon');
+      fileBytes += statusKb(status, 'RssFile') + statusKb(status, 'RssShmem');
     } catch {
       // exited meanwhile
     }
   }
-  return total;
+  return { totalBytes, anonBytes, fileBytes };
 }
 
-/** Samples a process tree's RSS every `everyMs` until stopped; returns the highest seen. */
-export function watchRss(pid: number, everyMs = 250): { stop(): number } {
-  let peak = treeRssBytes(pid);
-  const timer = setInterval(() => (peak = Math.max(peak, treeRssBytes(pid))), everyMs);
+/** Samples a process tree's RSS every `everyMs` until stopped; returns the sample with the highest total. */
+export function watchRss(pid: number, everyMs = 250): { stop(): Resident } {
+  let peak = treeResident(pid);
+  const sample = (): void => {
+    const now = treeResident(pid);
+    if (now.totalBytes > peak.totalBytes) peak = now;
+  };
+  const timer = setInterval(sample, everyMs);
   return {
     stop: () => {
       clearInterval(timer);
-      return Math.max(peak, treeRssBytes(pid));
+      sample();
+      return peak;
     },
   };
 }

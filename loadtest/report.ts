@@ -6,7 +6,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LoadResult } from './load-drivers.js';
-import type { TierCounters } from './processes.js';
+import type { Resident, TierCounters } from './processes.js';
 import type { MetricName, Scenario, Target } from './scenario.js';
 
 export interface ScenarioResult {
@@ -19,7 +19,8 @@ export interface ScenarioResult {
   readonly baseline: LoadResult | undefined;
   readonly tiers: TierCounters | undefined;
   readonly l1BudgetBytes: number;
-  readonly peakRssBytes: number;
+  /** The server tree's RSS at its highest sample, split into anonymous and file-backed. */
+  readonly peakRss: Resident;
   /** Cores' worth of CPU used by processes outside the run during the window: how noisy the machine was. */
   readonly othersCores: number | undefined;
 }
@@ -57,7 +58,7 @@ export function metric(result: ScenarioResult, name: MetricName): number | undef
       // With L2, every lookup that reaches L3 went through L2 first: count each once.
       return tiers === undefined || tiers.lookups === 0 ? undefined : 1 - (tiers.l2Lookups > 0 ? tiers.l2Lookups : tiers.l3Lookups) / tiers.lookups;
     case 'rssOverL1BudgetMb':
-      return (result.peakRssBytes - result.l1BudgetBytes) / MIB;
+      return (result.peakRss.totalBytes - result.l1BudgetBytes) / MIB;
   }
 }
 
@@ -88,7 +89,7 @@ function vsBaseline(result: ScenarioResult): string {
   return `p99 ${fixed(baseline.latency.p99Ms, 2)} ms`;
 }
 
-const COLUMNS = ['scenario', 'offered', 'achieved', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'errors', 'baseline', 'L1 hit', 'L1+L2', 'no L2/L3', 'peak RSS MiB', 'noise'] as const;
+const COLUMNS = ['scenario', 'offered', 'achieved', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'errors', 'baseline', 'L1 hit', 'L1+L2', 'no L2/L3', 'peak RSS MiB (anon + file)', 'noise'] as const;
 
 function row(result: ScenarioResult): string[] {
   const { load } = result;
@@ -105,7 +106,7 @@ function row(result: ScenarioResult): string[] {
     percent(metric(result, 'l1HitRate')),
     percent(metric(result, 'l1l2HitRate')),
     percent(metric(result, 'noStoreLookupRate')),
-    rate(result.peakRssBytes / MIB),
+    `${rate(result.peakRss.totalBytes / MIB)} (${rate(result.peakRss.anonBytes / MIB)} + ${rate(result.peakRss.fileBytes / MIB)})`,
     result.othersCores === undefined ? '–' : `${result.othersCores.toFixed(2)} cores`,
   ];
 }

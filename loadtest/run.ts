@@ -297,7 +297,7 @@ async function runScenario(scenario: Scenario, running: Running, dataBytes: numb
       baseline,
       tiers: measured.tiers,
       l1BudgetBytes: l1BudgetBytes(running.spec, dataBytes),
-      peakRssBytes: peak.stop(),
+      peakRss: peak.stop(),
       othersCores: measured.othersCores,
     };
     results.push(result);

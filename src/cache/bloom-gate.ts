@@ -59,8 +59,15 @@ export class BloomGate {
   /**
    * The gate `save` wrote, if it can stand in for a rebuild: it must know
    * every view of `views` (a view absent when it was saved may have records
-   * it never saw), be sized for at least `initialCapacity`, and have the
-   * shared part `sharedCapacity` asks for. Undefined otherwise.
+   * it never saw) and be sized for at least `initialCapacity`. Undefined
+   * otherwise.
+   *
+   * The shared part comes back when `sharedCapacity` asks for the saved
+   * geometry, and starts empty otherwise (a save made without L2, or with
+   * another --bloom-capacity). Nothing is lost by that: this process's own
+   * keys are in its local filters, and other replicas learn the keys whose
+   * records it put in Redis from the bits published with each write and
+   * republished after a Redis restart, not from these saved bits.
    */
   static restore(saved: Uint8Array, views: readonly string[], initialCapacity: number, sharedCapacity: number | undefined): BloomGate | undefined {
     const bytes = Buffer.from(saved.buffer, saved.byteOffset, saved.byteLength);
@@ -69,7 +76,7 @@ export class BloomGate {
     if (header.version !== SAVED_GATE_VERSION) return undefined;
     const known = new Set(header.views);
     if (views.some((view) => !known.has(view))) return undefined;
-    if (header.layers[0]!.capacity < initialCapacity || header.sharedCapacity !== (sharedCapacity ?? null)) return undefined;
+    if (header.layers[0]!.capacity < initialCapacity) return undefined;
     let at = 4 + headerLength;
     const filled = (filter: BloomFilter): BloomFilter => {
       filter.merge(bytes.subarray(at, at + filter.byteSize));
@@ -80,7 +87,10 @@ export class BloomGate {
       header.layers.map((layer) => filled(new BloomFilter(layer.capacity, layer.falsePositiveRate))),
       sharedCapacity,
     );
-    if (gate.shared !== undefined) filled(gate.shared);
+    if (header.sharedCapacity !== null) {
+      if (gate.shared !== undefined && header.sharedCapacity === sharedCapacity) filled(gate.shared);
+      else at += new BloomFilter(header.sharedCapacity, FALSE_POSITIVE_RATE).byteSize;
+    }
     if (at !== bytes.length) return undefined;
     gate.inLastLayer = header.inLastLayer;
     gate.total = header.total;

@@ -107,7 +107,7 @@ describe('targets', () => {
     baseline: { achievedRps: 6000, latency: { count: 1, p50Ms: 0.2, p90Ms: 0.3, p99Ms: 0.5, p999Ms: 1, maxMs: 2 }, ok: 100, errors: {}, sendLagP99Ms: 0.1 },
     tiers: { lookups: 100, l1Hits: 72, l2Lookups: 28, l2Hits: 20, l3Lookups: 8, l3Hits: 8, bloomNegatives: 0 },
     l1BudgetBytes: 100 * 1024 * 1024,
-    peakRssBytes: 300 * 1024 * 1024,
+    peakRss: { totalBytes: 300 * 1024 * 1024, anonBytes: 220 * 1024 * 1024, fileBytes: 80 * 1024 * 1024 },
     othersCores: 0,
     ...overrides,
   });
