@@ -24,10 +24,18 @@ const SMALL_ENTRY_BYTES = 512;
 /**
  * L1 on lru-cache, bounded by an estimate of the heap bytes each entry holds
  * (record bytes + offset tables + object headers + key), never by count, so
- * memory stays near the budget whatever the size of the records. With L2,
- * other replicas' writes arrive as invalidations (see SharedTier); entries
- * also live at most `maxStalenessMs` (0: until evicted), the bound on
- * staleness should an invalidation ever not arrive.
+ * memory stays near the budget whatever the size of the records.
+ *
+ * Staleness (with L2; `maxStalenessMs` 0 means no L2, entries live until
+ * evicted): other replicas' writes arrive as invalidations (see
+ * SharedTier). While the subscription is live an entry cannot have missed
+ * one, so it lives until evicted or invalidated; a fixed age limit instead
+ * cost the loadtest's Zipf reads a tenth of their L1 hits, every entry read
+ * less than once a minute being fetched again from L2. While invalidations
+ * may go unheard (before the first subscription, or from the moment it is
+ * lost), new entries live at most `maxStalenessMs` and the older ones are
+ * all dropped that long after the loss, unless the subscription resumes
+ * first, which drops them anyway.
  *
  * Admission (TinyLFU): once L1 is full, a record read from L2 or L3 comes in
  * only if it was asked for more often lately than the entry it would evict
@@ -43,11 +51,23 @@ export class LruMemoryTier implements MemoryTier {
   private readonly announced = new Map<string, number>();
   private readonly frequencies: FrequencySketch;
   private readonly budgetBytes: number;
+  private readonly maxStalenessMs: number;
+  /**
+   * How entries are set: without expiry while invalidations are live (a
+   * per-entry ttl of 0 never expires), else with the cache's ttl,
+   * maxStalenessMs. Two objects made once, not one per set (lru-cache writes
+   * a `status` field into them, so they are not frozen).
+   */
+  private readonly expiring: LRUCache.SetOptions<string, Cached, unknown> = {};
+  private readonly lasting: LRUCache.SetOptions<string, Cached, unknown> = { ttl: 0 };
+  private setOptions = this.expiring;
+  private dropAfterLoss: NodeJS.Timeout | undefined;
 
   constructor(options: { budgetBytes: number; maxStalenessMs: number; metrics: Metrics }) {
     const ttl = options.maxStalenessMs > 0 ? { ttl: options.maxStalenessMs, ttlResolution: 1 } : {};
     this.metrics = options.metrics;
     this.budgetBytes = options.budgetBytes;
+    this.maxStalenessMs = options.maxStalenessMs;
     // Four slots per entry the budget could hold: the counters of kept entries rarely share a slot.
     this.frequencies = new FrequencySketch((4 * options.budgetBytes) / SMALL_ENTRY_BYTES);
     this.cache = new LRUCache<string, Cached>({
@@ -77,7 +97,7 @@ export class LruMemoryTier implements MemoryTier {
       this.metrics.l1Refused.inc();
       return;
     }
-    this.cache.set(id, entry);
+    this.cache.set(id, entry, this.setOptions);
   }
 
   /**
@@ -92,11 +112,11 @@ export class LruMemoryTier implements MemoryTier {
   }
 
   set(id: string, entry: Cached): void {
-    this.cache.set(id, entry);
+    this.cache.set(id, entry, this.setOptions);
   }
 
   update(id: string, entry: StoredRecord): void {
-    if (this.cache.has(id)) this.cache.set(id, entry);
+    if (this.cache.has(id)) this.cache.set(id, entry, this.setOptions);
     else this.announce(id, entry.revision);
   }
 
@@ -114,8 +134,18 @@ export class LruMemoryTier implements MemoryTier {
     if (this.announced.size > REMEMBERED_INVALIDATIONS) this.announced.delete(this.announced.keys().next().value!);
   }
 
-  clear(): void {
+  invalidationsResumed(): void {
+    clearTimeout(this.dropAfterLoss);
+    this.dropAfterLoss = undefined;
     this.cache.clear();
+    if (this.maxStalenessMs > 0) this.setOptions = this.lasting;
+  }
+
+  invalidationsLost(): void {
+    if (this.setOptions !== this.lasting) return;
+    this.setOptions = this.expiring;
+    this.dropAfterLoss = setTimeout(() => this.cache.clear(), this.maxStalenessMs);
+    this.dropAfterLoss.unref();
   }
 
   get bytes(): number {

@@ -6,7 +6,7 @@ import type { RecordRef } from '../storage/feature-store.js';
 import { RECORD_FORMAT } from '../storage/record.js';
 import { recordRevision } from '../storage/stored-record.js';
 import { asBuffer } from '../util/bytes.js';
-import type { SharedTier } from './tiers.js';
+import type { InvalidationListener, SharedTier } from './tiers.js';
 
 const BLOOM_CHUNK_BYTES = 1024 * 1024;
 const BLOOM_TIMEOUT_MS = 10_000;
@@ -19,6 +19,13 @@ const RECORDS_PER_COMMAND = 1_000;
  * giving up is not free (the step is retried, and its Kafka consumer restarts).
  */
 const WRITE_TIMEOUT_MS = 5_000;
+/**
+ * The invalidation subscription is pinged this often and counted lost when
+ * a ping goes unanswered that long: a connection that hangs without closing
+ * (a partition, a paused Redis) would otherwise drop invalidations unseen
+ * while L1 entries live on.
+ */
+const SUBSCRIPTION_PING_MS = 1_000;
 
 export interface RedisTierOptions {
   readonly url: string;
@@ -54,6 +61,7 @@ export class RedisSharedTier implements SharedTier {
   private readonly bloomKey: string;
   private bloomClient: Redis | undefined;
   private subscriber: Redis | undefined;
+  private subscriptionPing: NodeJS.Timeout | undefined;
   private readonly invalidationChannel: string;
   private readonly ttlMs: number;
   private readonly metrics: Metrics;
@@ -147,7 +155,9 @@ export class RedisSharedTier implements SharedTier {
     if (refs.length === 0) return true;
     if (!this.ready) return false;
     try {
-      const pipeline = this.writer.pipeline();
+      // One transaction: a writer that dies mid-way leaves no record without its invalidation, which
+      // replicas' L1 entries, living as long as the subscription does, would otherwise never get.
+      const pipeline = this.writer.multi();
       // Bloom bits first: a replica that can read the record must also pass the gate for it. A few
       // commands, not one per bit and per record: BITFIELD SET u1 sets the bits SETBIT would (same bit
       // order), MSET writes what SET would; a 2,000-record ingest step was 16,000 commands.
@@ -250,32 +260,64 @@ export class RedisSharedTier implements SharedTier {
     if (this.ready) listener();
   }
 
-  onInvalidation(invalidate: (key: Buffer, revision: number) => void, gap: () => void): void {
-    // Pub/sub needs a connection of its own. It subscribes on every (re)connection itself, so that `gap`
-    // runs once the subscription is live: messages published while it was down are lost for good.
+  onInvalidation(listener: InvalidationListener): void {
+    // Pub/sub needs a connection of its own. It subscribes on every (re)connection itself, so that
+    // `resumed` runs once the subscription is live: messages published while it was down are lost for good.
     const subscriber = this.client.duplicate({ enableOfflineQueue: true, commandTimeout: undefined, enableAutoPipelining: false, autoResubscribe: false });
     this.subscriber = subscriber;
+    let live = false;
+    const lose = (): void => {
+      if (!live) return;
+      live = false;
+      listener.lost();
+    };
     subscriber.on('error', (error: Error) => this.warn('l2 invalidation subscription error', error));
+    subscriber.on('close', lose);
     subscriber.on('messageBuffer', (_channel: Buffer, message: Buffer) => {
       try {
-        decodeInvalidations(message, invalidate);
+        decodeInvalidations(message, (key, revision) => listener.invalidate(key, revision));
       } catch (error) {
         this.warn('l2 invalidation message malformed; clearing L1', error as Error);
-        gap();
+        listener.resumed();
       }
     });
     subscriber.on('ready', () => {
-      subscriber.subscribe(this.invalidationChannel).then(gap, (error: Error) => {
-        this.warn('l2 invalidation subscribe failed; reconnecting', error);
-        subscriber.disconnect(true);
-      });
+      subscriber.subscribe(this.invalidationChannel).then(
+        () => {
+          live = true;
+          listener.resumed();
+        },
+        (error: Error) => {
+          this.warn('l2 invalidation subscribe failed; reconnecting', error);
+          subscriber.disconnect(true);
+        },
+      );
     });
+    let pinging = false;
+    this.subscriptionPing = setInterval(() => {
+      if (!live || pinging) return;
+      pinging = true;
+      const unanswered = setTimeout(() => {
+        this.logger.warn('l2 invalidation subscription unanswered; reconnecting it', { ms: SUBSCRIPTION_PING_MS });
+        lose();
+        subscriber.disconnect(true);
+      }, SUBSCRIPTION_PING_MS);
+      subscriber
+        .ping()
+        .catch(() => undefined)
+        .finally(() => {
+          clearTimeout(unanswered);
+          pinging = false;
+        });
+    }, SUBSCRIPTION_PING_MS);
+    this.subscriptionPing.unref();
   }
 
   async close(): Promise<void> {
     this.client.disconnect();
     this.writer.disconnect();
     this.bloomClient?.disconnect();
+    clearInterval(this.subscriptionPing);
     this.subscriber?.disconnect();
   }
 }

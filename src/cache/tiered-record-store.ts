@@ -112,13 +112,17 @@ export class TieredRecordStore {
   private followInvalidations(l2: SharedTier): void {
     const l1 = this.l1;
     if (l1 === undefined) return;
-    l2.onInvalidation(
-      (key, revision) => l1.invalidate(key.toString('latin1'), revision),
-      () => {
-        l1.clear();
+    l2.onInvalidation({
+      invalidate: (key, revision) => l1.invalidate(key.toString('latin1'), revision),
+      resumed: () => {
+        l1.invalidationsResumed();
         this.logger.info('l1 cleared: the l2 invalidation subscription (re)started');
       },
-    );
+      lost: () => {
+        l1.invalidationsLost();
+        this.logger.warn('l2 invalidation subscription lost; l1 entries now live at most --l1-max-staleness');
+      },
+    });
   }
 
   /**

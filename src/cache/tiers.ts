@@ -27,10 +27,21 @@ export interface MemoryTier {
    * refuse older ones offered later (a read that raced the write).
    */
   invalidate(id: string, revision: number): void;
-  /** Drops every entry: invalidations may have been missed. */
-  clear(): void;
+  /**
+   * Invalidations flow again after a gap: drops every entry (some may have
+   * been missed), and entries live until evicted or invalidated from now on.
+   */
+  invalidationsResumed(): void;
+  /** Invalidations may go unheard from now: every entry lives at most the staleness bound from here. */
+  invalidationsLost(): void;
   readonly bytes: number;
   readonly entries: number;
+}
+
+export interface InvalidationListener {
+  invalidate(key: Buffer, revision: number): void;
+  resumed(): void;
+  lost(): void;
 }
 
 /** L2: shared between processes, asynchronous, may be down. Never throws: an unavailable tier answers undefined (reads) or false (put). */
@@ -65,12 +76,14 @@ export interface SharedTier {
   /** Called on every (re)connection. */
   onReady(listener: () => void): void;
   /**
-   * Subscribes to the writes of every replica (this one's included):
-   * `invalidate` gets each written key with its new revision; `gap` is called
-   * whenever the subscription (re)starts, since writes made while it was down
-   * were not delivered.
+   * Subscribes to the writes of every replica (this one's included).
+   * `invalidate` gets each written key with its new revision; `resumed` is
+   * called whenever the subscription (re)starts, since writes made while it
+   * was down were not delivered; `lost` when it is known down (connection
+   * closed, or a ping on it unanswered), after which writes go unheard until
+   * `resumed`.
    */
-  onInvalidation(invalidate: (key: Buffer, revision: number) => void, gap: () => void): void;
+  onInvalidation(listener: InvalidationListener): void;
   readonly ready: boolean;
   close(): Promise<void>;
 }

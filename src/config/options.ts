@@ -104,7 +104,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'redisKeyPrefix', flag: 'redis-key-prefix', env: 'STRATA_REDIS_KEY_PREFIX', parse: nonEmpty, fallback: 'strata:', help: 'prefix of every L2 key' },
   { key: 'l2TtlMs', flag: 'l2-ttl', env: 'STRATA_L2_TTL', parse: duration(1000), fallback: 3_600_000, help: 'how long a record promoted from L3 lives in L2 (written records do not expire)' },
   { key: 'l1BudgetBytes', flag: 'l1-budget', env: 'STRATA_L1_BUDGET', parse: bytes, fallback: 256 * 1024 ** 2, help: 'L1 memory budget, per serving process (0 disables L1)' },
-  { key: 'l1MaxStalenessMs', flag: 'l1-max-staleness', env: 'STRATA_L1_MAX_STALENESS', parse: duration(1), fallback: 60_000, help: 'with L2: max age of an L1 entry; other replicas\' writes arrive as invalidations, this bounds staleness should one be lost' },
+  { key: 'l1MaxStalenessMs', flag: 'l1-max-staleness', env: 'STRATA_L1_MAX_STALENESS', parse: duration(1), fallback: 60_000, help: 'with L2: how long L1 entries live once invalidations may go unheard (no live subscription); while it is live they last until evicted or invalidated' },
   { key: 'retentionMs', flag: 'retention', env: 'STRATA_RETENTION', parse: duration(60_000), fallback: 7 * 86_400_000, help: 'history kept for point-in-time reads' },
   { key: 'maxVersions', flag: 'max-versions', env: 'STRATA_MAX_VERSIONS', parse: integer(1, 1_000_000), fallback: 1_000, help: 'most versions kept per entity and view, whatever the retention' },
   { key: 'maxEvents', flag: 'max-events', env: 'STRATA_MAX_EVENTS', parse: integer(100, 10_000_000), fallback: 50_000, help: 'most events kept per entity of a stream view, whatever the retention' },

@@ -253,6 +253,37 @@ describe('L1 invalidation between replicas', () => {
   });
 });
 
+describe('L1 entries\' lifetime with Redis', () => {
+  const l1Hit = async (server: Awaited<ReturnType<typeof start>>, card: string): Promise<boolean> => {
+    const hits = await tierCount(server, 'l1', 'hit');
+    await readLimits(server, [card]);
+    return (await tierCount(server, 'l1', 'hit')) === hits + 1;
+  };
+
+  it('outlive --l1-max-staleness while the invalidation subscription is live', async () => {
+    const writer = await start({ 'redis-url': redis.url });
+    const reader = await start({ 'redis-url': redis.url, 'l1-max-staleness': '200ms', 'bloom-sync': '20ms' });
+    await pushCards(writer, ['long-lived'], 4, Date.now() - 1_000);
+    await eventually(async () => (await readLimits(reader, ['long-lived'])).values[0] === 4);
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(await l1Hit(reader, 'long-lived')).toBe(true);
+  });
+
+  it('are dropped --l1-max-staleness after the subscription stops answering (Redis paused)', async () => {
+    const writer = await start({ 'redis-url': redis.url });
+    const reader = await start({ 'redis-url': redis.url, 'l1-max-staleness': '200ms', 'bloom-sync': '20ms' });
+    await pushCards(writer, ['paused'], 6, Date.now() - 1_000);
+    await eventually(async () => (await readLimits(reader, ['paused'])).values[0] === 6);
+    expect(await l1Hit(reader, 'paused')).toBe(true);
+    // Nothing Redis is sent is answered for 3.5 s: the ping every second goes unanswered within 2 s.
+    await redis.command('CLIENT', 'PAUSE', '3500', 'ALL');
+    await new Promise((resolve) => setTimeout(resolve, 2_700));
+    expect(reader.logs.some((line) => line.includes('invalidation subscription lost'))).toBe(true);
+    expect(await l1Hit(reader, 'paused')).toBe(false);
+    await eventually(async () => (await readLimits(reader, ['paused'])).values[0] === 6, 5_000);
+  });
+});
+
 describe('the shared bloom bits', () => {
   it('reach other replicas when the filter is tens of megabytes', async () => {
     // 20M keys at 1 %: a 24 MB bit string, far past what one read within --redis-timeout could move.

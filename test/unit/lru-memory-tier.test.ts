@@ -253,10 +253,10 @@ describe('LruMemoryTier.invalidate', () => {
     expect(cache.get(id(10_000))).toBeUndefined();
   });
 
-  it('clear() drops every entry', () => {
+  it('drops every entry when invalidations resume after a gap', () => {
     const cache = tier(1 << 20);
     for (let key = 0; key < 10; key++) cache.offer(id(key), record({ revision: 1 }));
-    cache.clear();
+    cache.invalidationsResumed();
     expect(cache.entries).toBe(0);
     expect(cache.bytes).toBe(0);
   });
@@ -319,6 +319,45 @@ describe('LruMemoryTier staleness', () => {
     const older = record({ revision: 2 });
     cache.offer(id(1), older);
     expect(cache.get(id(1))).toBe(older);
+  });
+
+  it('keeps entries past maxStalenessMs while invalidations are live, writes and reads alike', async () => {
+    const cache = tier(1 << 20, 40);
+    cache.invalidationsResumed();
+    const read = record();
+    const written = record({ revision: 2 });
+    cache.offer(id(1), read);
+    cache.set(id(2), written);
+    await sleep(90);
+    expect(cache.get(id(1))).toBe(read);
+    expect(cache.get(id(2))).toBe(written);
+  });
+
+  it('once invalidations are lost, drops the entries cached while they were live maxStalenessMs later, and ages new ones', async () => {
+    const cache = tier(1 << 20, 60);
+    cache.invalidationsResumed();
+    cache.offer(id(1), record());
+    cache.invalidationsLost();
+    await sleep(20);
+    cache.offer(id(2), record());
+    expect(cache.get(id(1))).toBeDefined();
+    await sleep(60);
+    expect(cache.get(id(1))).toBeUndefined();
+    expect(cache.entries).toBe(0);
+    cache.offer(id(3), record());
+    await sleep(90);
+    expect(cache.get(id(3))).toBeUndefined();
+  });
+
+  it('does not drop what came after invalidations resumed when the timer of an earlier loss would have fired', async () => {
+    const cache = tier(1 << 20, 40);
+    cache.invalidationsResumed();
+    cache.invalidationsLost();
+    cache.invalidationsResumed();
+    const entry = record();
+    cache.offer(id(1), entry);
+    await sleep(90);
+    expect(cache.get(id(1))).toBe(entry);
   });
 
   it('keeps time with lru-cache\'s captured performance clock, which vi fake timers do not drive', () => {
