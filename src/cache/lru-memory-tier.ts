@@ -62,12 +62,21 @@ export class LruMemoryTier implements MemoryTier {
   private readonly lasting: LRUCache.SetOptions<string, Cached, unknown> = { ttl: 0 };
   private setOptions = this.expiring;
   private dropAfterLoss: NodeJS.Timeout | undefined;
+  private lastingAfterResume: NodeJS.Timeout | undefined;
+  private readonly resumeGraceMs: number;
 
-  constructor(options: { budgetBytes: number; maxStalenessMs: number; metrics: Metrics }) {
+  /**
+   * `resumeGraceMs`: how long after invalidations resume entries still
+   * expire. An L2 read sent before the subscription resumed may have been
+   * answered before the writes whose messages were lost; it lands within the
+   * L2 read timeout (plus any event-loop stall), and must not last for good.
+   */
+  constructor(options: { budgetBytes: number; maxStalenessMs: number; resumeGraceMs?: number; metrics: Metrics }) {
     const ttl = options.maxStalenessMs > 0 ? { ttl: options.maxStalenessMs, ttlResolution: 1 } : {};
     this.metrics = options.metrics;
     this.budgetBytes = options.budgetBytes;
     this.maxStalenessMs = options.maxStalenessMs;
+    this.resumeGraceMs = options.resumeGraceMs ?? 0;
     // Four slots per entry the budget could hold: the counters of kept entries rarely share a slot.
     this.frequencies = new FrequencySketch((4 * options.budgetBytes) / SMALL_ENTRY_BYTES);
     this.cache = new LRUCache<string, Cached>({
@@ -135,17 +144,29 @@ export class LruMemoryTier implements MemoryTier {
   }
 
   invalidationsResumed(): void {
-    clearTimeout(this.dropAfterLoss);
-    this.dropAfterLoss = undefined;
+    this.stopTimers();
     this.cache.clear();
-    if (this.maxStalenessMs > 0) this.setOptions = this.lasting;
+    if (this.maxStalenessMs === 0) return;
+    if (this.resumeGraceMs === 0) this.setOptions = this.lasting;
+    else {
+      this.lastingAfterResume = setTimeout(() => (this.setOptions = this.lasting), this.resumeGraceMs);
+      this.lastingAfterResume.unref();
+    }
   }
 
   invalidationsLost(): void {
-    if (this.setOptions !== this.lasting) return;
+    if (this.setOptions !== this.lasting && this.lastingAfterResume === undefined) return;
+    this.stopTimers();
     this.setOptions = this.expiring;
     this.dropAfterLoss = setTimeout(() => this.cache.clear(), this.maxStalenessMs);
     this.dropAfterLoss.unref();
+  }
+
+  private stopTimers(): void {
+    clearTimeout(this.dropAfterLoss);
+    clearTimeout(this.lastingAfterResume);
+    this.dropAfterLoss = undefined;
+    this.lastingAfterResume = undefined;
   }
 
   get bytes(): number {

@@ -68,7 +68,7 @@ export async function startServer(
   const l3: FeatureStore = local ?? remote!;
   // Without L2 every write this process can see comes through it (and through L1), so L1 entries need no expiry.
   const l1MaxStalenessMs = options.redisUrl === undefined ? 0 : options.l1MaxStalenessMs;
-  const l1 = options.l1BudgetBytes > 0 ? new LruMemoryTier({ budgetBytes: options.l1BudgetBytes, maxStalenessMs: l1MaxStalenessMs, metrics }) : undefined;
+  const l1 = options.l1BudgetBytes > 0 ? new LruMemoryTier({ budgetBytes: options.l1BudgetBytes, maxStalenessMs: l1MaxStalenessMs, resumeGraceMs: Math.max(1_000, 4 * options.redisTimeoutMs), metrics }) : undefined;
   const l2 =
     options.redisUrl === undefined
       ? undefined

@@ -263,6 +263,8 @@ describe('L1 entries\' lifetime with Redis', () => {
   it('outlive --l1-max-staleness while the invalidation subscription is live', async () => {
     const writer = await start({ 'redis-url': redis.url });
     const reader = await start({ 'redis-url': redis.url, 'l1-max-staleness': '200ms', 'bloom-sync': '20ms' });
+    // Entries cached within 1 s of the subscription starting still expire (reads sent before it may predate lost messages).
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
     await pushCards(writer, ['long-lived'], 4, Date.now() - 1_000);
     await eventually(async () => (await readLimits(reader, ['long-lived'])).values[0] === 4);
     await new Promise((resolve) => setTimeout(resolve, 600));
@@ -272,6 +274,7 @@ describe('L1 entries\' lifetime with Redis', () => {
   it('are dropped --l1-max-staleness after the subscription stops answering (Redis paused)', async () => {
     const writer = await start({ 'redis-url': redis.url });
     const reader = await start({ 'redis-url': redis.url, 'l1-max-staleness': '200ms', 'bloom-sync': '20ms' });
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
     await pushCards(writer, ['paused'], 6, Date.now() - 1_000);
     await eventually(async () => (await readLimits(reader, ['paused'])).values[0] === 6);
     expect(await l1Hit(reader, 'paused')).toBe(true);

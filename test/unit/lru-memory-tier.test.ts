@@ -360,6 +360,18 @@ describe('LruMemoryTier staleness', () => {
     expect(cache.get(id(1))).toBe(entry);
   });
 
+  it('lets entries offered within the grace after a resume expire (their reads may predate it), later ones last', async () => {
+    const cache = new LruMemoryTier({ budgetBytes: 1 << 20, maxStalenessMs: 40, resumeGraceMs: 60, metrics: new Metrics({ processMetrics: false }) });
+    cache.invalidationsResumed();
+    cache.offer(id(1), record());
+    await sleep(80);
+    expect(cache.get(id(1))).toBeUndefined();
+    const lasting = record();
+    cache.offer(id(2), lasting);
+    await sleep(80);
+    expect(cache.get(id(2))).toBe(lasting);
+  });
+
   it('keeps time with lru-cache\'s captured performance clock, which vi fake timers do not drive', () => {
     // Why the tests above sleep for real: lru-cache captures globalThis.performance at
     // import, and vi.useFakeTimers replaces the global object rather than patching it.
