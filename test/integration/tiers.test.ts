@@ -260,23 +260,25 @@ describe('L1 entries\' lifetime with Redis', () => {
     return (await tierCount(server, 'l1', 'hit')) === hits + 1;
   };
 
-  it('outlive --l1-max-staleness while the invalidation subscription is live', async () => {
+  /** A reader with a 200 ms staleness bound holding `card` (written through another replica) in its L1. */
+  const cachedByReader = async (card: string, value: number): Promise<Awaited<ReturnType<typeof start>>> => {
     const writer = await start({ 'redis-url': redis.url });
     const reader = await start({ 'redis-url': redis.url, 'l1-max-staleness': '200ms', 'bloom-sync': '20ms' });
     // Entries cached within 1 s of the subscription starting still expire (reads sent before it may predate lost messages).
     await new Promise((resolve) => setTimeout(resolve, 1_100));
-    await pushCards(writer, ['long-lived'], 4, Date.now() - 1_000);
-    await eventually(async () => (await readLimits(reader, ['long-lived'])).values[0] === 4);
+    await pushCards(writer, [card], value, Date.now() - 1_000);
+    await eventually(async () => (await readLimits(reader, [card])).values[0] === value);
+    return reader;
+  };
+
+  it('outlive --l1-max-staleness while the invalidation subscription is live', async () => {
+    const reader = await cachedByReader('long-lived', 4);
     await new Promise((resolve) => setTimeout(resolve, 600));
     expect(await l1Hit(reader, 'long-lived')).toBe(true);
   });
 
   it('are dropped --l1-max-staleness after the subscription stops answering (Redis paused)', async () => {
-    const writer = await start({ 'redis-url': redis.url });
-    const reader = await start({ 'redis-url': redis.url, 'l1-max-staleness': '200ms', 'bloom-sync': '20ms' });
-    await new Promise((resolve) => setTimeout(resolve, 1_100));
-    await pushCards(writer, ['paused'], 6, Date.now() - 1_000);
-    await eventually(async () => (await readLimits(reader, ['paused'])).values[0] === 6);
+    const reader = await cachedByReader('paused', 6);
     expect(await l1Hit(reader, 'paused')).toBe(true);
     // Nothing Redis is sent is answered for 3.5 s: the ping every second goes unanswered within 2 s.
     await redis.command('CLIENT', 'PAUSE', '3500', 'ALL');
