@@ -89,9 +89,9 @@ export async function startStrata(args: readonly string[]): Promise<StrataProces
   return { child, grpcTarget: `127.0.0.1:${grpc[1]}`, httpBase: `http://127.0.0.1:${http[1]}`, logTail };
 }
 
-/** Server log lines worth showing next to a result: warnings and errors. */
+/** Server log lines worth showing next to a result: warnings, errors, and compaction sweeps (background work that may overlap a window). */
 export function notableLogs(server: StrataProcess): string[] {
-  return server.logTail.filter((line) => /"level":"(warn|error)"/.test(line));
+  return server.logTail.filter((line) => /"level":"(warn|error)"|compaction sweep/.test(line));
 }
 
 export interface NoopProcess {

@@ -43,7 +43,7 @@ export async function servePrimary(options: ServeOptions, registry: Registry, lo
   const host = new FeatureStoreHost({ store: l3, registry, logger, peerAckTimeoutMs: PEER_ACK_TIMEOUT_MS, importLimits: options });
   // The primary's own metrics (it sweeps L3), added to the workers' at every scrape.
   const metrics = new Metrics({ processMetrics: false });
-  const compactor = new Compactor({ store: l3, intervalMs: options.compactionIntervalMs, metrics, logger });
+  const compactor = new Compactor({ store: l3, intervalMs: options.compactionIntervalMs, bytesPerSecond: options.compactionRateBytes, metrics, logger });
   compactor.start();
   const endpoints = new Map<number, WorkerEndpoint>();
   const ready = new Set<number>();

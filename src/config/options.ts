@@ -43,6 +43,7 @@ export interface ServeOptions {
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
   readonly workers: number;
   readonly compactionIntervalMs: number;
+  readonly compactionRateBytes: number;
   /** Real path (symlinks resolved) of the one directory server-side file paths may name; undefined: none may. */
   readonly serverFilesDir: string | undefined;
 }
@@ -123,7 +124,8 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'shutdownGraceMs', flag: 'shutdown-grace', env: 'STRATA_SHUTDOWN_GRACE', parse: duration(0), fallback: 5_000, help: 'time in-flight calls get on SIGTERM' },
   { key: 'logLevel', flag: 'log-level', env: 'STRATA_LOG_LEVEL', parse: oneOf('debug', 'info', 'warn', 'error'), fallback: 'info', help: 'log verbosity' },
   { key: 'workers', flag: 'workers', env: 'STRATA_WORKERS', parse: integer(1, 64), fallback: 1, help: 'serving processes sharing the ports; each has its own L1 of --l1-budget, L3 stays in the primary' },
-  { key: 'compactionIntervalMs', flag: 'compaction-interval', env: 'STRATA_COMPACTION_INTERVAL', parse: duration(0), fallback: 3_600_000, help: 'how often L3 is swept for history past --retention in records not written since (also once at start; 0 = never)' },
+  { key: 'compactionIntervalMs', flag: 'compaction-interval', env: 'STRATA_COMPACTION_INTERVAL', parse: duration(0), fallback: 3_600_000, help: 'how often L3 is swept for history past --retention in records not written since (0 = never); the first sweep comes that long after the last complete one L3 remembers, at once when none or the registry or retention changed' },
+  { key: 'compactionRateBytes', flag: 'compaction-rate', env: 'STRATA_COMPACTION_RATE', parse: bytes, fallback: 8 * 1024 ** 2, help: 'record bytes a sweep reads per second, at most: it shares the serving thread (0 = unpaced)' },
   { key: 'serverFilesDir', flag: 'server-files-dir', env: 'STRATA_SERVER_FILES_DIR', parse: directory, fallback: undefined, help: 'the directory whose files requests may name (snapshot imports, historical entities_path); relative paths are taken from it; without it, none' },
 ];
 

@@ -71,6 +71,8 @@ export interface FeatureServiceDef {
 
 export interface Registry {
   readonly file: string;
+  /** A hash of the registry's text: state derived from one registry (a compaction sweep's mark) tells whether it still holds. */
+  readonly digest: string;
   readonly entities: ReadonlyMap<string, EntityDef>;
   readonly views: ReadonlyMap<string, ViewDef>;
   /** Every `view:feature` reference, precomputed so requests are resolved by one map lookup. */
@@ -181,7 +183,8 @@ export function compileRegistry(text: string, file: string): Registry {
   }
   const check = new Checker();
   reportDuplicateKeys(doc.contents, [], check);
-  const registry = compileDocument(doc.toJS() as unknown, file, check);
+  const digest = createHash('sha256').update(text).digest('hex').slice(0, 16);
+  const registry = compileDocument(doc.toJS() as unknown, file, digest, check);
   if (check.problems.length > 0 || registry === undefined) {
     const details = check.problems.map((problem) => {
       const line = problem.offset === undefined ? lineOf(doc, lines, problem.path) : lines.linePos(problem.offset).line;
@@ -193,7 +196,7 @@ export function compileRegistry(text: string, file: string): Registry {
   return registry;
 }
 
-function compileDocument(root: unknown, file: string, check: Checker): Registry | undefined {
+function compileDocument(root: unknown, file: string, digest: string, check: Checker): Registry | undefined {
   const top = check.object(root ?? {}, []);
   if (top === undefined) return undefined;
   check.keys(top, [], ['entities', 'topics', 'feature_views', 'feature_services'], ['entities', 'feature_views']);
@@ -211,7 +214,7 @@ function compileDocument(root: unknown, file: string, check: Checker): Registry 
   for (const view of views.values()) for (const feature of view.features) featuresByRef.set(feature.ref, feature);
   const services = compileServices(top.feature_services, featuresByRef, check);
 
-  return Object.freeze({ file, entities, views, featuresByRef, services, entitiesByJoinKey, topics });
+  return Object.freeze({ file, digest, entities, views, featuresByRef, services, entitiesByJoinKey, topics });
 }
 
 function compileEntities(raw: unknown, check: Checker): Map<string, EntityDef> {

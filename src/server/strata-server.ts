@@ -135,7 +135,7 @@ export async function startServer(
       }),
   };
   const historical = new HistoricalReader(registry, store, { maxFeatures: options.maxFeatures, maxResponseBytes: options.maxResponseBytes, retentionMs: options.retentionMs });
-  const compactor = local === undefined ? undefined : new Compactor({ store: local, intervalMs: options.compactionIntervalMs, metrics, logger });
+  const compactor = local === undefined ? undefined : new Compactor({ store: local, intervalMs: options.compactionIntervalMs, bytesPerSecond: options.compactionRateBytes, metrics, logger });
   const grpcEdge = new GrpcEdge(core, historical);
   const http = new HttpGateway(core);
   try {

@@ -8,6 +8,8 @@
  *   'n' view-name                        → u32 next snapshot generation to stage (bumped when one starts)
  *   'm' "bloom-gate"                     → the bloom gate a clean stop left (BloomGate.save); every open
  *                                          removes it, so only the next start after a clean stop sees it
+ *   'm' "last-sweep"                     → f64 start of the last complete compaction sweep, then the utf8
+ *                                          settings it compacted for (registry digest and retention limits)
  *
  * Snapshot records carry their generation in the prefix:
  * 'r' view-name 0x00 'G' u32 generation entity-key. A published generation
@@ -31,6 +33,7 @@ export const SCHEMA_NAMESPACE = 0x73; // 's'
 const PUBLISHED_GENERATION_NAMESPACE = 0x67; // 'g'
 const NEXT_GENERATION_NAMESPACE = 0x6e; // 'n'
 export const SAVED_BLOOM_GATE_KEY = Buffer.from('mbloom-gate', 'latin1');
+export const LAST_SWEEP_KEY = Buffer.from('mlast-sweep', 'latin1');
 /** After a batch view's prefix; the entity key's own tags (0x01, 0x02) cannot be mistaken for it. */
 const GENERATION_TAG = 0x47; // 'G'
 

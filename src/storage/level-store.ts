@@ -6,7 +6,7 @@ import type { ValueType } from '../values/value-codec.js';
 import { compactRecord, type CompactableStore, type CompactionBatch } from './compaction.js';
 import { EVENT_LOG_FORMAT, EventLog, mergeEventLog } from './event-log.js';
 import { isEventWrite, type EventWrite, type FeatureStore, type PublishedSnapshot, type RecordRef, type RecordWrite, type VersionWrite, type WrittenRecord } from './feature-store.js';
-import { generationPrefix, isSnapshotKey, nextGenerationKey, publishedGenerationKey, RECORD_NAMESPACE, SAVED_BLOOM_GATE_KEY, SCHEMA_NAMESPACE, schemaKey, viewOfRecordKey } from './keys.js';
+import { generationPrefix, isSnapshotKey, LAST_SWEEP_KEY, nextGenerationKey, publishedGenerationKey, RECORD_NAMESPACE, SAVED_BLOOM_GATE_KEY, SCHEMA_NAMESPACE, schemaKey, viewOfRecordKey } from './keys.js';
 import type { SnapshotStore, StagedRecords } from './snapshot-store.js';
 import { FeatureRecord, encodeRecord, mergeVersions, nextRevision, type Version } from './record.js';
 import { writtenBytes } from './stored-record.js';
@@ -397,7 +397,9 @@ export class LevelStore implements FeatureStore, SnapshotStore, CompactableStore
       throw storageError('read', error);
     }
     const candidates: Buffer[] = [];
+    let bytesRead = 0;
     for (const [key, bytes] of entries) {
+      bytesRead += bytes.length;
       const view = this.compactableView(key);
       if (view !== undefined && compactRecord(view, key, bytes, nowMs, limits).action !== 'keep') candidates.push(key);
     }
@@ -433,7 +435,35 @@ export class LevelStore implements FeatureStore, SnapshotStore, CompactableStore
         for (const id of ids) this.recentWrites.delete(id);
       });
     }
-    return { next: entries.length < limit ? undefined : entries[entries.length - 1]![0], scanned: entries.length, ...outcome };
+    return { next: entries.length < limit ? undefined : entries[entries.length - 1]![0], scanned: entries.length, bytesRead, ...outcome };
+  }
+
+  /** What a sweep compacts for: a mark left under other settings says nothing about what is left to compact now. */
+  private sweepSettings(): string {
+    return `registry ${this.registry.digest}, retention ${this.retentionMs} ms, ${this.maxVersions} versions, ${this.maxEvents} events`;
+  }
+
+  async lastSweepStart(): Promise<number | undefined> {
+    let mark: Buffer | undefined;
+    try {
+      mark = await this.db.get(LAST_SWEEP_KEY);
+    } catch (error) {
+      throw storageError('read', error);
+    }
+    if (mark === undefined || mark.length < 8 || mark.toString('utf8', 8) !== this.sweepSettings()) return undefined;
+    return mark.readDoubleBE(0);
+  }
+
+  async markSwept(startedAtMs: number): Promise<void> {
+    const settings = Buffer.from(this.sweepSettings(), 'utf8');
+    const mark = Buffer.alloc(8 + settings.length);
+    mark.writeDoubleBE(startedAtMs, 0);
+    settings.copy(mark, 8);
+    try {
+      await this.db.put(LAST_SWEEP_KEY, mark);
+    } catch (error) {
+      throw storageError('write', error);
+    }
   }
 
   /** The view of a record key the sweep may compact: known, and for a snapshot record in its published generation. */

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadRegistry, type ViewDef } from '../../src/config/registry.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
-import { Compactor } from '../../src/storage/compaction.js';
+import { Compactor, type CompactableStore } from '../../src/storage/compaction.js';
 import { EVENT_LOG_FORMAT, EventLog, type IncomingEvent } from '../../src/storage/event-log.js';
 import { generationPrefix, RECORD_NAMESPACE, recordKey, recordKeyPrefix, viewOfRecordKey } from '../../src/storage/keys.js';
 import { LevelStore } from '../../src/storage/level-store.js';
@@ -236,7 +236,7 @@ describe('retention compaction', () => {
     const empty = keyOf(recordKeyPrefix('card_profile'), 'card-empty');
     await store.putStaged(staged([{ key: empty, bytes: encodeRecord(profile.schemaFingerprint, 1, 1, []) }]));
     try {
-      const compactor = new Compactor({ store, intervalMs: 0, metrics, logger: createLogger('error'), batchSize: 7 });
+      const compactor = new Compactor({ store, intervalMs: 0, bytesPerSecond: 0, metrics, logger: createLogger('error'), batchSize: 7 });
       const random = seededRandom(3);
       const written: { view: ViewDef; card: string; ts: number }[] = [];
       let sweeping = true;
@@ -270,6 +270,88 @@ describe('retention compaction', () => {
       await store.close();
     }
     expect((await census(dataDir, NOW)).excess).toBe(0);
+  });
+});
+
+describe('compaction sweeps over time', () => {
+  const compactorOf = (store: CompactableStore, options: { intervalMs?: number; bytesPerSecond?: number; now?: () => number } = {}): Compactor =>
+    new Compactor({ store, intervalMs: options.intervalMs ?? HOUR, bytesPerSecond: options.bytesPerSecond ?? 0, metrics: new Metrics({ processMetrics: false }), logger: createLogger('error'), now: options.now, batchSize: 10 });
+
+  it('a restart sweeps an interval after the last complete sweep, at once when retention or the registry changed', async () => {
+    const dataDir = mkdtempSync(join(scratch, 'data-'));
+    await seedOldHistory(dataDir);
+    let store = await LevelStore.open({ dataDir, ...limits });
+    try {
+      expect(await compactorOf(store).firstSweepDelay()).toBe(0);
+      const sweptAt = NOW + 5 * MIN;
+      await compactorOf(store, { now: () => sweptAt }).sweep();
+      expect(await store.lastSweepStart()).toBe(sweptAt);
+      expect(await compactorOf(store, { now: () => sweptAt + 20 * MIN }).firstSweepDelay()).toBe(40 * MIN);
+      expect(await compactorOf(store, { now: () => sweptAt + 2 * HOUR }).firstSweepDelay()).toBe(0);
+      // A clock set back: one interval at most.
+      expect(await compactorOf(store, { now: () => sweptAt - 5 * HOUR }).firstSweepDelay()).toBe(HOUR);
+    } finally {
+      await store.close();
+    }
+    store = await LevelStore.open({ dataDir, ...limits });
+    try {
+      expect(await store.lastSweepStart()).toBe(NOW + 5 * MIN);
+    } finally {
+      await store.close();
+    }
+    const otherRegistry = join(scratch, 'registry-renamed-feature.yaml');
+    writeFileSync(otherRegistry, readFileSync(REGISTRY, 'utf8').replace('txn_count_5m: { fn: count, window: 5m }', 'txn_count_5m: { fn: count, window: 10m }'));
+    for (const changed of [{ retentionMs: 2 * HOUR }, { maxVersions: 10 }, { maxEvents: 500 }, { registry: loadRegistry(otherRegistry) }]) {
+      store = await LevelStore.open({ dataDir, ...limits, ...changed });
+      try {
+        expect(await store.lastSweepStart(), JSON.stringify(Object.keys(changed))).toBeUndefined();
+      } finally {
+        await store.close();
+      }
+    }
+  });
+
+  it('a sweep reads no faster than its rate, and one stopped half-way leaves no mark', async () => {
+    const dataDir = mkdtempSync(join(scratch, 'data-'));
+    await seedOldHistory(dataDir);
+    const store = await LevelStore.open({ dataDir, ...limits });
+    let bytesRead = 0;
+    const counting: CompactableStore = {
+      compactBatch: async (after, limit, nowMs) => {
+        const batch = await store.compactBatch(after, limit, nowMs);
+        bytesRead += batch.bytesRead;
+        return batch;
+      },
+      lastSweepStart: () => store.lastSweepStart(),
+      markSwept: (startedAtMs) => store.markSwept(startedAtMs),
+    };
+    try {
+      // The first sweep compacts; the second reads what is left, as the paced one will.
+      await compactorOf(counting).sweep();
+      bytesRead = 0;
+      await compactorOf(counting).sweep();
+      const total = bytesRead;
+      expect(total).toBeGreaterThan(10_000);
+
+      bytesRead = 0;
+      const started = performance.now();
+      await compactorOf(counting, { bytesPerSecond: total / 0.5 }).sweep();
+      expect(bytesRead).toBe(total);
+      expect(performance.now() - started).toBeGreaterThanOrEqual(490);
+
+      await store.markSwept(NOW);
+      const stopped = compactorOf(counting, { bytesPerSecond: 1 });
+      bytesRead = 0;
+      const halfWay = stopped.sweep();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await stopped.stop();
+      await halfWay;
+      expect(bytesRead).toBeGreaterThan(0);
+      expect(bytesRead).toBeLessThan(total);
+      expect(await store.lastSweepStart()).toBe(NOW);
+    } finally {
+      await store.close();
+    }
   });
 });
 
