@@ -59,6 +59,16 @@ export class RedisSharedTier implements SharedTier {
   private readonly writer: Redis;
   private readonly prefixes = new Map<string, Buffer>();
   private readonly bloomKey: string;
+  /**
+   * Bumped with every change to the bloom bits, in the same transaction: a
+   * replica fetches the bits again only when it moved. The whole bit string
+   * every --bloom-sync was 1.4 MB a second per replica at the default
+   * capacity (a 2-4 ms block of the serving thread each time, the loadtest's
+   * profile), and grows with --bloom-capacity.
+   */
+  private readonly bloomVersionKey: string;
+  /** The version the last fetch read; forgotten on every (re)connection, since a restarted Redis counts from 0 again. */
+  private fetchedBloomVersion: string | undefined;
   private bloomClient: Redis | undefined;
   private subscriber: Redis | undefined;
   private subscriptionPing: NodeJS.Timeout | undefined;
@@ -73,6 +83,7 @@ export class RedisSharedTier implements SharedTier {
     this.metrics = options.metrics;
     this.logger = options.logger;
     this.bloomKey = `${options.keyPrefix}bloom:${options.bloomGeometry}`;
+    this.bloomVersionKey = `${this.bloomKey}:version`;
     this.invalidationChannel = `${options.keyPrefix}written:r${RECORD_FORMAT}`;
     for (const view of options.registry.views.values()) {
       // Record format and schema in the key: processes that would lay out a record differently never share it.
@@ -88,6 +99,7 @@ export class RedisSharedTier implements SharedTier {
       lazyConnect: false,
     });
     this.client.on('ready', () => {
+      this.fetchedBloomVersion = undefined;
       this.metrics.l2Up.set(1);
       this.logger.info('l2 redis ready', { url: redact(options.url) });
     });
@@ -166,6 +178,7 @@ export class RedisSharedTier implements SharedTier {
         for (const offset of bloomOffsets.slice(start, start + BITS_PER_COMMAND)) args.push('SET', 'u1', offset, 1);
         pipeline.call('BITFIELD', this.bloomKey, ...args);
       }
+      if (bloomOffsets.length > 0) pipeline.incr(this.bloomVersionKey);
       for (let start = 0; start < refs.length; start += RECORDS_PER_COMMAND) {
         const pairs: Buffer[] = [];
         for (let index = start; index < Math.min(refs.length, start + RECORDS_PER_COMMAND); index++) pairs.push(this.redisKey(refs[index]!), asBuffer(records[index]!));
@@ -216,13 +229,17 @@ export class RedisSharedTier implements SharedTier {
     if (!this.ready) return undefined;
     try {
       const connection = this.bloomConnection();
-      const length = await connection.strlen(this.bloomKey);
+      // Read before the bits: a change landing between the two is fetched now and again next time, never missed.
+      const [[versionError, version], [lengthError, length]] = (await connection.pipeline().get(this.bloomVersionKey).strlen(this.bloomKey).exec()) as [[Error | null, string | null], [Error | null, number]];
+      if (versionError ?? lengthError) throw (versionError ?? lengthError)!;
+      if (version !== null && version === this.fetchedBloomVersion) return undefined;
       if (length === 0) return undefined;
       const pipeline = connection.pipeline();
       for (let start = 0; start < length; start += BLOOM_CHUNK_BYTES) pipeline.getrangeBuffer(this.bloomKey, start, Math.min(length, start + BLOOM_CHUNK_BYTES) - 1);
       const pieces = (await pipeline.exec()) ?? [];
       const failed = pieces.find(([error]) => error !== null);
       if (failed) throw failed[0]!;
+      this.fetchedBloomVersion = version ?? undefined;
       return Buffer.concat(pieces.map(([, piece]) => piece as Buffer));
     } catch (error) {
       this.warn('l2 bloom fetch failed', error as Error);
@@ -239,7 +256,7 @@ export class RedisSharedTier implements SharedTier {
       pipeline.pexpire(staging, 60_000);
       const staged = (await pipeline.exec())?.find(([error]) => error !== null);
       if (staged) throw staged[0]!;
-      await connection.multi().bitop('OR', this.bloomKey, this.bloomKey, staging).del(staging).exec();
+      await connection.multi().bitop('OR', this.bloomKey, this.bloomKey, staging).del(staging).incr(this.bloomVersionKey).exec();
     } catch (error) {
       this.warn('l2 bloom merge failed', error as Error);
     }

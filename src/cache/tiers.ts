@@ -67,7 +67,7 @@ export interface SharedTier {
   put(refs: readonly RecordRef[], records: readonly Uint8Array[], bloomOffsets: readonly number[]): Promise<boolean>;
   /** Resolves true once connected, false after `timeoutMs`. */
   waitUntilReady(timeoutMs: number): Promise<boolean>;
-  /** The shared bloom bits every replica publishes (see BloomGate); undefined when unreadable. */
+  /** The shared bloom bits every replica publishes (see BloomGate); undefined when unreadable, or unchanged since the last fetch. */
   fetchBloom(): Promise<Uint8Array | undefined>;
   /** ORs a whole filter into the shared bloom bits. */
   mergeBloom(bits: Uint8Array): Promise<void>;

@@ -48,10 +48,12 @@ async function readLimits(server: TestServer, cards: string[], asOf?: number): P
 
 const tierCount = (server: TestServer, tier: string, result?: string) => server.metric('strata_tier_lookups_total', result === undefined ? { tier } : { tier, result });
 
-async function mgetCalls(): Promise<number> {
+async function redisCalls(command: string): Promise<number> {
   const stats = await redis.command('INFO', 'commandstats');
-  return Number(/cmdstat_mget:calls=(\d+)/.exec(stats)?.[1] ?? 0);
+  return Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
 }
+
+const mgetCalls = (): Promise<number> => redisCalls('mget');
 
 /** Polls `check` until it returns true, at most `timeoutMs`. */
 async function eventually(check: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
@@ -297,6 +299,21 @@ describe('the shared bloom bits', () => {
     const reader = await start(flags);
     await pushCards(writer, ['big-filter'], 5, Date.now());
     await eventually(async () => (await readLimits(reader, ['big-filter'])).values[0] === 5, 10_000);
+  });
+
+  it('are fetched again only after a replica changed them', async () => {
+    const flags = { 'redis-url': redis.url, 'bloom-sync': '20ms', 'l1-budget': '0' };
+    const writer = await start(flags);
+    const reader = await start(flags);
+    await pushCards(writer, ['first'], 1, Date.now());
+    await eventually(async () => (await readLimits(reader, ['first'])).values[0] === 1);
+    // Quiet: ten sync intervals and more without a fetch of the bits.
+    const quietFrom = await redisCalls('getrange');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await redisCalls('getrange')).toBe(quietFrom);
+    await pushCards(writer, ['second'], 2, Date.now());
+    await eventually(async () => (await readLimits(reader, ['second'])).values[0] === 2);
+    expect(await redisCalls('getrange')).toBeGreaterThan(quietFrom);
   });
 });
 
