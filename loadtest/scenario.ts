@@ -214,7 +214,8 @@ export function parseScenario(file: string, text: string): Scenario {
     chart: top.boolean('chart', false),
   };
   if (load.generator === 'h2load' && keys.dist !== 'hot') top.child('request').child('keys').fail('dist', 'h2load sends one request body over and over: use { "dist": "hot", "size": <rows> }');
-  if (scenario.prefillReadsPerEntity > 0 && (keys.dist === 'hot' || keys.dist === 'never-written')) top.fail('prefill_reads_per_entity', `${keys.dist} keys need no prefill`);
+  if (scenario.prefillReadsPerEntity > 0 && keys.dist === 'never-written') top.fail('prefill_reads_per_entity', 'never-written keys need no prefill');
+  if (scenario.prefillReadsPerEntity > 0 && load.generator === 'h2load') top.fail('prefill_reads_per_entity', 'h2load sends one request body, read into L1 by the check call before the run');
   if (scenario.baseline && load.generator === 'autocannon') top.fail('baseline', 'the no-op baseline is a gRPC server; HTTP scenarios have none');
   if (scenario.chart && !(load.mode === 'open' && load.rates.length > 1)) top.fail('chart', 'only an open-loop scenario with several rates can be charted');
   return scenario;

@@ -43,7 +43,8 @@ describe('scenario files', () => {
     [{ load: { generator: 'node', mode: 'open', rates: [] } }, 'scenarios/x.json: load.rates: must be a non-empty list'],
     [{ chart: true }, 'scenarios/x.json: chart: only an open-loop scenario with several rates'],
     [{ prefill_reads_per_entity: 11 }, 'scenarios/x.json: prefill_reads_per_entity: must be a number from 0 to 10'],
-    [{ request: { ...minimal.request, keys: { dist: 'hot', size: 1 } }, prefill_reads_per_entity: 1 }, 'scenarios/x.json: prefill_reads_per_entity: hot keys need no prefill'],
+    [{ request: { ...minimal.request, keys: { dist: 'never-written' } }, prefill_reads_per_entity: 1 }, 'scenarios/x.json: prefill_reads_per_entity: never-written keys need no prefill'],
+    [{ request: { ...minimal.request, keys: { dist: 'hot', size: 1 } }, load: { generator: 'h2load' }, prefill_reads_per_entity: 1 }, 'scenarios/x.json: prefill_reads_per_entity: h2load sends one request body'],
   ])('rejects %j naming file, field and rule', (overrides, message) => {
     expect(() => parse(overrides)).toThrow(ScenarioFileError);
     expect(() => parse(overrides)).toThrow(message);
