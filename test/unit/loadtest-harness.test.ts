@@ -118,6 +118,11 @@ describe('targets', () => {
     expect(metric(measured, 'l1HitRate')).toBeCloseTo(0.72);
     expect(metric(measured, 'l1l2HitRate')).toBeCloseTo(0.92);
     expect(metric(measured, 'noStoreLookupRate')).toBeCloseTo(0.72);
+    // L2 answers counted in the window for lookups counted before it: not past 100 %, and not past what L2 missed.
+    expect(metric(result({ tiers: { lookups: 100, l1Hits: 90, l2Lookups: 12, l2Hits: 12, l3Lookups: 0, l3Hits: 0, bloomNegatives: 0 } }), 'l1l2HitRate')).toBe(1);
+    // Never-written keys the bloom gate answers are not L1 or L2 hits; without L2 only L1 counts.
+    expect(metric(result({ tiers: { lookups: 100, l1Hits: 50, l2Lookups: 40, l2Hits: 30, l3Lookups: 10, l3Hits: 0, bloomNegatives: 10 } }), 'l1l2HitRate')).toBeCloseTo(0.8);
+    expect(metric(result({ tiers: { lookups: 100, l1Hits: 60, l2Lookups: 0, l2Hits: 0, l3Lookups: 40, l3Hits: 40, bloomNegatives: 0 } }), 'l1l2HitRate')).toBeCloseTo(0.6);
     expect(metric(measured, 'rssOverL1BudgetMb')).toBeCloseTo(200);
     expect(metric(measured, 'errorRate')).toBeCloseTo(0.01);
     expect(metric(measured, 'ratioToBaseline')).toBeCloseTo(5000 / 6000);
