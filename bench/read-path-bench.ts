@@ -27,6 +27,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PerformanceObserver, performance } from 'node:perf_hooks';
+import { getHeapStatistics } from 'node:v8';
 import protobuf from 'protobufjs';
 import { LruMemoryTier } from '../src/cache/lru-memory-tier.js';
 import { TieredRecordStore } from '../src/cache/tiered-record-store.js';
@@ -109,6 +110,27 @@ new PerformanceObserver((list) => {
 }).observe({ entryTypes: ['gc'] });
 
 /**
+ * V8 heap bytes one call allocates (garbage included), in KiB: the growth of
+ * the used heap over a batch of calls, the largest of a few batches (a
+ * scavenge during a batch shrinks the heap, so only batches without one
+ * count). Garbage per call sets how often the young generation is collected,
+ * and how much of what is in flight then survives into the old one.
+ */
+async function allocatedKiB(step: (index: number) => unknown): Promise<number> {
+  const batch = 32;
+  let most = 0;
+  for (let attempt = 0; attempt < 8; attempt++) {
+    const before = getHeapStatistics().used_heap_size;
+    for (let index = 0; index < batch; index++) {
+      const result = step(index);
+      if (result instanceof Promise) await result;
+    }
+    most = Math.max(most, getHeapStatistics().used_heap_size - before);
+  }
+  return most / batch / 1024;
+}
+
+/**
  * Median over rounds of CPU µs per call; each round runs `step` over the pool
  * for about ROUND_MS. CPU time (process.cpuUsage, GC threads included) rather
  * than wall time: the machine is shared with load generators, and a process
@@ -173,10 +195,22 @@ async function benchShape(shape: Shape, nowMs: number): Promise<void> {
   const tiers = await timeStep((index) => store.read(prepared[index]!.lookups));
   const pit = await timeStep((index) => reader.select(prepared[index]!, found[index]!));
   const encode = await timeStep((index) => rpc.encode(results[index]!, false));
+  const allocated: number[] = [];
+  // One after another: batches of two async steps interleaved would each count the other's garbage.
+  for (const step of [
+    (index: number) => rpc.handle(bodies[index]!, nowMs),
+    (index: number) => rpc.decode(bodies[index]!),
+    (index: number) => reader.prepare(requestsDecoded[index]!, protoValues, nowMs),
+    (index: number) => store.read(prepared[index]!.lookups),
+    (index: number) => reader.select(prepared[index]!, found[index]!),
+    (index: number) => rpc.encode(results[index]!, false),
+  ]) {
+    allocated.push(await allocatedKiB(step));
+  }
 
   const f = (value: number): string => value.toFixed(1).padStart(7);
   console.log(
-    `${shape.name.padEnd(14)}${f(total)}${f(quantile(sorted, 0.99) * 1000)}${f(sorted[sorted.length - 1]! * 1000)}${f(gcPer1k)}${String(gcCount - gcBefore.count).padStart(6)} |${f(decode)}${f(plan)}${f(tiers)}${f(pit)}${f(encode)}`,
+    `${shape.name.padEnd(14)}${f(total)}${f(quantile(sorted, 0.99) * 1000)}${f(sorted[sorted.length - 1]! * 1000)}${f(gcPer1k)}${String(gcCount - gcBefore.count).padStart(6)} |${f(decode)}${f(plan)}${f(tiers)}${f(pit)}${f(encode)} |${allocated.map(f).join('')}`,
   );
 }
 
@@ -229,8 +263,8 @@ async function main(): Promise<void> {
     for (const view of [narrow, wide]) await checkResponse(hot.rpc, view, nowMs);
     await checkResponse(cold.rpc, wide, nowMs);
 
-    console.log(`CPU µs per request, median of ${ROUNDS} rounds of ~${ROUND_MS} ms; p99/max: wall µs of single requests; gc = GC ms per 1000 requests, #gc = GC events`);
-    console.log(`${'shape'.padEnd(14)}${'total'.padStart(7)}${'p99'.padStart(7)}${'max'.padStart(7)}${'gc'.padStart(7)}${'#gc'.padStart(6)} |${'decode'.padStart(7)}${'plan+k'.padStart(7)}${'tiers'.padStart(7)}${'PIT'.padStart(7)}${'encode'.padStart(7)}`);
+    console.log(`CPU µs per request, median of ${ROUNDS} rounds of ~${ROUND_MS} ms; p99/max: wall µs of single requests; gc = GC ms per 1000 requests, #gc = GC events; after the second bar: KiB of V8 heap allocated per request`);
+    console.log(`${'shape'.padEnd(14)}${'total'.padStart(7)}${'p99'.padStart(7)}${'max'.padStart(7)}${'gc'.padStart(7)}${'#gc'.padStart(6)} |${'decode'.padStart(7)}${'plan+k'.padStart(7)}${'tiers'.padStart(7)}${'PIT'.padStart(7)}${'encode'.padStart(7)} |${['total', 'decode', 'plan+k', 'tiers', 'PIT', 'encode'].map((name) => name.padStart(7)).join('')}`);
     const shapes: Shape[] = [
       { name: '1x10-L1', ...hot, view: narrow, rows: 1 },
       { name: '1x50-L1', ...hot, view: wide, rows: 1 },

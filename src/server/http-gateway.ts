@@ -242,7 +242,7 @@ function onlineResultJson(result: OnlineResult, entities: ReadonlyMap<string, un
     }
     for (let row = 0; row < result.rowCount; row++) {
       values.push(valueBytesToJson(valueOf(column, row)));
-      statuses.push(STATUS_JSON[column.statuses[row]!]!);
+      statuses.push(STATUS_JSON[column.statuses[column.statusAt + row]!]!);
       const ms = eventTimeOf(column, row);
       times.push(ms === 0 ? EPOCH : (rowTimes[row] ??= JSON.stringify(formatTimestamp(ms))));
     }

@@ -173,18 +173,19 @@ function viewRows(result: OnlineResult, view: number): ViewRows {
 function featureVectorSize(column: FeatureColumn, rowCount: number, view: number, absentValues: Uint8Array, index: number): number {
   const { records, versions } = column.rows;
   const feature = column.feature.index;
-  const statuses = column.statuses;
+  const { statuses, statusAt } = column;
   const base = view * (rowCount + 1);
   let size = rowCount > 0 ? 1 + varintLength(rowCount) + rowCount : 0;
   size += rowStarts[base + rowCount]! - rowStarts[base]!;
   for (let row = 0; row < rowCount; row++) {
-    if (statuses[row] === FieldStatus.PRESENT) {
+    const status = statuses[statusAt + row];
+    if (status === FieldStatus.PRESENT) {
       const record = records[row]!;
       const length = record.valueLength(record.cell(versions[row]!, feature));
       size += 1 + varintLength(length) + length;
     } else {
       size += 2;
-      if (statuses[row] === FieldStatus.NOT_FOUND && versions[row]! >= 0) {
+      if (status === FieldStatus.NOT_FOUND && versions[row]! >= 0) {
         absentValues[index] = 1;
         size -= rowStarts[base + row + 1]! - rowStarts[base + row]! - 2;
       }
@@ -196,10 +197,10 @@ function featureVectorSize(column: FeatureColumn, rowCount: number, view: number
 function writeFeatureVector(target: Buffer, at: number, column: FeatureColumn, rowCount: number, view: number, absentValues: boolean): number {
   const { records, versions } = column.rows;
   const feature = column.feature.index;
-  const statuses = column.statuses;
+  const { statuses, statusAt } = column;
   for (let row = 0; row < rowCount; row++) {
     target[at++] = TAG_VALUE;
-    if (statuses[row] !== FieldStatus.PRESENT) {
+    if (statuses[statusAt + row] !== FieldStatus.PRESENT) {
       target[at++] = 0;
       continue;
     }
@@ -210,12 +211,12 @@ function writeFeatureVector(target: Buffer, at: number, column: FeatureColumn, r
   }
   if (rowCount > 0) {
     target[at++] = TAG_STATUSES;
-    at = copyBytes(target, writeVarint(target, at, rowCount), statuses, 0, rowCount);
+    at = copyBytes(target, writeVarint(target, at, rowCount), statuses, statusAt, rowCount);
   }
   const base = view * (rowCount + 1);
   if (!absentValues) return copyBytes(target, at, timestampBytes, rowStarts[base]!, rowStarts[base + rowCount]! - rowStarts[base]!);
   for (let row = 0; row < rowCount; row++) {
-    if (statuses[row] === FieldStatus.NOT_FOUND) {
+    if (statuses[statusAt + row] === FieldStatus.NOT_FOUND) {
       target[at++] = TAG_TIMESTAMP;
       target[at++] = 0;
     } else {

@@ -134,13 +134,12 @@ export class HistoricalReader {
     const columns: FeatureColumn[] = new Array(plan.features.length);
     // One store per kind for the chunk: a typed array of this size gets its own off-heap store otherwise.
     const versionStore = new ArrayBuffer(plan.views.length * rowCount * 4);
-    const statusStore = new ArrayBuffer(plan.features.length * rowCount);
+    const statuses = new Uint8Array(plan.features.length * rowCount);
     let responseBytes = RESPONSE_BYTES_PER_VALUE * rowCount * (plan.features.length + plan.joinKeys.length);
     plan.views.forEach((viewPlan, viewIndex) => {
       const { view, features, outputColumns } = viewPlan;
       const positions = prepared.rowLookups[viewIndex]!;
       const byIndex = featuresByIndex(viewPlan);
-      const statuses = features.map((_, position) => new Uint8Array(statusStore, outputColumns[position]! * rowCount, rowCount));
       // Row i reads version i of the gathered record, or none.
       const versions = new Int32Array(versionStore, viewIndex * rowCount * 4, rowCount);
       const picked = new PickedVersions(view, rowCount);
@@ -156,7 +155,7 @@ export class HistoricalReader {
           const cell = version < 0 ? -1 : record!.cell(version, index);
           const length = version < 0 ? -1 : record!.valueLength(cell);
           const status = statusOf(length, ageMs, view.ttlMs);
-          statuses[byIndex[position]!]![row] = status;
+          statuses[outputColumns[byIndex[position]!]! * rowCount + row] = status;
           if (status !== FieldStatus.PRESENT) continue;
           picked.value(index, record!.bytes, record!.valueStart(cell), length);
           responseBytes += length;
@@ -166,7 +165,7 @@ export class HistoricalReader {
       const gathered = picked.finish();
       const rows = { records: new Array<FeatureRecord>(rowCount).fill(gathered), versions };
       features.forEach((feature, position) => {
-        columns[outputColumns[position]!] = { feature, rows, statuses: statuses[position]! };
+        columns[outputColumns[position]!] = { feature, rows, statuses, statusAt: outputColumns[position]! * rowCount };
       });
     });
     if (responseBytes > this.limits.maxResponseBytes) {

@@ -32,7 +32,7 @@ describe('encodeOnlineResponse', () => {
     );
     const rows: ViewRows = { records: [record, record, undefined], versions: Int32Array.from([0, 1, -1]) };
     const plan = planFeatures([view.featuresByName.get('revenue')!]);
-    const column: FeatureColumn = { feature: plan.features[0]!, rows, statuses: Uint8Array.from([FieldStatus.PRESENT, FieldStatus.NULL_VALUE, FieldStatus.NOT_FOUND]) };
+    const column: FeatureColumn = { feature: plan.features[0]!, rows, statuses: Uint8Array.from([FieldStatus.PRESENT, FieldStatus.NULL_VALUE, FieldStatus.NOT_FOUND]), statusAt: 0 };
     const result: OnlineResult = { plan, rowCount: 3, joinKeys: new Map([['store_id', [Long.fromString('-9223372036854775808'), 7, Long.fromString('9223372036854775807')]]]), columns: [column], degradedViews: [] };
     const decoded = decode(encodeOnlineResponse(result, new ResponseLayout(plan, ['int64'], ['store_id', 'revenue'])));
     expect(decoded.metadata.feature_names).toEqual(['store_id', 'revenue']);
@@ -58,7 +58,7 @@ describe('encodeOnlineResponse', () => {
       ]),
     );
     const plan = planFeatures([view.featuresByName.get('s')!]);
-    const column: FeatureColumn = { feature: plan.features[0]!, rows: { records: [record], versions: Int32Array.of(0) }, statuses: Uint8Array.of(FieldStatus.PRESENT) };
+    const column: FeatureColumn = { feature: plan.features[0]!, rows: { records: [record], versions: Int32Array.of(0) }, statuses: Uint8Array.of(FieldStatus.PRESENT), statusAt: 0 };
     const decoded = decode(encodeOnlineResponse({ plan, rowCount: 1, joinKeys: new Map([['user_id', ['ünïcode']]]), columns: [column], degradedViews: [] }, new ResponseLayout(plan, ['string'], ['user_id', 'everything__s'])));
     expect(decoded.results[0]!.values[0]!.string_val).toBe('ünïcode');
     expect(decoded.results[1]!.values[0]!.string_val).toBe(long);
@@ -73,9 +73,11 @@ describe('encodeOnlineResponse', () => {
     const newer = FeatureRecord.decode(encodeRecord(view.schemaFingerprint, 1, 2, [{ eventTs: 7_250, createdTs: 1, slots: [NULL_VALUE, encodeTypedValue({ type: 'string', value: 'PT' })] }]));
     const plan = planFeatures([first!, second!]);
     const rows: ViewRows = { records: [older, newer, undefined], versions: Int32Array.from([0, 0, -1]) };
+    // One status array for the result, each column's rows after the previous column's, as OnlineReader lays them out.
+    const statuses = Uint8Array.from([FieldStatus.PRESENT, FieldStatus.NULL_VALUE, FieldStatus.NOT_FOUND, FieldStatus.NOT_FOUND, FieldStatus.PRESENT, FieldStatus.NOT_FOUND]);
     const columns: FeatureColumn[] = [
-      { feature: first!, rows, statuses: Uint8Array.from([FieldStatus.PRESENT, FieldStatus.NULL_VALUE, FieldStatus.NOT_FOUND]) },
-      { feature: second!, rows, statuses: Uint8Array.from([FieldStatus.NOT_FOUND, FieldStatus.PRESENT, FieldStatus.NOT_FOUND]) },
+      { feature: first!, rows, statuses, statusAt: 0 },
+      { feature: second!, rows, statuses, statusAt: 3 },
     ];
     const result: OnlineResult = { plan, rowCount: 3, joinKeys: new Map([['card_id', ['a', 'b', 'c']]]), columns, degradedViews: [] };
     const decoded = decode(encodeOnlineResponse(result, new ResponseLayout(plan, ['string'], ['card_id', first!.name, second!.name])));
@@ -83,13 +85,14 @@ describe('encodeOnlineResponse', () => {
     expect(decoded.results[1]!.event_timestamps).toEqual(times);
     expect(decoded.results[2]!.event_timestamps).toEqual([{ seconds: '0', nanos: 0 }, times[1], { seconds: '0', nanos: 0 }]);
     expect(decoded.results[2]!.values.map((value) => value.string_val ?? null)).toEqual([null, 'PT', null]);
+    expect(decoded.results[1]!.statuses).toEqual(['PRESENT', 'NULL_VALUE', 'NOT_FOUND']);
     expect(decoded.results[2]!.statuses).toEqual(['NOT_FOUND', 'PRESENT', 'NOT_FOUND']);
   });
 
   it('encodes a request with no rows', () => {
     const plan = planFeatures([registry.featuresByRef.get('card_profile:credit_limit')!]);
     const rows: ViewRows = { records: [], versions: new Int32Array(0) };
-    const decoded = decode(encodeOnlineResponse({ plan, rowCount: 0, joinKeys: new Map([['card_id', []]]), columns: [{ feature: plan.features[0]!, rows, statuses: new Uint8Array(0) }], degradedViews: [] }, new ResponseLayout(plan, ['string'], ['card_id', 'credit_limit'])));
+    const decoded = decode(encodeOnlineResponse({ plan, rowCount: 0, joinKeys: new Map([['card_id', []]]), columns: [{ feature: plan.features[0]!, rows, statuses: new Uint8Array(0), statusAt: 0 }], degradedViews: [] }, new ResponseLayout(plan, ['string'], ['card_id', 'credit_limit'])));
     expect(decoded.results.map((result) => result.values.length)).toEqual([0, 0]);
   });
 });
