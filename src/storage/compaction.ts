@@ -109,8 +109,8 @@ export interface CompactorOptions {
   readonly intervalMs: number;
   /**
    * Record bytes the sweep reads per second, at most: it decodes what it
-   * reads on the thread that answers reads. Unpaced, the loadtest's 263 MiB
-   * store took 6.6 s of a core, in batches the reads queued behind. 0: unpaced.
+   * reads on the thread that answers reads. Unpaced, a sweep of the loadtest's
+   * 263 MiB store ran for 6.6 s, in batches the reads queued behind. 0: unpaced.
    */
   readonly bytesPerSecond: number;
   readonly metrics: Metrics;
@@ -120,6 +120,7 @@ export interface CompactorOptions {
   readonly now?: () => number;
 }
 
+/** A batch is decoded in one go on the serving thread: small enough that a read queued behind it hardly notices. */
 const DEFAULT_BATCH = 250;
 
 /**
