@@ -5,7 +5,7 @@
  * ends, however it ends.
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -56,8 +56,17 @@ export interface StrataProcess {
   readonly logTail: string[];
 }
 
-/** LOADTEST_SERVER_PROF=<dir>: every strata server writes a V8 CPU profile there when it stops (node refuses --cpu-prof in NODE_OPTIONS). */
-const SERVER_PROFILE_FLAGS = process.env.LOADTEST_SERVER_PROF === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.LOADTEST_SERVER_PROF}`];
+/**
+ * Node flags for every strata server. LOADTEST_SERVER_PROF=<dir>: each writes
+ * a V8 CPU profile there when it stops (node refuses --cpu-prof in
+ * NODE_OPTIONS). LOADTEST_SERVER_FLAGS: more flags, such as --trace-gc-nvp,
+ * whose output LOADTEST_SERVER_STDOUT=<file> keeps.
+ */
+const SERVER_NODE_FLAGS = [
+  ...(process.env.LOADTEST_SERVER_PROF === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.LOADTEST_SERVER_PROF}`]),
+  ...(process.env.LOADTEST_SERVER_FLAGS ?? '').split(' ').filter((flag) => flag !== ''),
+];
+const SERVER_STDOUT = process.env.LOADTEST_SERVER_STDOUT;
 
 /** The environment of a server child: nothing STRATA_* or REDIS_URL from the caller's shell (it would change the setup, or be refused). */
 function serverEnv(): NodeJS.ProcessEnv {
@@ -67,7 +76,7 @@ function serverEnv(): NodeJS.ProcessEnv {
 }
 
 export async function startStrata(args: readonly string[]): Promise<StrataProcess> {
-  const child = track(spawn(process.execPath, [...SERVER_PROFILE_FLAGS, MAIN_JS, 'serve', '--host', '127.0.0.1', '--grpc-port', '0', '--http-port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: serverEnv() }));
+  const child = track(spawn(process.execPath, [...SERVER_NODE_FLAGS, MAIN_JS, 'serve', '--host', '127.0.0.1', '--grpc-port', '0', '--http-port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: serverEnv() }));
   const logTail: string[] = [];
   createInterface({ input: child.stderr! }).on('line', (line) => {
     logTail.push(line);
@@ -76,6 +85,7 @@ export async function startStrata(args: readonly string[]): Promise<StrataProces
   const banner = await withTimeout(
     new Promise<string>((resolve, reject) => {
       createInterface({ input: child.stdout! }).on('line', (line) => {
+        if (SERVER_STDOUT !== undefined) appendFileSync(SERVER_STDOUT, `${Date.now()} ${line}\n`);
         if (line.startsWith('strata serving ')) resolve(line);
       });
       child.once('exit', (code, signal) => reject(new Error(`strata serve exited (${code ?? signal}) before serving:\n${logTail.slice(-20).join('\n')}`)));

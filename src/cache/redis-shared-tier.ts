@@ -6,6 +6,7 @@ import type { RecordRef } from '../storage/feature-store.js';
 import { RECORD_FORMAT } from '../storage/record.js';
 import { recordRevision } from '../storage/stored-record.js';
 import { asBuffer } from '../util/bytes.js';
+import { withStallTolerantDeadline } from '../util/stall-tolerant-deadline.js';
 import type { InvalidationListener, SharedTier } from './tiers.js';
 
 const BLOOM_CHUNK_BYTES = 1024 * 1024;
@@ -26,11 +27,17 @@ const WRITE_TIMEOUT_MS = 5_000;
  * while L1 entries live on.
  */
 const SUBSCRIPTION_PING_MS = 1_000;
+/**
+ * How long ioredis keeps a serving read whose caller gave up on it at the
+ * read timeout: long enough never to cut one off first, short enough that a
+ * hung Redis does not queue every request's MGET while it lasts.
+ */
+const ABANDONED_READ_LIFETIME_MS = 1_000;
 
 export interface RedisTierOptions {
   readonly url: string;
   readonly keyPrefix: string;
-  /** Per-command timeout: past it a read is a miss and falls through to L3. */
+  /** Serving read timeout: past it (not counting event-loop stalls, see withStallTolerantDeadline) a read is a miss and falls through to L3. */
   readonly timeoutMs: number;
   /** Lifetime of fills (records promoted from L3); written records do not expire. */
   readonly ttlMs: number;
@@ -47,8 +54,8 @@ export interface RedisTierOptions {
  * the key mean replicas running another version or registry never read each
  * other's record layouts. Reads are one
  * MGET per request; no command is queued while disconnected
- * (enableOfflineQueue: false) and none outlives `timeoutMs`, so a slow or
- * dead Redis costs a request at most that long, then L3 answers. Writes
+ * (enableOfflineQueue: false) and none is waited for past `timeoutMs`, so a
+ * slow or dead Redis costs a request at most that long, then L3 answers. Writes
  * (and the reads ingestion writes on) go over a second connection with a
  * longer timeout, off the request path. ioredis reconnects by itself; a Redis
  * down at start is a logged warning.
@@ -74,12 +81,14 @@ export class RedisSharedTier implements SharedTier {
   private subscriptionPing: NodeJS.Timeout | undefined;
   private readonly invalidationChannel: string;
   private readonly ttlMs: number;
+  private readonly readTimeoutMs: number;
   private readonly metrics: Metrics;
   private readonly logger: Logger;
   private lastWarning = 0;
 
   constructor(options: RedisTierOptions) {
     this.ttlMs = options.ttlMs;
+    this.readTimeoutMs = options.timeoutMs;
     this.metrics = options.metrics;
     this.logger = options.logger;
     this.bloomKey = `${options.keyPrefix}bloom:${options.bloomGeometry}`;
@@ -92,7 +101,7 @@ export class RedisSharedTier implements SharedTier {
     this.client = new Redis(options.url, {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
-      commandTimeout: options.timeoutMs,
+      commandTimeout: Math.max(ABANDONED_READ_LIFETIME_MS, options.timeoutMs),
       connectTimeout: Math.max(1_000, options.timeoutMs),
       enableAutoPipelining: true,
       retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 2_000),
@@ -128,27 +137,32 @@ export class RedisSharedTier implements SharedTier {
   }
 
   getMany(refs: readonly RecordRef[]): Promise<(Uint8Array | undefined)[] | undefined> {
-    return this.mget(this.client, refs);
+    return this.mget(this.client, refs, this.readTimeoutMs);
   }
 
   getManyForWrite(refs: readonly RecordRef[]): Promise<(Uint8Array | undefined)[] | undefined> {
     return this.mget(this.writer, refs);
   }
 
-  private async mget(connection: Redis, refs: readonly RecordRef[]): Promise<(Uint8Array | undefined)[] | undefined> {
-    if (refs.length === 0) return [];
+  /** `deadlineMs`: how long the caller waits before counting the read failed (else the connection's command timeout decides). */
+  private mget(connection: Redis, refs: readonly RecordRef[], deadlineMs?: number): Promise<(Uint8Array | undefined)[] | undefined> {
+    if (refs.length === 0) return Promise.resolve([]);
     if (!this.ready) {
       this.metrics.countTier('l2', 'error', refs.length);
-      return undefined;
+      return Promise.resolve(undefined);
     }
-    try {
-      const values = await connection.mgetBuffer(...refs.map((ref) => this.redisKey(ref)));
-      return values.map((value) => value ?? undefined);
-    } catch (error) {
+    let failed = false;
+    const fail = (error: Error): undefined => {
+      // Once: a read given up on at the deadline may still fail later, at the connection's command timeout.
+      if (failed) return undefined;
+      failed = true;
       this.metrics.countTier('l2', 'error', refs.length);
-      this.warn('l2 read failed; falling through to L3', error as Error);
+      this.warn('l2 read failed; falling through to L3', error);
       return undefined;
-    }
+    };
+    const reply = connection.mgetBuffer(...refs.map((ref) => this.redisKey(ref))).then((values) => values.map((value) => value ?? undefined), fail);
+    if (deadlineMs === undefined) return reply;
+    return withStallTolerantDeadline(reply, deadlineMs, () => fail(new Error(`no reply within ${deadlineMs} ms`)));
   }
 
   fill(refs: readonly RecordRef[], records: readonly Uint8Array[]): void {
