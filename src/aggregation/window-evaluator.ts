@@ -129,8 +129,8 @@ function combineTiles(tiles: FeatureRecord, aggregation: AggregationDef, start: 
   const [slot, countSlot] = aggregation.tileSlots as [number, number?];
   let value: number | null = null;
   let count = 0;
-  for (let version = Math.max(0, tiles.versionAt(boundary)); version < tiles.versionCount && tiles.eventTs[version]! > start; version++) {
-    if (tiles.eventTs[version]! > boundary) continue;
+  for (let version = Math.max(0, tiles.versionAt(boundary)); version < tiles.versionCount && tiles.eventTs(version) > start; version++) {
+    if (tiles.eventTs(version) > boundary) continue;
     const partial = numberFromValueBytes(tiles.value(version, slot)!);
     if (countSlot !== undefined) count += numberFromValueBytes(tiles.value(version, countSlot)!) ?? 0;
     if (partial === null) continue;
@@ -234,7 +234,7 @@ export function evaluateAt(view: ViewDef, stored: EventLog | undefined, at: numb
     }
   }
   // The newest event the stream holds; an entity known only from tiles counts from its newest tile's end.
-  const newestTs = visible > 0 ? log.ts[visible - 1]! : tiles!.eventTs[newestTile]!;
+  const newestTs = visible > 0 ? log.ts[visible - 1]! : tiles!.eventTs(newestTile);
   for (const feature of view.features) {
     const compute = feature.compute!;
     if (compute.kind === 'derived') results[feature.index] = derive(compute, results, newestTs, at);

@@ -140,7 +140,7 @@ function encodeViewTimestamps(result: OnlineResult): void {
         bytes[at++] = 0;
         continue;
       }
-      const ms = records[row]!.eventTs[version]!;
+      const ms = records[row]!.eventTs(version);
       // Timestamp wants whole seconds (negative before 1970) and non-negative nanos.
       const seconds = Math.floor(ms / 1000);
       const nanos = (ms - seconds * 1000) * 1_000_000;

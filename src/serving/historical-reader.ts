@@ -148,8 +148,8 @@ export class HistoricalReader {
         const record = recordAt(view, stored, positions[row]!, t, this.store.generations);
         const version = record === undefined ? -1 : record.versionAt(t);
         versions[row] = version < 0 ? -1 : row;
-        picked.row(version < 0 ? 0 : record!.eventTs[version]!);
-        const ageMs = version < 0 ? 0 : t - record!.eventTs[version]!;
+        picked.row(version < 0 ? 0 : record!.eventTs(version));
+        const ageMs = version < 0 ? 0 : t - record!.eventTs(version);
         for (let position = 0; position < byIndex.length; position++) {
           const index = features[byIndex[position]!]!.index;
           const cell = version < 0 ? -1 : record!.cell(version, index);

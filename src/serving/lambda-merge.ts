@@ -28,10 +28,10 @@ function fresherAt(pushed: FeatureRecord | undefined, snapshot: FeatureRecord | 
   const snapshotVersion = snapshot === undefined ? -1 : snapshot.versionAt(at);
   if (snapshotVersion < 0) return pushed;
   if (pushedVersion < 0) return snapshot;
-  const pushedTs = pushed!.eventTs[pushedVersion]!;
-  const snapshotTs = snapshot!.eventTs[snapshotVersion]!;
+  const pushedTs = pushed!.eventTs(pushedVersion);
+  const snapshotTs = snapshot!.eventTs(snapshotVersion);
   if (pushedTs !== snapshotTs) return pushedTs > snapshotTs ? pushed : snapshot;
-  return snapshot!.createdTs[snapshotVersion]! > pushed!.createdTs[pushedVersion]! ? snapshot : pushed;
+  return snapshot!.createdTs(snapshotVersion) > pushed!.createdTs(pushedVersion) ? snapshot : pushed;
 }
 
 /**

@@ -70,7 +70,7 @@ export interface OnlineResult {
 /** Event time of a column's value in a row, in ms; 0 where no version holds the feature. */
 export function eventTimeOf(column: FeatureColumn, row: number): number {
   if (column.statuses[column.statusAt + row] === FieldStatus.NOT_FOUND) return 0;
-  return column.rows.records[row]!.eventTs[column.rows.versions[row]!]!;
+  return column.rows.records[row]!.eventTs(column.rows.versions[row]!);
 }
 
 /** A column's `Value` bytes in a row: a view into the record, or NULL_VALUE unless PRESENT. */
@@ -299,7 +299,7 @@ function statusAt(record: FeatureRecord | undefined, version: number, feature: n
   const length = record!.valueLength(record!.cell(version, feature));
   // Absent: the feature did not exist in the view when this version was written.
   if (length < 0) return FieldStatus.NOT_FOUND;
-  if (ttlMs > 0 && at - record!.eventTs[version]! > ttlMs) return FieldStatus.OUTSIDE_MAX_AGE;
+  if (ttlMs > 0 && at - record!.eventTs(version) > ttlMs) return FieldStatus.OUTSIDE_MAX_AGE;
   return length === 0 ? FieldStatus.NULL_VALUE : FieldStatus.PRESENT;
 }
 

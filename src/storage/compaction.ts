@@ -77,7 +77,7 @@ function compactVersions(bytes: Uint8Array, nowMs: number, { keptMs, maxVersions
   const horizon = nowMs - keptMs;
   // Event times descend: the merge keeps the first one before the horizon and drops the rest.
   const count = record.versionCount;
-  if (count <= maxVersions && !(count >= 2 && record.eventTs[count - 2]! < horizon)) return KEEP;
+  if (count <= maxVersions && !(count >= 2 && record.eventTs(count - 2) < horizon)) return KEEP;
   const versions = mergeVersions(record.versions(), [], nowMs, keptMs, maxVersions);
   return { action: 'rewrite', bytes: encodeRecord(record.schema, record.revision, record.featureCount, versions) };
 }

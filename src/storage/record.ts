@@ -24,7 +24,6 @@
  */
 
 import type { ByteSink } from '../util/byte-sink.js';
-import { ownedBytes } from '../util/bytes.js';
 import { readVarint as readUtilVarint, varintLength, writeVarint } from '../util/varint.js';
 
 export const RECORD_FORMAT = 1;
@@ -47,81 +46,120 @@ function readVarint(bytes: Uint8Array, at: number): [value: number, next: number
   return read;
 }
 
+/** Moves float64s in and out of a record's int32 table (see FeatureRecord.table). */
+const doubleScratch = new Float64Array(1);
+const doubleWords = new Int32Array(doubleScratch.buffer);
+
+function readDouble(words: Int32Array, at: number): number {
+  doubleWords[0] = words[at]!;
+  doubleWords[1] = words[at + 1]!;
+  return doubleScratch[0]!;
+}
+
+function writeDouble(words: Int32Array, at: number, value: number): void {
+  doubleScratch[0] = value;
+  words[at] = doubleWords[0]!;
+  words[at + 1] = doubleWords[1]!;
+}
+
 /**
- * A decoded record: the original bytes plus offsets into them. Decoding is
+ * A decoded record: a copy of its bytes plus offsets into them. Decoding is
  * one pass over the bytes; reading a value afterwards is an array lookup.
  */
 export class FeatureRecord {
+  /** The record bytes: the start of one ArrayBuffer that also holds `table`. */
   readonly bytes: Uint8Array;
   readonly schema: number;
-  readonly revision: number;
   readonly featureCount: number;
   readonly versionCount: number;
-  /** Event and created time per version, newest event time first. */
-  readonly eventTs: Float64Array;
-  readonly createdTs: Float64Array;
-  /** Per (version, feature): offset of the value bytes and their length; length -1 = absent. */
-  private readonly slotStart: Uint32Array;
-  private readonly slotLength: Int32Array;
+  /**
+   * What decoding found, as int32 words after the bytes (8-aligned): the
+   * revision (a float64 in two words), the event and created time of each
+   * version (newest event time first), then per cell (version, feature) the
+   * offset of its value bytes, then their length (-1 = absent). One buffer
+   * and two views: L1 holds ~100k records in the loadtest, every one marked
+   * (and many moved) by each full GC, and a table per typed array made a
+   * record 9 heap objects. Now 4: an L1 entry of a small record went from
+   * 890 to 517 B of heap (test/unit/lru-memory-tier.test.ts), so a budget
+   * holds 73 % more of them.
+   */
+  private readonly table: Int32Array;
+  private readonly createdAt: number;
+  private readonly startsAt: number;
+  private readonly lengthsAt: number;
 
-  private constructor(bytes: Uint8Array) {
-    if (bytes.length < HEADER_BYTES || bytes[0] !== RECORD_FORMAT) throw new CorruptRecordError(`unknown record format ${bytes[0]}`);
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    this.bytes = bytes;
+  private constructor(source: Uint8Array) {
+    if (source.length < HEADER_BYTES || source[0] !== RECORD_FORMAT) throw new CorruptRecordError(`unknown record format ${source[0]}`);
+    const view = new DataView(source.buffer, source.byteOffset, source.byteLength);
     this.schema = view.getUint32(1);
-    this.revision = view.getFloat64(5);
     this.featureCount = view.getUint16(13);
     this.versionCount = view.getUint32(15);
-    // Every version takes at least 16 bytes of times and a byte per slot: check before sizing arrays by the header.
-    if (this.versionCount * (16 + this.featureCount) > bytes.length - HEADER_BYTES) {
-      throw new CorruptRecordError(`header claims ${this.versionCount} versions of ${this.featureCount} features in ${bytes.length} bytes`);
+    // Every version takes at least 16 bytes of times and a byte per slot: check before sizing the table by the header.
+    if (this.versionCount * (16 + this.featureCount) > source.length - HEADER_BYTES) {
+      throw new CorruptRecordError(`header claims ${this.versionCount} versions of ${this.featureCount} features in ${source.length} bytes`);
     }
     const cells = this.versionCount * this.featureCount;
-    // One allocation for all four tables: each separate ArrayBuffer costs ~200 bytes of heap bookkeeping.
-    const tables = new ArrayBuffer(16 * this.versionCount + 8 * cells);
-    this.eventTs = new Float64Array(tables, 0, this.versionCount);
-    this.createdTs = new Float64Array(tables, 8 * this.versionCount, this.versionCount);
-    this.slotStart = new Uint32Array(tables, 16 * this.versionCount, cells);
-    this.slotLength = new Int32Array(tables, 16 * this.versionCount + 4 * cells, cells);
+    this.createdAt = 2 + 2 * this.versionCount;
+    this.startsAt = 2 + 4 * this.versionCount;
+    this.lengthsAt = this.startsAt + cells;
+    const tableOffset = (source.length + 7) & ~7;
+    const memory = new ArrayBuffer(tableOffset + 4 * (this.lengthsAt + cells));
+    this.bytes = new Uint8Array(memory, 0, source.length);
+    this.bytes.set(source);
+    const table = new Int32Array(memory, tableOffset);
+    this.table = table;
+    writeDouble(table, 0, view.getFloat64(5));
     let at = HEADER_BYTES;
     for (let version = 0; version < this.versionCount; version++) {
-      if (at + 16 > bytes.length) throw new CorruptRecordError('truncated version header');
-      this.eventTs[version] = view.getFloat64(at);
-      this.createdTs[version] = view.getFloat64(at + 8);
+      if (at + 16 > source.length) throw new CorruptRecordError('truncated version header');
+      writeDouble(table, 2 + 2 * version, view.getFloat64(at));
+      writeDouble(table, this.createdAt + 2 * version, view.getFloat64(at + 8));
       at += 16;
       for (let feature = 0; feature < this.featureCount; feature++) {
-        const [n, next] = readVarint(bytes, at);
+        const [n, next] = readVarint(source, at);
         const cell = version * this.featureCount + feature;
-        this.slotStart[cell] = next;
-        this.slotLength[cell] = n - 1;
+        table[this.startsAt + cell] = next;
+        table[this.lengthsAt + cell] = n - 1;
         at = next + Math.max(0, n - 1);
       }
     }
-    if (at !== bytes.length) throw new CorruptRecordError(`record has ${bytes.length - at} trailing bytes`);
+    if (at !== source.length) throw new CorruptRecordError(`record has ${source.length - at} trailing bytes`);
   }
 
   /**
-   * Decodes record bytes. The bytes are copied when they are a window on a
-   * larger buffer (pooled socket reads, Buffer slab allocations), so a cached
-   * record never pins memory beyond its own size.
+   * Decodes record bytes into a record of its own memory (the bytes are
+   * copied), so a cached record never pins a larger buffer it came in
+   * (pooled socket reads, Buffer slab allocations).
    */
   static decode(bytes: Uint8Array): FeatureRecord {
-    const owned = ownedBytes(bytes);
-    return new FeatureRecord(owned);
+    return new FeatureRecord(bytes);
+  }
+
+  get revision(): number {
+    return readDouble(this.table, 0);
+  }
+
+  /** Event time of a version, ms since epoch (versions are newest first). */
+  eventTs(version: number): number {
+    return readDouble(this.table, 2 + 2 * version);
+  }
+
+  /** Created time of a version, ms since epoch. */
+  createdTs(version: number): number {
+    return readDouble(this.table, this.createdAt + 2 * version);
   }
 
   /** Index of the version visible at time `t` (newest with event time ≤ t), or -1. */
   versionAt(t: number): number {
     // Event times descend; find the first one ≤ t.
-    const eventTs = this.eventTs;
     let low = 0;
-    let high = eventTs.length;
+    let high = this.versionCount;
     while (low < high) {
       const middle = (low + high) >>> 1;
-      if (eventTs[middle]! <= t) high = middle;
+      if (this.eventTs(middle) <= t) high = middle;
       else low = middle + 1;
     }
-    return low < eventTs.length ? low : -1;
+    return low < this.versionCount ? low : -1;
   }
 
   /** The cell of a feature in a version: what valueStart and valueLength take. */
@@ -131,20 +169,20 @@ export class FeatureRecord {
 
   /** Length of a cell's `Value` bytes in `bytes`: 0 is NULL, -1 absent. */
   valueLength(cell: number): number {
-    return this.slotLength[cell]!;
+    return this.table[this.lengthsAt + cell]!;
   }
 
   /** Offset of a cell's `Value` bytes in `bytes`. */
   valueStart(cell: number): number {
-    return this.slotStart[cell]!;
+    return this.table[this.startsAt + cell]!;
   }
 
   /** Value bytes of a feature in a version (a view, not a copy); empty is NULL, undefined absent. */
   value(version: number, feature: number): Uint8Array | undefined {
     const cell = this.cell(version, feature);
-    const length = this.slotLength[cell]!;
+    const length = this.valueLength(cell);
     if (length < 0) return undefined;
-    const start = this.slotStart[cell]!;
+    const start = this.valueStart(cell);
     return this.bytes.subarray(start, start + length);
   }
 
@@ -153,24 +191,24 @@ export class FeatureRecord {
     for (let version = 0; version < this.versionCount; version++) {
       const slots: (Uint8Array | undefined)[] = [];
       for (let feature = 0; feature < this.featureCount; feature++) slots.push(this.value(version, feature));
-      result.push({ eventTs: this.eventTs[version]!, createdTs: this.createdTs[version]!, slots });
+      result.push({ eventTs: this.eventTs(version), createdTs: this.createdTs(version), slots });
     }
     return result;
   }
 
-  /** Bytes this record holds in memory, for byte-bounded caches: payload, offset tables, object headers. */
+  /** Bytes this record holds in memory, for byte-bounded caches: payload and table, object headers. */
   get memoryBytes(): number {
-    return this.bytes.byteLength + 16 * this.versionCount + 8 * this.versionCount * this.featureCount + RECORD_OBJECT_OVERHEAD;
+    return this.bytes.buffer.byteLength + RECORD_OBJECT_OVERHEAD;
   }
 }
 
 /**
- * V8 heap cost of a FeatureRecord apart from its payload and table contents:
- * the object, the record's ArrayBuffer and Uint8Array, the tables' ArrayBuffer
- * and four typed-array views. Measured with `node --expose-gc` over 36k cached
- * records (test/unit/lru-memory-tier.test.ts, which fails if it drifts).
+ * V8 heap cost of a FeatureRecord apart from its payload and table: the
+ * object, its ArrayBuffer and two typed-array views. Measured with `node
+ * --expose-gc` over 55k cached records (test/unit/lru-memory-tier.test.ts,
+ * which fails if it drifts).
  */
-export const RECORD_OBJECT_OVERHEAD = 750;
+export const RECORD_OBJECT_OVERHEAD = 300;
 
 /** The revision of a record written at `nowMs` whose previous revision was `previous` (0 if new). */
 export function nextRevision(previous: number, nowMs: number): number {

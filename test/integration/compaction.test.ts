@@ -152,7 +152,7 @@ async function census(dataDir: string, nowMs: number): Promise<Census> {
     } else {
       const record = FeatureRecord.decode(bytes);
       result.entries[name] = (result.entries[name] ?? 0) + record.versionCount;
-      if (name === view) result.excess += Math.max(0, [...record.eventTs].filter((time) => time < nowMs - RETENTION).length - 1);
+      if (name === view) result.excess += Math.max(0, record.versions().map((version) => version.eventTs).filter((time) => time < nowMs - RETENTION).length - 1);
     }
   }
   await db.close();
@@ -261,7 +261,7 @@ describe('retention compaction', () => {
 
       for (const { view, card, ts } of written) {
         const [bytes] = await store.getRecords([{ view, key: keyOf(recordKeyPrefix(view.name), card) }]);
-        const times = view === txn ? [...EventLog.decode(bytes!).ts] : [...FeatureRecord.decode(bytes!).eventTs];
+        const times = view === txn ? [...EventLog.decode(bytes!).ts] : FeatureRecord.decode(bytes!).versions().map((version) => version.eventTs);
         expect(times, `${view.name} ${card} @${ts}`).toContain(ts);
       }
       expect(await store.getRecords([{ view: profile, key: empty }])).toEqual([undefined]);

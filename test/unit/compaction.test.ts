@@ -43,7 +43,7 @@ function hourly(hours: number, columns: number): Version[] {
   return Array.from({ length: hours }, (_, index) => ({ eventTs: NOW - index * HOUR, createdTs: NOW, slots: Array.from({ length: columns }, () => encodeTypedValue({ type: 'double', value: index })) }));
 }
 
-const eventTimes = (bytes: Uint8Array): number[] => [...FeatureRecord.decode(bytes).eventTs];
+const eventTimes = (bytes: Uint8Array): number[] => FeatureRecord.decode(bytes).versions().map((version) => version.eventTs);
 
 describe('compactRecord on a snapshot', () => {
   it('keeps a stream view\'s tiles for retention plus its longest tiled window, whatever --max-versions says', () => {

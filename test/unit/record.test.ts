@@ -33,8 +33,8 @@ describe('encodeRecord / FeatureRecord.decode', () => {
   });
 
   it('keeps event and created times per version', () => {
-    expect([...record.eventTs]).toEqual([3_000, 2_000, -5]);
-    expect([...record.createdTs]).toEqual([3_500, 2_100, 0]);
+    expect(record.versions().map((version) => version.eventTs)).toEqual([3_000, 2_000, -5]);
+    expect(record.versions().map((version) => version.createdTs)).toEqual([3_500, 2_100, 0]);
   });
 
   it('distinguishes absent slots (undefined), NULL slots (empty) and values, including a value longer than 127 bytes', () => {
@@ -69,12 +69,17 @@ describe('encodeRecord / FeatureRecord.decode', () => {
     expect(nextRevision(5, 1_763_800_000_001)).toBe(1_763_800_000_001_000);
   });
 
-  it('counts payload, offset tables and object overhead in memoryBytes', () => {
-    expect(record.memoryBytes).toBe(bytes.byteLength + 16 * 3 + 8 * 3 * 3 + RECORD_OBJECT_OVERHEAD);
+  it('counts payload, table (revision, two times per version, two words per cell) and object overhead in memoryBytes', () => {
+    const padded = Math.ceil(bytes.byteLength / 8) * 8;
+    expect(record.memoryBytes).toBe(padded + 8 + 16 * 3 + 8 * 3 * 3 + RECORD_OBJECT_OVERHEAD);
   });
 
-  it('keeps bytes that own their whole buffer without copying', () => {
-    expect(FeatureRecord.decode(bytes).bytes).toBe(bytes);
+  it('holds a copy of the bytes, in memory it shares with nothing but its table', () => {
+    const decoded = FeatureRecord.decode(bytes);
+    expect(decoded.bytes).not.toBe(bytes);
+    expect(hex(decoded.bytes)).toBe(hex(bytes));
+    expect(decoded.bytes.byteOffset).toBe(0);
+    expect(decoded.bytes.buffer.byteLength).toBe(decoded.memoryBytes - RECORD_OBJECT_OVERHEAD);
   });
 
   it('copies bytes that are a window on a larger buffer', () => {
@@ -84,7 +89,7 @@ describe('encodeRecord / FeatureRecord.decode', () => {
     const copy = FeatureRecord.decode(window);
     expect(copy.bytes.buffer).not.toBe(slab.buffer);
     expect(copy.bytes.byteOffset).toBe(0);
-    expect(copy.bytes.buffer.byteLength).toBe(copy.bytes.byteLength);
+    expect(copy.bytes.buffer.byteLength).toBe(copy.memoryBytes - RECORD_OBJECT_OVERHEAD);
     slab.fill(0);
     expect(hex(copy.value(0, 2))).toBe(hex(text('DE')));
     expect(copy.schema).toBe(0xdeadbeef);
@@ -94,7 +99,7 @@ describe('encodeRecord / FeatureRecord.decode', () => {
     const pooled = Buffer.from(encodeRecord(1, 1, 1, [version(1, 1)]));
     expect(pooled.buffer.byteLength).toBeGreaterThan(pooled.byteLength); // Buffer.from uses the 8 KiB pool
     const decoded = FeatureRecord.decode(pooled);
-    expect(decoded.bytes.buffer.byteLength).toBe(decoded.bytes.byteLength);
+    expect(decoded.bytes.buffer.byteLength).toBe(decoded.memoryBytes - RECORD_OBJECT_OVERHEAD);
   });
 });
 
@@ -268,7 +273,7 @@ describe('point-in-time reads after merging and pruning match a brute-force orac
         if (record.versionCount < new Set(writes.map((write) => write.eventTs)).size) prunedSteps++;
         if (record.revision !== revision) mismatches.push(`seed ${iteration}: revision ${record.revision} ≠ ${revision}`);
         for (let index = 1; index < record.versionCount; index++) {
-          if (!(record.eventTs[index - 1]! > record.eventTs[index]!)) mismatches.push(`seed ${iteration}: event times not strictly descending`);
+          if (!(record.eventTs(index - 1) > record.eventTs(index))) mismatches.push(`seed ${iteration}: event times not strictly descending`);
         }
         const horizon = now - retention;
         const probes = [horizon, now, now + 1_000, ...writes.map((write) => write.eventTs).filter((t) => t >= horizon)];
@@ -286,8 +291,8 @@ describe('point-in-time reads after merging and pruning match a brute-force orac
             mismatches.push(`${where}: expected write ${expected.seq}, got no version`);
             continue;
           }
-          if (record.eventTs[at] !== expected.eventTs || record.createdTs[at] !== expected.createdTs) {
-            mismatches.push(`${where}: expected (${expected.eventTs}, ${expected.createdTs}), got (${record.eventTs[at]}, ${record.createdTs[at]})`);
+          if (record.eventTs(at) !== expected.eventTs || record.createdTs(at) !== expected.createdTs) {
+            mismatches.push(`${where}: expected (${expected.eventTs}, ${expected.createdTs}), got (${record.eventTs(at)}, ${record.createdTs(at)})`);
           }
           if (hex(record.value(at, 0)) !== hex(expected.slots[0]) || hex(record.value(at, 1)) !== hex(expected.slots[1])) {
             mismatches.push(`${where}: expected the values of write ${expected.seq}`);
