@@ -46,7 +46,10 @@ function readVarint(bytes: Uint8Array, at: number): [value: number, next: number
   return read;
 }
 
-/** Moves float64s in and out of a record's int32 table (see FeatureRecord.table). */
+/** Where a record's table (see FeatureRecord.table) starts its event times: after the revision's two words. */
+const EVENT_TIMES_AT = 2;
+
+/** Moves float64s in and out of a record's int32 table. */
 const doubleScratch = new Float64Array(1);
 const doubleWords = new Int32Array(doubleScratch.buffer);
 
@@ -84,7 +87,8 @@ export class FeatureRecord {
    * holds 73 % more of them.
    */
   private readonly table: Int32Array;
-  private readonly createdAt: number;
+  /** Where the created times, value offsets and value lengths start in `table` (fixed by the counts; kept to spare the hot path the sums). */
+  private readonly createdTimesAt: number;
   private readonly startsAt: number;
   private readonly lengthsAt: number;
 
@@ -99,8 +103,8 @@ export class FeatureRecord {
       throw new CorruptRecordError(`header claims ${this.versionCount} versions of ${this.featureCount} features in ${source.length} bytes`);
     }
     const cells = this.versionCount * this.featureCount;
-    this.createdAt = 2 + 2 * this.versionCount;
-    this.startsAt = 2 + 4 * this.versionCount;
+    this.createdTimesAt = EVENT_TIMES_AT + 2 * this.versionCount;
+    this.startsAt = this.createdTimesAt + 2 * this.versionCount;
     this.lengthsAt = this.startsAt + cells;
     const tableOffset = (source.length + 7) & ~7;
     const memory = new ArrayBuffer(tableOffset + 4 * (this.lengthsAt + cells));
@@ -112,8 +116,8 @@ export class FeatureRecord {
     let at = HEADER_BYTES;
     for (let version = 0; version < this.versionCount; version++) {
       if (at + 16 > source.length) throw new CorruptRecordError('truncated version header');
-      writeDouble(table, 2 + 2 * version, view.getFloat64(at));
-      writeDouble(table, this.createdAt + 2 * version, view.getFloat64(at + 8));
+      writeDouble(table, EVENT_TIMES_AT + 2 * version, view.getFloat64(at));
+      writeDouble(table, this.createdTimesAt + 2 * version, view.getFloat64(at + 8));
       at += 16;
       for (let feature = 0; feature < this.featureCount; feature++) {
         const [n, next] = readVarint(source, at);
@@ -141,12 +145,12 @@ export class FeatureRecord {
 
   /** Event time of a version, ms since epoch (versions are newest first). */
   eventTs(version: number): number {
-    return readDouble(this.table, 2 + 2 * version);
+    return readDouble(this.table, EVENT_TIMES_AT + 2 * version);
   }
 
   /** Created time of a version, ms since epoch. */
   createdTs(version: number): number {
-    return readDouble(this.table, this.createdAt + 2 * version);
+    return readDouble(this.table, this.createdTimesAt + 2 * version);
   }
 
   /** Index of the version visible at time `t` (newest with event time ≤ t), or -1. */
