@@ -1,20 +1,22 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
-import { invalid, StrataError } from '../errors.js';
+import { StrataError } from '../errors.js';
 import type { HistoricalReader } from '../serving/historical-reader.js';
 import { describeRegistry } from '../serving/registry-description.js';
 import { importSnapshotHandler } from './admin-rpc.js';
 import type { ServingCore } from './serving-core.js';
+import { GrpcForwarder } from './grpc-forwarder.js';
+import { GrpcListener, type ListenAddress, type UnaryEndpoint } from './grpc-listener.js';
 import { bytesBidiMethod, HistoricalFeaturesRpc } from './historical-features-rpc.js';
 import { OnlineFeaturesRpc } from './online-features-rpc.js';
 import { ADMIN_SERVICE_NAME, decodeRequest, PROTO_FILE, ProtoTypes, SERVICE_NAME, type PushEventsMessage, type WriteFeaturesMessage } from './proto.js';
 import { structToJs } from './proto-struct.js';
 import { protoValues } from './proto-values.js';
-import { grpcCodeName, toGrpcError } from './status-edge.js';
-
-type UnaryHandler = (body: Buffer) => Promise<Buffer>;
 
 const identity = (bytes: Buffer): Buffer => bytes;
 
@@ -24,13 +26,20 @@ export function bytesMethod(path: string, { responseStream = false }: { readonly
 }
 
 /**
- * `strata.v1.FeatureService` and `strata.v1.AdminService` on grpc-js, plus grpc.health.v1 and server
- * reflection. Messages pass through grpc-js as raw bytes (identity
- * serializers): requests are decoded inside the handler, where a parse error
- * can become INVALID_ARGUMENT, and responses arrive already encoded.
+ * The gRPC port. `strata.v1.FeatureService`'s unary methods are answered by
+ * GrpcListener on node:http2; GetHistoricalFeatures,
+ * `strata.v1.AdminService`, grpc.health.v1 and server reflection run on a
+ * grpc-js server behind it, on a unix socket in a private directory, reached
+ * through GrpcForwarder. Messages stay raw bytes on both: requests are
+ * decoded inside the handler, where a parse error can become
+ * INVALID_ARGUMENT, and responses arrive already encoded.
  */
 export class GrpcEdge {
-  readonly server: grpc.Server;
+  private readonly streamingServer: grpc.Server;
+  private readonly listener: GrpcListener;
+  private readonly forwarder: GrpcForwarder;
+  private readonly socketDirectory: string;
+  private streamingServerBound: Promise<void> | undefined;
   private readonly health: HealthImplementation;
   private readonly core: ServingCore;
   private readonly registryResponse: Buffer;
@@ -41,7 +50,7 @@ export class GrpcEdge {
     this.core = core;
     this.onlineFeatures = new OnlineFeaturesRpc(core.registry, core.reader);
     this.historicalFeatures = new HistoricalFeaturesRpc(core, historical, this.onlineFeatures);
-    this.server = new grpc.Server({
+    this.streamingServer = new grpc.Server({
       // Strata checks the configured limit itself to answer INVALID_ARGUMENT; grpc-js only stops absurd sizes.
       'grpc.max_receive_message_length': core.limits.maxMessageBytes * 4,
       'grpc.max_send_message_length': -1,
@@ -50,59 +59,39 @@ export class GrpcEdge {
     const response = describeRegistry(core.registry);
     this.registryResponse = Buffer.from(ProtoTypes.ListFeatureViewsResponse.encode(ProtoTypes.ListFeatureViewsResponse.fromObject(response)).finish());
 
-    const method = (name: string) => bytesMethod(`/${SERVICE_NAME}/${name}`);
-    this.server.addService(
-      {
-        GetOnlineFeatures: method('GetOnlineFeatures'),
-        WriteFeatures: method('WriteFeatures'),
-        ListFeatureViews: method('ListFeatureViews'),
-        PushEvents: method('PushEvents'),
-        GetHistoricalFeatures: bytesBidiMethod(`/${SERVICE_NAME}/GetHistoricalFeatures`),
-      },
-      {
-        GetOnlineFeatures: this.unary('GetOnlineFeatures', (body) => this.onlineFeatures.handle(body, Date.now()), { shedWhenOverloaded: true }),
-        WriteFeatures: this.unary('WriteFeatures', (body) => this.writeFeatures(body)),
-        ListFeatureViews: this.unary('ListFeatureViews', async () => this.registryResponse),
-        PushEvents: this.unary('PushEvents', (body) => this.pushEvents(body)),
-        GetHistoricalFeatures: this.historicalFeatures.handle,
-      },
-    );
-    this.server.addService({ ImportSnapshot: bytesMethod(`/${ADMIN_SERVICE_NAME}/ImportSnapshot`, { responseStream: true }) }, { ImportSnapshot: importSnapshotHandler(core) });
+    this.streamingServer.addService({ GetHistoricalFeatures: bytesBidiMethod(`/${SERVICE_NAME}/GetHistoricalFeatures`) }, { GetHistoricalFeatures: this.historicalFeatures.handle });
+    this.streamingServer.addService({ ImportSnapshot: bytesMethod(`/${ADMIN_SERVICE_NAME}/ImportSnapshot`, { responseStream: true }) }, { ImportSnapshot: importSnapshotHandler(core) });
     this.health = new HealthImplementation({ '': 'SERVING', [SERVICE_NAME]: 'SERVING' });
-    this.health.addToServer(this.server);
+    this.health.addToServer(this.streamingServer);
     const definition = protoLoader.loadSync(PROTO_FILE, { keepCase: true });
-    new ReflectionService(definition).addToServer(this.server);
+    new ReflectionService(definition).addToServer(this.streamingServer);
+
+    this.socketDirectory = mkdtempSync(join(tmpdir(), 'strata-grpc-'));
+    this.forwarder = new GrpcForwarder(join(this.socketDirectory, 'streaming.sock'));
+    const endpoints = new Map<string, UnaryEndpoint>();
+    const unary = (name: string, handle: (message: Buffer) => Promise<Buffer>, { shedWhenOverloaded = false } = {}): void => {
+      endpoints.set(`/${SERVICE_NAME}/${name}`, { name, handle: (message) => this.admit(shedWhenOverloaded) ?? handle(message) });
+    };
+    unary('GetOnlineFeatures', (body) => this.onlineFeatures.handle(body, Date.now()), { shedWhenOverloaded: true });
+    unary('WriteFeatures', (body) => this.writeFeatures(body));
+    unary('ListFeatureViews', async () => this.registryResponse);
+    unary('PushEvents', (body) => this.pushEvents(body));
+    const { metrics, logger } = core;
+    this.listener = new GrpcListener(endpoints, {
+      maxMessageBytes: core.limits.maxMessageBytes,
+      onUnaryDone: (method, code, seconds) => metrics.requestSeconds.observe({ protocol: 'grpc', method, code }, seconds),
+      onUnaryFailure: (method, { error }) => {
+        if (error.kind === 'internal') logger.error('grpc call failed', { method, error: error.message, cause: String((error.cause as Error | undefined)?.stack ?? '') });
+      },
+      forward: this.forwarder.forward,
+    });
   }
 
-  private unary(name: string, handle: UnaryHandler, { shedWhenOverloaded = false } = {}): grpc.handleUnaryCall<Buffer, Buffer> {
-    const { metrics, logger, limits, overload } = this.core;
-    return (call, callback) => {
-      const started = performance.now();
-      const done = (code: string): void => metrics.requestSeconds.observe({ protocol: 'grpc', method: name, code }, (performance.now() - started) / 1000);
-      const fail = (thrown: unknown): void => {
-        try {
-          const { error, response } = toGrpcError(thrown);
-          if (error.kind === 'internal') logger.error('grpc call failed', { method: name, error: error.message, cause: String((error.cause as Error | undefined)?.stack ?? '') });
-          callback(response);
-          done(grpcCodeName(error));
-        } catch (mappingError) {
-          // The last line of defence: mapping itself failed; still answer, and with INTERNAL rather than UNKNOWN.
-          logger.error('grpc error mapping failed', { method: name, error: String(mappingError) });
-          callback({ code: grpc.status.INTERNAL, details: 'internal error' });
-          done('INTERNAL');
-        }
-      };
-      if (this.core.isShuttingDown()) return fail(new StrataError('STRATA_SHUTTING_DOWN', 'the server is shutting down; retry on another replica'));
-      const refused = shedWhenOverloaded ? overload.refusal() : undefined;
-      if (refused !== undefined) return fail(refused);
-      if (call.request.length > limits.maxMessageBytes) {
-        return fail(invalid('STRATA_MESSAGE_TOO_LARGE', 'request', `${call.request.length} bytes exceed the limit of ${limits.maxMessageBytes}`));
-      }
-      handle(call.request).then((response) => {
-        callback(null, response);
-        done('OK');
-      }, fail);
-    };
+  /** A rejection when the server takes no new calls of this kind (draining, or shedding online reads); undefined to go ahead. */
+  private admit(shedWhenOverloaded: boolean): Promise<never> | undefined {
+    if (this.core.isShuttingDown()) return Promise.reject(new StrataError('STRATA_SHUTTING_DOWN', 'the server is shutting down; retry on another replica'));
+    const refused = shedWhenOverloaded ? this.core.overload.refusal() : undefined;
+    return refused === undefined ? undefined : Promise.reject(refused);
   }
 
   private async writeFeatures(body: Buffer): Promise<Buffer> {
@@ -130,26 +119,40 @@ export class GrpcEdge {
     return Buffer.from(ProtoTypes.PushEventsResponse.encode({ applied: outcome.applied, late_indexes: outcome.late }).finish());
   }
 
-  /** Binds a TCP address (port 0 = ephemeral) or a `unix:` path; returns the bound port. */
-  bind(address: string): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, port) => (error ? reject(error) : resolve(port)));
+  /** Listens on a TCP address (port 0 = ephemeral) or a unix socket path; resolves with the bound port. */
+  async listen(address: ListenAddress): Promise<number> {
+    this.streamingServerBound ??= new Promise((resolve, reject) => {
+      this.streamingServer.bindAsync(`unix:${join(this.socketDirectory, 'streaming.sock')}`, grpc.ServerCredentials.createInsecure(), (error) => (error ? reject(error) : resolve()));
     });
+    await this.streamingServerBound;
+    return this.listener.listen(address);
   }
 
   /** Health → NOT_SERVING, then lets in-flight calls finish for up to `graceMs` before cutting them. */
   async shutdown(graceMs: number): Promise<void> {
     this.health.setStatus('', 'NOT_SERVING');
     this.health.setStatus(SERVICE_NAME, 'NOT_SERVING');
+    const deadline = Date.now() + graceMs;
+    await this.listener.close(graceMs);
+    this.forwarder.close();
     await new Promise<void>((resolve) => {
       const force = setTimeout(() => {
-        this.server.forceShutdown();
+        this.streamingServer.forceShutdown();
         resolve();
-      }, graceMs);
-      this.server.tryShutdown(() => {
+      }, Math.max(0, deadline - Date.now()));
+      this.streamingServer.tryShutdown(() => {
         clearTimeout(force);
         resolve();
       });
     });
+    rmSync(this.socketDirectory, { recursive: true, force: true });
+  }
+
+  /** Start failed: stop everything now. */
+  destroy(): void {
+    void this.listener.close(0);
+    this.forwarder.close();
+    this.streamingServer.forceShutdown();
+    rmSync(this.socketDirectory, { recursive: true, force: true });
   }
 }

@@ -42,15 +42,47 @@ function truncate(text: string, limit: number): string {
 
 /** Metadata values must be printable ASCII; a field can hold client-chosen names, so anything else is %-escaped. */
 function metadataSafe(text: string): string {
-  return truncate(text, MAX_FIELD_CHARS).replace(/[^\x20-\x7e]|%/g, (char) => encodeURIComponent(char));
+  return grpcMessageSafe(truncate(text, MAX_FIELD_CHARS));
 }
 
-export function toGrpcError(thrown: unknown): { error: StrataError; response: Partial<ServerErrorResponse> } {
+/** A gRPC status as the error's code, details and the trailer fields every protocol edge sends with it. */
+export interface GrpcFailure {
+  readonly error: StrataError;
+  readonly code: GrpcStatus;
+  readonly details: string;
+  /** Trailing metadata: the stable error code, and the offending field when there is one. */
+  readonly fields: Readonly<Record<string, string>>;
+}
+
+export function toGrpcFailure(thrown: unknown): GrpcFailure {
   const error = asStrataError(thrown);
+  const fields: Record<string, string> = { [ERROR_CODE_KEY]: error.code };
+  if (error.field !== undefined) fields[ERROR_FIELD_KEY] = metadataSafe(error.field);
+  return { error, code: GRPC_CODE[error.kind], details: truncate(error.message, MAX_MESSAGE_CHARS), fields };
+}
+
+/** The same failure for a grpc-js handler's callback or stream. */
+export function toGrpcError(thrown: unknown): { error: StrataError; response: Partial<ServerErrorResponse> } {
+  const { error, code, details, fields } = toGrpcFailure(thrown);
   const metadata = new Metadata();
-  metadata.set(ERROR_CODE_KEY, error.code);
-  if (error.field !== undefined) metadata.set(ERROR_FIELD_KEY, metadataSafe(error.field));
-  return { error, response: { code: GRPC_CODE[error.kind], details: truncate(error.message, MAX_MESSAGE_CHARS), metadata } };
+  for (const [key, value] of Object.entries(fields)) metadata.set(key, value);
+  return { error, response: { code, details, metadata } };
+}
+
+const PRINTABLE_WITHOUT_PERCENT = /^[\x20-\x24\x26-\x7e]*$/;
+
+/**
+ * grpc-message and metadata values are percent-encoded UTF-8 outside
+ * printable ASCII (and % itself). Works on bytes so that a lone surrogate in
+ * a client-chosen name becomes U+FFFD instead of throwing.
+ */
+export function grpcMessageSafe(text: string): string {
+  if (PRINTABLE_WITHOUT_PERCENT.test(text)) return text;
+  let encoded = '';
+  for (const byte of Buffer.from(text, 'utf8')) {
+    encoded += byte >= 0x20 && byte <= 0x7e && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return encoded;
 }
 
 export function toHttpError(thrown: unknown): { error: StrataError; status: number; body: string } {

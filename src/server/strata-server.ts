@@ -140,8 +140,8 @@ export async function startServer(
   const http = new HttpGateway(core);
   try {
     await extras.prepare?.(core);
-    const grpcPort = extras.ingestOnly ? 0 : await grpcEdge.bind(`${options.host.includes(':') ? `[${options.host}]` : options.host}:${options.grpcPort}`);
-    if (options.unixSocket !== undefined && !extras.ingestOnly) await grpcEdge.bind(`unix:${options.unixSocket}`);
+    const grpcPort = extras.ingestOnly ? 0 : await grpcEdge.listen({ host: options.host, port: options.grpcPort });
+    if (options.unixSocket !== undefined && !extras.ingestOnly) await grpcEdge.listen({ path: options.unixSocket });
     const httpPort = await http.listen(options.host, options.httpPort);
     ingester?.start();
     compactor?.start();
@@ -162,7 +162,7 @@ export async function startServer(
   } catch (error) {
     await ingester?.stop();
     await compactor?.stop();
-    grpcEdge.server.forceShutdown();
+    grpcEdge.destroy();
     await http.close(0);
     await store.close();
     throw error;

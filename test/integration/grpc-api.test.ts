@@ -210,6 +210,13 @@ describe('GetOnlineFeatures and WriteFeatures over gRPC', () => {
     expect(replies[0].list_services_response.service.map((service: { name: string }) => service.name)).toContain('strata.v1.FeatureService');
     expect(replies[1].file_descriptor_response.file_descriptor_proto.length).toBeGreaterThan(0);
   });
+
+  it('answers UNIMPLEMENTED, not UNKNOWN, for a method it does not have', async () => {
+    const error = await strata.grpc.call('NoSuchMethod', 'ListFeatureViewsRequest', 'ListFeatureViewsResponse', {}).catch((failed: grpc.ServiceError) => failed);
+    expect((error as grpc.ServiceError).code).toBe(grpc.status.UNIMPLEMENTED);
+    // The port keeps serving both halves after it.
+    expect(await strata.grpc.listFeatureViews()).toHaveProperty('feature_views');
+  });
 });
 
 describe('a Unix domain socket for sidecar use', () => {
