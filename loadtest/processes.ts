@@ -9,6 +9,7 @@ import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import type { NoopKind } from './noop-server-process.js';
 
 const MAIN_JS = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const NOOP_SERVER = fileURLToPath(new URL('./noop-server-process.ts', import.meta.url));
@@ -109,14 +110,14 @@ export interface NoopProcess {
   readonly target: string;
 }
 
-export async function startNoop(response: Buffer): Promise<NoopProcess> {
+export async function startNoop(response: Buffer, kind: NoopKind): Promise<NoopProcess> {
   // The child inherits this process's execArgv (tsx's loader), so it can be a .ts file.
   const child = track(fork(NOOP_SERVER, [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
   const port = await withTimeout(
     new Promise<number>((resolve, reject) => {
       child.once('message', (message) => resolve((message as { port: number }).port));
       child.once('exit', (code) => reject(new Error(`no-op server exited (${code})`)));
-      child.send({ response });
+      child.send({ response, kind });
     }),
     30_000,
     'no-op server start',

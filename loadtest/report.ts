@@ -17,6 +17,8 @@ export interface ScenarioResult {
   readonly offeredRps: number | undefined;
   readonly load: LoadResult;
   readonly baseline: LoadResult | undefined;
+  /** Closed loop: the same load against Strata's gRPC listener with a handler that does nothing. */
+  readonly edgeBaseline: LoadResult | undefined;
   readonly tiers: TierCounters | undefined;
   readonly l1BudgetBytes: number;
   /** The server tree's RSS at its highest sample, split into anonymous and file-backed. */
@@ -34,13 +36,15 @@ export interface Verdict {
 const MIB = 1024 * 1024;
 
 export function metric(result: ScenarioResult, name: MetricName): number | undefined {
-  const { load, baseline, tiers } = result;
+  const { load, baseline, edgeBaseline, tiers } = result;
   const calls = load.ok + Object.values(load.errors).reduce((sum, count) => sum + count, 0);
   switch (name) {
     case 'achievedRps':
       return load.achievedRps;
     case 'ratioToBaseline':
       return baseline === undefined || baseline.achievedRps === 0 ? undefined : load.achievedRps / baseline.achievedRps;
+    case 'ratioToEdgeNoop':
+      return edgeBaseline === undefined || edgeBaseline.achievedRps === 0 ? undefined : load.achievedRps / edgeBaseline.achievedRps;
     // No call answered: there is no latency to hold against a target (an empty histogram reads 0).
     case 'p50Ms':
       return load.ok === 0 ? undefined : load.latency.p50Ms;
@@ -89,7 +93,10 @@ function errorsText(load: LoadResult): string {
 function vsBaseline(result: ScenarioResult): string {
   const baseline = result.baseline;
   if (baseline === undefined) return '–';
-  if (result.offeredRps === undefined) return `${fixed(metric(result, 'ratioToBaseline'), 2)}× rps (${rate(baseline.achievedRps)})`;
+  if (result.offeredRps === undefined) {
+    const edge = result.edgeBaseline === undefined ? '' : `; ${fixed(metric(result, 'ratioToEdgeNoop'), 2)}× edge no-op (${rate(result.edgeBaseline.achievedRps)})`;
+    return `${fixed(metric(result, 'ratioToBaseline'), 2)}× rps (${rate(baseline.achievedRps)})${edge}`;
+  }
   return `p99 ${fixed(baseline.latency.p99Ms, 2)} ms`;
 }
 
@@ -150,7 +157,7 @@ export function markdown(info: RunInfo, scenarios: readonly Scenario[], results:
     '',
     ...table,
     '',
-    'Latencies in ms (HDR histograms): open loop from each request\'s scheduled send time, closed loop from its send. "baseline": a no-op grpc-js server answering the same response bytes under the same load (closed loop: achieved-rate ratio; open loop: its p99). "no L2/L3": lookups answered by L1 or the bloom gate. "noise": CPU other processes on the machine used during the window.',
+    'Latencies in ms (HDR histograms): open loop from each request\'s scheduled send time, closed loop from its send. "baseline": a no-op grpc-js server answering the same response bytes under the same load (closed loop: achieved-rate ratio; open loop: its p99); closed loop also against Strata\'s own node:http2 listener with a handler that does nothing ("edge no-op", the ceiling of its transport). "no L2/L3": lookups answered by L1 or the bloom gate. "noise": CPU other processes on the machine used during the window.',
     '',
     '## Targets',
     '',

@@ -26,6 +26,7 @@ import { distinctRows, keySampler } from './key-distribution.js';
 import { h2load, httpLoad, nodeLoad, type LoadResult, type Window } from './load-drivers.js';
 import { consoleTable, judge, writeReports, type ScenarioResult } from './report.js';
 import { cpuSnapshot, killAllChildren, notableLogs, othersCores, scrapeTiers, scrapeValue, startNoop, startStrata, terminate, tierDelta, watchRss, type StrataProcess, type TierCounters } from './processes.js';
+import type { NoopKind } from './noop-server-process.js';
 import { loadScenarios, loadTargets, ScenarioFileError, type Scenario, type ServerSpec, type Target } from './scenario.js';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
@@ -299,6 +300,7 @@ async function runScenario(scenario: Scenario, running: Running, dataBytes: numb
     const peak = watchRss(server.child.pid!);
     let measured: Awaited<ReturnType<typeof measure>>;
     let baseline: LoadResult | undefined;
+    let edgeBaseline: LoadResult | undefined;
     const load = scenario.load;
     if (load.generator === 'autocannon') {
       const bodies = ids.map((rowIds) => readJson(rowIds, shape));
@@ -313,13 +315,18 @@ async function runScenario(scenario: Scenario, running: Running, dataBytes: numb
         load.generator === 'h2load'
           ? h2load(target, GET_ONLINE_FEATURES, frames[0]!, load.connections, load.inflight, window)
           : nodeLoad(target, GET_ONLINE_FEATURES, frames, load.mode === 'open' ? { mode: 'open', rate: rate! } : { mode: 'closed', inflight: load.inflight }, load.processes, window);
-      if (scenario.baseline) {
-        const noop = await startNoop(response);
+      const noopLoad = async (kind: NoopKind): Promise<LoadResult> => {
+        const noop = await startNoop(response, kind);
         try {
-          baseline = (await measure(undefined, drive(noop.target), warmupS, durationS)).load;
+          return (await measure(undefined, drive(noop.target), warmupS, durationS)).load;
         } finally {
           await terminate(noop.child, 5_000);
         }
+      };
+      if (scenario.baseline) {
+        baseline = await noopLoad('grpc-js');
+        // Closed loop only: the throughput ceiling of Strata's own transport, for the ratio that says what its work costs.
+        if (load.mode === 'closed') edgeBaseline = await noopLoad('edge');
       }
       measured = await measure(server, drive(server.grpcTarget), warmupS, durationS);
     }
@@ -330,6 +337,7 @@ async function runScenario(scenario: Scenario, running: Running, dataBytes: numb
       offeredRps: rate,
       load: measured.load,
       baseline,
+      edgeBaseline,
       tiers: measured.tiers,
       l1BudgetBytes: l1BudgetBytes(running.spec, dataBytes),
       peakRss: peak.stop(),
@@ -340,6 +348,7 @@ async function runScenario(scenario: Scenario, running: Running, dataBytes: numb
     log(
       `  ${scenario.name}${rate === undefined ? '' : ` @ ${rate} rps`}: ${Math.round(measured.load.achievedRps)} rps, p50 ${latency.p50Ms} p99 ${latency.p99Ms} p99.9 ${latency.p999Ms} ms` +
         `${baseline === undefined ? '' : ` (baseline ${Math.round(baseline.achievedRps)} rps, p99 ${baseline.latency.p99Ms} ms)`}` +
+        `${edgeBaseline === undefined ? '' : ` (edge no-op ${Math.round(edgeBaseline.achievedRps)} rps)`}` +
         `${measured.load.sendLagP99Ms === undefined ? '' : `, send lag p99 ${measured.load.sendLagP99Ms} ms`}`,
     );
   }

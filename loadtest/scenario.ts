@@ -49,7 +49,7 @@ export interface Scenario {
   readonly chart: boolean;
 }
 
-export const METRICS = ['achievedRps', 'ratioToBaseline', 'p50Ms', 'p99Ms', 'p999Ms', 'errorRate', 'l1HitRate', 'l1l2HitRate', 'noStoreLookupRate', 'rssOverL1BudgetMb'] as const;
+export const METRICS = ['achievedRps', 'ratioToBaseline', 'ratioToEdgeNoop', 'p50Ms', 'p99Ms', 'p999Ms', 'errorRate', 'l1HitRate', 'l1l2HitRate', 'noStoreLookupRate', 'rssOverL1BudgetMb'] as const;
 export type MetricName = (typeof METRICS)[number];
 
 export interface Target {

@@ -11,6 +11,7 @@
  * same frames 37-39k. BENCHMARKS.md has Strata's figures before and after.
  */
 import http2, { type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import type { Socket } from 'node:net';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { deadlineExceeded, failureResponse, frameMessage, OK_RESPONSE_HEADERS, OK_TRAILERS, parseGrpcTimeout, UnaryRequestBody } from './grpc-wire.js';
 import type { GrpcFailure } from './status-edge.js';
@@ -39,6 +40,9 @@ const SERVER_OPTIONS: http2.ServerOptions = {
   // connection under bursts; grpc-js lifts it the same way.
   maxSessionMemory: Number.MAX_SAFE_INTEGER,
 };
+
+/** TCP keep-alive probes after this much silence, so connections of clients that vanished without a FIN get closed. */
+const KEEPALIVE_IDLE_MS = 60_000;
 
 const GRPC_CONTENT_TYPE = /^application\/grpc(?:[+;]|$)/;
 
@@ -131,6 +135,7 @@ export class GrpcListener {
     const server = http2.createServer(SERVER_OPTIONS);
     server.on('stream', this.onStream);
     server.on('session', this.onSession);
+    server.on('connection', (socket: Socket) => socket.setKeepAlive(true, KEEPALIVE_IDLE_MS));
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       const listening = (): void => {

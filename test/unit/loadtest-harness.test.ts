@@ -106,6 +106,7 @@ describe('targets', () => {
     offeredRps: 5000,
     load: { achievedRps: 5000, latency: { count: 1, p50Ms: 0.3, p90Ms: 0.5, p99Ms: 0.9, p999Ms: 2, maxMs: 3 }, ok: 99, errors: { timeout: 1 }, sendLagP99Ms: 0.1 },
     baseline: { achievedRps: 6000, latency: { count: 1, p50Ms: 0.2, p90Ms: 0.3, p99Ms: 0.5, p999Ms: 1, maxMs: 2 }, ok: 100, errors: {}, sendLagP99Ms: 0.1 },
+    edgeBaseline: undefined,
     tiers: { lookups: 100, l1Hits: 72, l2Lookups: 28, l2Hits: 20, l3Lookups: 8, l3Hits: 8, bloomNegatives: 0 },
     l1BudgetBytes: 100 * 1024 * 1024,
     peakRss: { totalBytes: 300 * 1024 * 1024, anonBytes: 220 * 1024 * 1024, fileBytes: 80 * 1024 * 1024 },
@@ -126,6 +127,8 @@ describe('targets', () => {
     expect(metric(measured, 'rssOverL1BudgetMb')).toBeCloseTo(200);
     expect(metric(measured, 'errorRate')).toBeCloseTo(0.01);
     expect(metric(measured, 'ratioToBaseline')).toBeCloseTo(5000 / 6000);
+    expect(metric(measured, 'ratioToEdgeNoop')).toBeUndefined();
+    expect(metric(result({ edgeBaseline: { ...measured.baseline!, achievedRps: 8000 } }), 'ratioToEdgeNoop')).toBeCloseTo(5000 / 8000);
   });
 
   it('meets, misses, and counts an unmeasured target as missed', () => {
