@@ -51,6 +51,7 @@ export const ERROR_CATALOGUE = {
   STRATA_ROUTE_NOT_FOUND: { kind: 'not_found', summary: 'no such HTTP route' },
   STRATA_STORAGE_UNAVAILABLE: { kind: 'unavailable', summary: 'the durable store cannot be read or written' },
   STRATA_SHUTTING_DOWN: { kind: 'unavailable', summary: 'the server is shutting down' },
+  STRATA_STREAMING_UNAVAILABLE: { kind: 'unavailable', summary: 'the grpc-js server behind the gRPC port (streaming calls, health, reflection) could not take or finish the call; retry' },
   STRATA_OVERLOADED: { kind: 'unavailable', summary: 'an online read was refused because the server is too far behind (--shed-loop-delay); retry with backoff' },
   STRATA_DEADLINE_EXCEEDED: { kind: 'deadline_exceeded', summary: 'the request ran past its deadline' },
   STRATA_INTERNAL: { kind: 'internal', summary: 'an unexpected internal failure' },

@@ -13,7 +13,7 @@
 import http2, { type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { deadlineExceeded, failureResponse, frameMessage, OK_RESPONSE_HEADERS, OK_TRAILERS, parseGrpcTimeout, UnaryRequestBody } from './grpc-wire.js';
+import { deadlineExceeded, failureResponse, frameMessage, OK_RESPONSE_HEADERS, OK_TRAILERS, parseGrpcTimeout, stopReading, UnaryRequestBody } from './grpc-wire.js';
 import type { GrpcFailure } from './status-edge.js';
 
 export interface UnaryEndpoint {
@@ -105,6 +105,7 @@ class UnaryCall {
     this.hooks.onUnaryFailure(this.endpoint.name, failure);
     // Trailers-only: the status goes out in the response's one HEADERS frame.
     this.stream.respond(headers, { endStream: true });
+    stopReading(this.stream);
   }
 
   /** Records the outcome once; false when the call already had one or the client is gone (then nothing is sent). */
@@ -167,6 +168,18 @@ export class GrpcListener {
   };
 
   private readonly onStream = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void => {
+    try {
+      this.route(stream, headers);
+    } catch (error) {
+      // Whatever a client sends must not take the process down; the stream gets a status instead.
+      stream.on('error', ignore);
+      if (stream.destroyed) return;
+      if (stream.headersSent) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      else stream.respond(failureResponse(error).headers, { endStream: true });
+    }
+  };
+
+  private route(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
     const endpoint = this.endpoints.get(headers[':path'] ?? '');
     if (endpoint === undefined) return this.hooks.forward(stream, headers);
     if (headers[':method'] !== 'POST' || !GRPC_CONTENT_TYPE.test(headers['content-type'] ?? '')) {
@@ -176,5 +189,5 @@ export class GrpcListener {
       return;
     }
     new UnaryCall(stream, headers, endpoint, this.hooks);
-  };
+  }
 }

@@ -2,7 +2,9 @@ import http2, { type ClientHttp2Session, type IncomingHttpHeaders } from 'node:h
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { invalid } from '../../src/errors.js';
+import { GrpcForwarder, upstreamHeaders } from '../../src/server/grpc-forwarder.js';
 import { GrpcListener, type UnaryEndpoint } from '../../src/server/grpc-listener.js';
+import { parseGrpcTimeout } from '../../src/server/grpc-wire.js';
 
 /**
  * The gRPC port's own protocol handling, through real HTTP/2 connections:
@@ -71,6 +73,8 @@ interface RawAnswer {
   headers: IncomingHttpHeaders;
   trailers: IncomingHttpHeaders;
   body: Buffer;
+  /** The RST_STREAM code the stream closed with (0 also for a clean end). */
+  rstCode: number;
 }
 
 /** One call over raw HTTP/2: what the server itself sent, headers, body and trailers. */
@@ -79,11 +83,12 @@ async function rawCall(path: string, body: Buffer | undefined, headers: Record<s
   try {
     return await new Promise<RawAnswer>((resolve, reject) => {
       const stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers', ...headers }, { endStream: false });
-      const answer: RawAnswer = { headers: {}, trailers: {}, body: Buffer.alloc(0) };
+      const answer: RawAnswer = { headers: {}, trailers: {}, body: Buffer.alloc(0), rstCode: -1 };
       stream.on('response', (received) => (answer.headers = received));
       stream.on('trailers', (received) => (answer.trailers = received));
       stream.on('data', (chunk: Buffer) => (answer.body = Buffer.concat([answer.body, chunk])));
-      stream.on('end', () => resolve(answer));
+      // 'close' rather than 'end': a stream the server resets while the client still sends has no end of its own.
+      stream.on('close', () => resolve({ ...answer, rstCode: stream.rstCode ?? 0 }));
       stream.on('error', reject);
       if (body !== undefined) stream.write(body);
       if (endStream) stream.end();
@@ -164,6 +169,21 @@ describe('GrpcListener', () => {
     // The stream stays open and the body is never sent: only the declared length can have triggered the answer.
     const answer = await rawCall('/test.Service/Echo', header, {}, { endStream: false });
     expect(statusOf(answer)).toMatchObject({ status: String(grpc.status.INVALID_ARGUMENT), code: 'STRATA_MESSAGE_TOO_LARGE', field: 'request' });
+    // The client never half-closed: the server resets the stream (NO_ERROR) after its answer, so it is not held open.
+    expect(answer.rstCode).toBe(http2.constants.NGHTTP2_NO_ERROR);
+  });
+
+  it('refuses bytes past the declared message at once instead of holding them until the stream ends', async () => {
+    const declaredSmall = frame(Buffer.from('0123456789'));
+    const answer = await rawCall('/test.Service/Echo', Buffer.concat([declaredSmall, Buffer.alloc(2 * MAX_MESSAGE_BYTES)]), {}, { endStream: false });
+    expect(statusOf(answer)).toMatchObject({ status: String(grpc.status.INVALID_ARGUMENT), code: 'STRATA_MALFORMED_REQUEST' });
+    expect(statusOf(answer).message).toContain('carried more');
+  });
+
+  it('refuses a compressed-flag byte other than 0 or 1', async () => {
+    const body = frame(Buffer.from('x'));
+    body[0] = 7;
+    expect(statusOf(await rawCall('/test.Service/Echo', body))).toMatchObject({ status: String(grpc.status.INVALID_ARGUMENT), code: 'STRATA_MALFORMED_REQUEST' });
   });
 
   it('percent-encodes the status message and field, and grpc-js reads them back', async () => {
@@ -196,5 +216,45 @@ describe('GrpcListener', () => {
     client.close();
     expect(done).toEqual([{ method: 'Hang', code: 'CANCELLED' }]);
     expect((await grpcCall('/test.Service/Echo', Buffer.from('again'))).toString()).toBe('echo:again');
+  });
+});
+
+describe('grpc-timeout', () => {
+  it('reads every unit, and treats a deadline further off than a timer holds as none', () => {
+    expect(parseGrpcTimeout(undefined)).toBeUndefined();
+    expect(parseGrpcTimeout('2H')).toBe(7_200_000);
+    expect(parseGrpcTimeout('3M')).toBe(180_000);
+    expect(parseGrpcTimeout('1S')).toBe(1_000);
+    expect(parseGrpcTimeout('250m')).toBe(250);
+    expect(parseGrpcTimeout('1500u')).toBeCloseTo(1.5);
+    expect(parseGrpcTimeout('1000000n')).toBeCloseTo(1);
+    // What a grpc-js client sends for a 30-day deadline; a 2^31 ms timer would fire at once.
+    expect(parseGrpcTimeout('2592000S')).toBeUndefined();
+    expect(() => parseGrpcTimeout('123456789S')).toThrow(/grpc-timeout|gRPC timeout/);
+  });
+});
+
+describe('GrpcForwarder', () => {
+  it('passes request headers on without hop-by-hop ones, and te as gRPC spells it', () => {
+    const headers = { ':method': 'POST', ':path': '/a.B/C', ':scheme': 'http', ':authority': 'x', te: 'Trailers', 'http2-settings': 'AAMAAABkAAQAAP__', connection: 'close', 'content-type': 'application/grpc', 'x-trace': 'abc' } as IncomingHttpHeaders;
+    expect(upstreamHeaders(headers)).toEqual({ ':method': 'POST', ':path': '/a.B/C', ':scheme': 'http', ':authority': 'x', te: 'trailers', 'content-type': 'application/grpc', 'x-trace': 'abc' });
+  });
+
+  it('answers UNAVAILABLE, which clients retry, when the server behind it cannot be reached', async () => {
+    const forwarder = new GrpcForwarder('/nonexistent/strata-test/streaming.sock');
+    const front = new GrpcListener(new Map(), { maxMessageBytes: MAX_MESSAGE_BYTES, onUnaryDone: () => undefined, onUnaryFailure: () => undefined, forward: forwarder.forward });
+    const frontPort = await front.listen({ host: '127.0.0.1', port: 0 });
+    const client = new grpc.Client(`127.0.0.1:${frontPort}`, grpc.credentials.createInsecure());
+    try {
+      const error = await new Promise<grpc.ServiceError>((resolve) => {
+        client.makeUnaryRequest('/test.Service/Streamed', identity, identity, Buffer.from('x'), new grpc.Metadata(), { deadline: Date.now() + 5_000 }, (failed) => resolve(failed!));
+      });
+      expect(error.code).toBe(grpc.status.UNAVAILABLE);
+      expect(error.metadata.get('strata-error-code')).toEqual(['STRATA_STREAMING_UNAVAILABLE']);
+    } finally {
+      client.close();
+      forwarder.close();
+      await front.close(100);
+    }
   });
 });
