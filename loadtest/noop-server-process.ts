@@ -27,6 +27,7 @@ async function edgeNoop(response: Buffer): Promise<{ port: number; stop: () => v
     maxMessageBytes: 4 * 1024 * 1024,
     onUnaryDone: () => undefined,
     onUnaryFailure: () => undefined,
+    onServerError: (error) => process.stderr.write(`edge no-op: ${error.message}\n`),
     forward: (stream) => stream.close(),
   });
   const port = await listener.listen({ host: '127.0.0.1', port: 0 });

@@ -13,6 +13,7 @@ export type ErrorKind =
   | 'failed_precondition'
   | 'unavailable'
   | 'deadline_exceeded'
+  | 'unimplemented'
   | 'internal';
 
 interface CatalogueEntry {
@@ -46,6 +47,7 @@ export const ERROR_CATALOGUE = {
   STRATA_TOO_MANY_FEATURES: { kind: 'invalid_argument', summary: 'more features than the per-call limit' },
   STRATA_MESSAGE_TOO_LARGE: { kind: 'invalid_argument', summary: 'the request body is larger than the limit' },
   STRATA_MALFORMED_REQUEST: { kind: 'invalid_argument', summary: 'the request body cannot be parsed' },
+  STRATA_UNSUPPORTED_ENCODING: { kind: 'unimplemented', summary: 'the request message is compressed with an encoding the server does not take (grpc-accept-encoding lists those it does)' },
   STRATA_RESPONSE_TOO_LARGE: { kind: 'resource_exhausted', summary: 'the response would be larger than the limit' },
   STRATA_AS_OF_BEFORE_RETENTION: { kind: 'out_of_range', summary: 'as_of is older than the history kept' },
   STRATA_ROUTE_NOT_FOUND: { kind: 'not_found', summary: 'no such HTTP route' },

@@ -83,6 +83,7 @@ export class GrpcEdge {
       onUnaryFailure: (method, { error }) => {
         if (error.kind === 'internal') logger.error('grpc call failed', { method, error: error.message, cause: String((error.cause as Error | undefined)?.stack ?? '') });
       },
+      onServerError: (error) => logger.error('grpc listener error', { error: error.message }),
       forward: this.forwarder.forward,
     });
   }

@@ -29,6 +29,8 @@ export interface ListenerHooks {
   onUnaryDone(method: string, code: string, seconds: number): void;
   /** A unary call that failed, before its status goes out (to log the internal ones). */
   onUnaryFailure(method: string, failure: GrpcFailure): void;
+  /** A listening server's own failure (an accept that failed, e.g. out of file descriptors); it keeps listening. */
+  onServerError(error: Error): void;
   /** Any stream whose path is not a unary endpoint. */
   forward(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void;
 }
@@ -141,6 +143,7 @@ export class GrpcListener {
       server.once('error', reject);
       const listening = (): void => {
         server.off('error', reject);
+        server.on('error', (error: Error) => this.hooks.onServerError(error));
         this.servers.push(server);
         const bound = server.address();
         resolve(typeof bound === 'object' && bound !== null ? bound.port : 0);

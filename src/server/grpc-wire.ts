@@ -127,8 +127,12 @@ export class UnaryRequestBody {
 function decompress(message: Buffer, encoding: string, maxMessageBytes: number): Promise<Buffer> {
   const method = encoding === 'gzip' ? gunzip : encoding === 'deflate' ? inflate : undefined;
   if (method === undefined) {
-    const why = encoding === 'identity' ? 'the message is flagged compressed but grpc-encoding is identity' : `"${encoding}" is not one of ${ACCEPTED_ENCODINGS}`;
-    return Promise.reject(invalid('STRATA_MALFORMED_REQUEST', 'grpc-encoding', why));
+    // As the gRPC compression spec asks: a flag without an encoding is a broken request, an unknown encoding UNIMPLEMENTED.
+    return Promise.reject(
+      encoding === 'identity'
+        ? invalid('STRATA_MALFORMED_REQUEST', 'grpc-encoding', 'the message is flagged compressed but grpc-encoding is identity')
+        : new StrataError('STRATA_UNSUPPORTED_ENCODING', `grpc-encoding "${encoding}" is not one of ${ACCEPTED_ENCODINGS}`, { field: 'grpc-encoding' }),
+    );
   }
   return new Promise((resolve, reject) => {
     // maxOutputLength stops a small compressed body from inflating past the limit in memory.

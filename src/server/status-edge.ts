@@ -14,6 +14,7 @@ const GRPC_CODE: Readonly<Record<ErrorKind, GrpcStatus>> = {
   failed_precondition: GrpcStatus.FAILED_PRECONDITION,
   unavailable: GrpcStatus.UNAVAILABLE,
   deadline_exceeded: GrpcStatus.DEADLINE_EXCEEDED,
+  unimplemented: GrpcStatus.UNIMPLEMENTED,
   internal: GrpcStatus.INTERNAL,
 };
 
@@ -25,6 +26,7 @@ const HTTP_CODE: Readonly<Record<ErrorKind, number>> = {
   failed_precondition: 412,
   unavailable: 503,
   deadline_exceeded: 504,
+  unimplemented: 501,
   internal: 500,
 };
 

@@ -38,6 +38,9 @@ beforeAll(async () => {
     maxMessageBytes: MAX_MESSAGE_BYTES,
     onUnaryDone: (method, code) => void done.push({ method, code }),
     onUnaryFailure: () => undefined,
+    onServerError: (error) => {
+      throw error;
+    },
     forward: (stream, headers) => {
       forwarded.push(String(headers[':path']));
       stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '12', 'grpc-message': 'forwarded' }, { endStream: true });
@@ -123,9 +126,10 @@ describe('GrpcListener', () => {
     expect(response.toString()).toBe(`echo:${'x'.repeat(600)}`);
   });
 
-  it('refuses a compressed message with an encoding it does not take, naming grpc-encoding', async () => {
+  it('refuses a compressed message with an encoding it does not take (UNIMPLEMENTED), or flagged without one, naming grpc-encoding', async () => {
     const answer = await rawCall('/test.Service/Echo', frame(Buffer.from('zz'), true), { 'grpc-encoding': 'snappy' });
-    expect(statusOf(answer)).toMatchObject({ status: String(grpc.status.INVALID_ARGUMENT), code: 'STRATA_MALFORMED_REQUEST', field: 'grpc-encoding' });
+    expect(statusOf(answer)).toMatchObject({ status: String(grpc.status.UNIMPLEMENTED), code: 'STRATA_UNSUPPORTED_ENCODING', field: 'grpc-encoding' });
+    expect(answer.headers['grpc-accept-encoding']).toBe('identity,deflate,gzip');
     const flagged = await rawCall('/test.Service/Echo', frame(Buffer.from('zz'), true));
     expect(statusOf(flagged)).toMatchObject({ status: String(grpc.status.INVALID_ARGUMENT), field: 'grpc-encoding' });
   });
@@ -242,7 +246,7 @@ describe('GrpcForwarder', () => {
 
   it('answers UNAVAILABLE, which clients retry, when the server behind it cannot be reached', async () => {
     const forwarder = new GrpcForwarder('/nonexistent/strata-test/streaming.sock');
-    const front = new GrpcListener(new Map(), { maxMessageBytes: MAX_MESSAGE_BYTES, onUnaryDone: () => undefined, onUnaryFailure: () => undefined, forward: forwarder.forward });
+    const front = new GrpcListener(new Map(), { maxMessageBytes: MAX_MESSAGE_BYTES, onUnaryDone: () => undefined, onUnaryFailure: () => undefined, onServerError: () => undefined, forward: forwarder.forward });
     const frontPort = await front.listen({ host: '127.0.0.1', port: 0 });
     const client = new grpc.Client(`127.0.0.1:${frontPort}`, grpc.credentials.createInsecure());
     try {

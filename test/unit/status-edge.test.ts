@@ -13,6 +13,7 @@ const EXPECTED: Record<ErrorKind, { grpc: GrpcStatus; http: number }> = {
   failed_precondition: { grpc: GrpcStatus.FAILED_PRECONDITION, http: 412 },
   unavailable: { grpc: GrpcStatus.UNAVAILABLE, http: 503 },
   deadline_exceeded: { grpc: GrpcStatus.DEADLINE_EXCEEDED, http: 504 },
+  unimplemented: { grpc: GrpcStatus.UNIMPLEMENTED, http: 501 },
   internal: { grpc: GrpcStatus.INTERNAL, http: 500 },
 };
 
