@@ -39,6 +39,7 @@ export class GrpcEdge {
   private readonly listener: GrpcListener;
   private readonly forwarder: GrpcForwarder;
   private readonly socketDirectory: string;
+  private readonly streamingSocket: string;
   private streamingServerBound: Promise<void> | undefined;
   private readonly health: HealthImplementation;
   private readonly core: ServingCore;
@@ -67,7 +68,8 @@ export class GrpcEdge {
     new ReflectionService(definition).addToServer(this.streamingServer);
 
     this.socketDirectory = mkdtempSync(join(tmpdir(), 'strata-grpc-'));
-    this.forwarder = new GrpcForwarder(join(this.socketDirectory, 'streaming.sock'));
+    this.streamingSocket = join(this.socketDirectory, 'streaming.sock');
+    this.forwarder = new GrpcForwarder(this.streamingSocket);
     const endpoints = new Map<string, UnaryEndpoint>();
     const unary = (name: string, handle: (message: Buffer) => Promise<Buffer>, { shedWhenOverloaded = false } = {}): void => {
       endpoints.set(`/${SERVICE_NAME}/${name}`, { name, handle: (message) => this.admit(shedWhenOverloaded) ?? handle(message) });
@@ -123,7 +125,7 @@ export class GrpcEdge {
   /** Listens on a TCP address (port 0 = ephemeral) or a unix socket path; resolves with the bound port. */
   async listen(address: ListenAddress): Promise<number> {
     this.streamingServerBound ??= new Promise((resolve, reject) => {
-      this.streamingServer.bindAsync(`unix:${join(this.socketDirectory, 'streaming.sock')}`, grpc.ServerCredentials.createInsecure(), (error) => (error ? reject(error) : resolve()));
+      this.streamingServer.bindAsync(`unix:${this.streamingSocket}`, grpc.ServerCredentials.createInsecure(), (error) => (error ? reject(error) : resolve()));
     });
     await this.streamingServerBound;
     return this.listener.listen(address);

@@ -12,7 +12,6 @@ import http2, { type ClientHttp2Session, type IncomingHttpHeaders, type Outgoing
 import { connect } from 'node:net';
 import { invalid, StrataError } from '../errors.js';
 import { failureResponse, statusTrailers, stopReading } from './grpc-wire.js';
-import { toGrpcFailure } from './status-edge.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
@@ -21,9 +20,9 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'tra
 
 function ignore(): void {}
 
-function unavailable(): StrataError {
-  return new StrataError('STRATA_STREAMING_UNAVAILABLE', 'the streaming-call server behind the gRPC port could not take or finish the call; retry');
-}
+/** How a call ends when grpc-js cannot take or finish it: built once, sent only then. */
+const UNAVAILABLE = failureResponse(new StrataError('STRATA_STREAMING_UNAVAILABLE', 'the streaming-call server behind the gRPC port could not take or finish the call; retry'));
+const UNAVAILABLE_TRAILERS = statusTrailers(UNAVAILABLE.failure);
 
 /** The client's request headers as the upstream request may carry them: hop-by-hop ones dropped, `te` as gRPC spells it. */
 export function upstreamHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
@@ -54,7 +53,7 @@ export class GrpcForwarder {
     upstream.on('error', ignore);
     // The call's end as grpc-js sent it: its trailers, or a trailers-only response.
     let ended = false;
-    let trailers: OutgoingHttpHeaders = statusTrailers(toGrpcFailure(unavailable()));
+    let trailers: OutgoingHttpHeaders | undefined;
     upstream.once('response', (responseHeaders, flags) => {
       if (stream.destroyed) return;
       if ((flags & NGHTTP2_FLAG_END_STREAM) !== 0) {
@@ -64,7 +63,7 @@ export class GrpcForwarder {
         return;
       }
       stream.respond(responseHeaders, { waitForTrailers: true });
-      stream.once('wantTrailers', () => stream.sendTrailers(trailers));
+      stream.once('wantTrailers', () => stream.sendTrailers(trailers ?? UNAVAILABLE_TRAILERS));
       upstream.pipe(stream);
     });
     upstream.once('trailers', (received: IncomingHttpHeaders) => {
@@ -75,7 +74,7 @@ export class GrpcForwarder {
       if (stream.destroyed || ended) return;
       // grpc-js never answered, refused the stream, or its connection broke mid-call.
       if (!stream.headersSent) {
-        stream.respond(failureResponse(unavailable()).headers, { endStream: true });
+        stream.respond(UNAVAILABLE.headers, { endStream: true });
         stopReading(stream);
       } else if (!stream.writableEnded) {
         upstream.unpipe(stream);
