@@ -58,12 +58,26 @@ export interface StrataProcess {
 }
 
 /**
+ * How the README says to run Strata on a box of 2 vCPUs or fewer, given to
+ * every server of a run (Strata and the no-op baselines alike). Node's
+ * default of 4 V8 platform threads oversubscribes 2 cores shared with the
+ * load generator and Redis: a full GC's parallel phases wait for helper
+ * threads that are not running. zipf-1x50-redis --quick, alternating,
+ * default vs 1: p99 38.1/17.7, 15.9/4.5, 18.7/3.9, 6.8/5.9 ms; full size
+ * 15.5 ms with full-GC pauses of 18-33 ms (38-158 ms in the two runs before,
+ * pauses 25-142 ms). L1-hot h2load 4x16 on the example server: 25.8-27.8k
+ * rps with 4, 27.3-28.2k with 1.
+ */
+const DEPLOYMENT_NODE_FLAGS = ['--v8-pool-size=1'];
+
+/**
  * Node flags for every strata server. LOADTEST_SERVER_PROF=<dir>: each writes
  * a V8 CPU profile there when it stops (node refuses --cpu-prof in
  * NODE_OPTIONS). LOADTEST_SERVER_FLAGS: more flags, such as --trace-gc-nvp,
  * whose output LOADTEST_SERVER_STDOUT=<file> keeps.
  */
 const SERVER_NODE_FLAGS = [
+  ...DEPLOYMENT_NODE_FLAGS,
   ...(process.env.LOADTEST_SERVER_PROF === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.LOADTEST_SERVER_PROF}`]),
   ...(process.env.LOADTEST_SERVER_FLAGS ?? '').split(' ').filter((flag) => flag !== ''),
 ];
@@ -111,8 +125,8 @@ export interface NoopProcess {
 }
 
 export async function startNoop(response: Buffer, kind: NoopKind): Promise<NoopProcess> {
-  // The child inherits this process's execArgv (tsx's loader), so it can be a .ts file.
-  const child = track(fork(NOOP_SERVER, [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+  // With this process's execArgv (tsx's loader), so it can be a .ts file.
+  const child = track(fork(NOOP_SERVER, [], { execArgv: [...process.execArgv, ...DEPLOYMENT_NODE_FLAGS], serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
   const port = await withTimeout(
     new Promise<number>((resolve, reject) => {
       child.once('message', (message) => resolve((message as { port: number }).port));
