@@ -61,8 +61,8 @@ export interface StrataProcess {
  * How the README says to run Strata on a box of 2 vCPUs or fewer, given to
  * every server of a run (Strata and the no-op baselines alike). Node's
  * default of 4 V8 platform threads oversubscribes 2 cores shared with the
- * load generator and Redis: a full GC's parallel phases wait for helper
- * threads that are not running. zipf-1x50-redis --quick, alternating,
+ * load generator and Redis: a full GC's parallel phases likely wait for
+ * helper threads that are not running. zipf-1x50-redis --quick, alternating,
  * default vs 1: p99 38.1/17.7, 15.9/4.5, 18.7/3.9, 6.8/5.9 ms; full size
  * 15.5 ms with full-GC pauses of 18-33 ms (38-158 ms in the two runs before,
  * pauses 25-142 ms). L1-hot h2load 4x16 on the example server: 25.8-27.8k
