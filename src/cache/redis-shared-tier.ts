@@ -106,7 +106,7 @@ export class RedisSharedTier implements SharedTier {
       // Off: every read is already one MGET for all of a request's keys, and ioredis's
       // auto-pipelining left ~1.2 KB of each command's objects to survive young-generation GCs
       // (one MGET of a 1.3 KB value, 2000/s, --trace-gc-nvp: 1.24-1.30 KB promoted per command,
-      // 175 B without; 14 us less CPU per command without). Loadtest zipf-1x50-redis (--quick):
+      // 175 B without; ~12 us less CPU per command without). Loadtest zipf-1x50-redis (--quick):
       // 4.7 -> 0.7-0.9 MB/s promoted, scavenges 1.7 -> 0.8 ms.
       enableAutoPipelining: false,
       retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 2_000),
