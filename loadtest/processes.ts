@@ -76,7 +76,7 @@ const DEPLOYMENT_NODE_FLAGS = ['--v8-pool-size=1'];
  * NODE_OPTIONS). LOADTEST_SERVER_FLAGS: more flags, such as --trace-gc-nvp,
  * whose output LOADTEST_SERVER_STDOUT=<file> keeps.
  */
-const SERVER_NODE_FLAGS = [
+export const SERVER_NODE_FLAGS = [
   ...DEPLOYMENT_NODE_FLAGS,
   ...(process.env.LOADTEST_SERVER_PROF === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.LOADTEST_SERVER_PROF}`]),
   ...(process.env.LOADTEST_SERVER_FLAGS ?? '').split(' ').filter((flag) => flag !== ''),
