@@ -375,6 +375,8 @@ function firstOfSetup(scenario: Scenario): number {
 
 async function main(): Promise<void> {
   const startedAt = new Date().toISOString();
+  // Read now: a commit made while the run goes on is not what it measured.
+  const measuredRevision = revision();
   const redis = scenarios.some((scenario) => scenario.server.redis) ? await RedisServer.start() : undefined;
   const dataDir = join(workDir, 'data');
   log(`loadtest: ${scenarios.length} scenarios, ${entityCount.toLocaleString('en-US')} entities${quick ? ' (quick)' : ''}; work dir ${workDir}`);
@@ -412,7 +414,7 @@ async function main(): Promise<void> {
   await redis?.stop();
 
   const verdicts = judge(targets, results);
-  const files = writeReports(outDir, { startedAt, revision: revision(), machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version} (servers: ${SERVER_NODE_FLAGS.join(' ')})`, entities: entityCount, dataBytes, l3Bytes, command: `npm run loadtest${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}` }, scenarios, results, verdicts);
+  const files = writeReports(outDir, { startedAt, revision: measuredRevision, machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version} (servers: ${SERVER_NODE_FLAGS.join(' ')})`, entities: entityCount, dataBytes, l3Bytes, command: `npm run loadtest${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}` }, scenarios, results, verdicts);
   process.stdout.write(`\n${consoleTable(results, verdicts)}\n\nreports: ${files.json}, ${files.markdown}${files.chart === undefined ? '' : `, ${files.chart}`}\n`);
   if (verdicts.some((verdict) => !verdict.met)) process.exit(1);
 }
