@@ -102,6 +102,8 @@ class UnaryCall {
   }
 
   private fail(thrown: unknown): void {
+    // A late failure (deadline after the answer, an error after the client left) has nothing to map.
+    if (this.settled) return;
     const { failure, headers } = failureResponse(thrown);
     if (!this.settle(GrpcStatus[failure.code])) return;
     this.hooks.onUnaryFailure(this.endpoint.name, failure);
