@@ -260,21 +260,28 @@ export class OnlineReader {
       const positions = prepared.rowLookups[viewIndex]!;
       const records: (FeatureRecord | undefined)[] = new Array(rowCount);
       const versions = versionStore === undefined ? new Int32Array(rowCount) : new Int32Array(versionStore, viewIndex * rowCount * 4, rowCount);
+      const ttlMs = viewPlan.view.ttlMs;
+      if (expiredRows.length < rowCount) expiredRows = new Uint8Array(rowCount * 2);
+      const expired = expiredRows;
       for (let row = 0; row < rowCount; row++) {
         const record = found[positions[row]!];
         records[row] = record;
-        versions[row] = record === undefined ? -1 : record.versionAt(at);
+        const version = record === undefined ? -1 : record.versionAt(at);
+        versions[row] = version;
+        expired[row] = version >= 0 && ttlMs > 0 && at - record!.eventTs(version) > ttlMs ? 1 : 0;
       }
       const rows: ViewRows = { records, versions };
-      const ttlMs = viewPlan.view.ttlMs;
       for (let position = 0; position < viewPlan.features.length; position++) {
         const feature = viewPlan.features[position]!;
         const output = viewPlan.outputColumns[position]!;
         const first = output * rowCount;
         for (let row = 0; row < rowCount; row++) {
-          const status = statusAt(records[row], versions[row]!, feature.index, at, ttlMs);
+          const version = versions[row]!;
+          // Absent (length -1): the feature did not exist in the view when this version was written.
+          const length = version < 0 ? -1 : records[row]!.valueLength(records[row]!.cell(version, feature.index));
+          const status = length < 0 ? FieldStatus.NOT_FOUND : expired[row] === 1 ? FieldStatus.OUTSIDE_MAX_AGE : length === 0 ? FieldStatus.NULL_VALUE : FieldStatus.PRESENT;
           statuses[first + row] = status;
-          if (status === FieldStatus.PRESENT) responseBytes += records[row]!.valueLength(records[row]!.cell(versions[row]!, feature.index));
+          if (status === FieldStatus.PRESENT) responseBytes += length;
         }
         columns[output] = { feature, rows, statuses, statusAt: first };
       }
@@ -293,15 +300,13 @@ export function degradedViews(prepared: PreparedRead, unreadable: readonly numbe
   return unreadable.length === 0 ? NO_VIEWS : [...new Set(unreadable.map((index) => prepared.lookups[index]!.view.name))];
 }
 
-/** The status of one feature of one row, given the version visible at `at`. */
-function statusAt(record: FeatureRecord | undefined, version: number, feature: number, at: number, ttlMs: number): number {
-  if (version < 0) return FieldStatus.NOT_FOUND;
-  const length = record!.valueLength(record!.cell(version, feature));
-  // Absent: the feature did not exist in the view when this version was written.
-  if (length < 0) return FieldStatus.NOT_FOUND;
-  if (ttlMs > 0 && at - record!.eventTs(version) > ttlMs) return FieldStatus.OUTSIDE_MAX_AGE;
-  return length === 0 ? FieldStatus.NULL_VALUE : FieldStatus.PRESENT;
-}
+/**
+ * Per row of the view select() is on: whether its visible version is older
+ * than the view's ttl. Judged once per row rather than per value (an event
+ * time is a float64 read out of the record's bytes); reused across calls,
+ * since select() is synchronous.
+ */
+let expiredRows = new Uint8Array(256);
 
 function tooManyFeatures(field: string, count: number, limit: number): StrataError {
   return invalid('STRATA_TOO_MANY_FEATURES', field, `${count} features exceed the limit of ${limit} per call`);

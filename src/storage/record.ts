@@ -46,51 +46,49 @@ function readVarint(bytes: Uint8Array, at: number): [value: number, next: number
   return read;
 }
 
-/** Where a record's table (see FeatureRecord.table) starts its event times: after the revision's two words. */
-const EVENT_TIMES_AT = 2;
+/** Reads big-endian float64s out of record bytes (eight byte loads: no DataView per record). */
+const doubleBytes = new Uint8Array(8);
+const doubleView = new DataView(doubleBytes.buffer);
 
-/** Moves float64s in and out of a record's int32 table. */
-const doubleScratch = new Float64Array(1);
-const doubleWords = new Int32Array(doubleScratch.buffer);
-
-function readDouble(words: Int32Array, at: number): number {
-  doubleWords[0] = words[at]!;
-  doubleWords[1] = words[at + 1]!;
-  return doubleScratch[0]!;
+function readDouble(bytes: Uint8Array, at: number): number {
+  doubleBytes[0] = bytes[at]!;
+  doubleBytes[1] = bytes[at + 1]!;
+  doubleBytes[2] = bytes[at + 2]!;
+  doubleBytes[3] = bytes[at + 3]!;
+  doubleBytes[4] = bytes[at + 4]!;
+  doubleBytes[5] = bytes[at + 5]!;
+  doubleBytes[6] = bytes[at + 6]!;
+  doubleBytes[7] = bytes[at + 7]!;
+  return doubleView.getFloat64(0);
 }
 
-function writeDouble(words: Int32Array, at: number, value: number): void {
-  doubleScratch[0] = value;
-  words[at] = doubleWords[0]!;
-  words[at + 1] = doubleWords[1]!;
-}
+/** Records up to this size index their bytes with 16-bit offsets. */
+const SHORT_OFFSETS_MAX_BYTES = 0xffff;
 
 /**
- * A decoded record: a copy of its bytes plus offsets into them. Decoding is
- * one pass over the bytes; reading a value afterwards is an array lookup.
+ * A decoded record: a copy of its bytes plus an offset table into them.
+ * Decoding is one pass over the bytes; reading a value afterwards is an
+ * array lookup.
  */
 export class FeatureRecord {
-  /** The record bytes: the start of one ArrayBuffer that also holds `table`. */
+  /** The record bytes: the start of one ArrayBuffer that also holds `offsets`. */
   readonly bytes: Uint8Array;
   readonly schema: number;
   readonly featureCount: number;
   readonly versionCount: number;
   /**
-   * What decoding found, as int32 words after the bytes (8-aligned): the
-   * revision (a float64 in two words), the event and created time of each
-   * version (newest event time first), then per cell (version, feature) the
-   * offset of its value bytes, then their length (-1 = absent). One buffer
-   * and two views: L1 holds ~100k records in the loadtest, every one marked
-   * (and many moved) by each full GC, and a table per typed array made a
-   * record 9 heap objects. Now 4: an L1 entry of a small record went from
-   * 890 to 517 B of heap (test/unit/lru-memory-tier.test.ts), so a budget
-   * holds 73 % more of them.
+   * What decoding found, after the bytes (4-aligned): where each version
+   * starts (its event and created time), then per cell (version, feature)
+   * where its value starts and its length + 1 (0: absent). 16-bit for
+   * records under 64 KiB, the usual case. L1 holds ~100k records in the
+   * loadtest, all of it memory the budget pays for: 32-bit words with the
+   * times copied out took 424 B of a 50-feature record's 792 (its bytes are
+   * 361), 16-bit 202. Not fewer (varint positions only, 102 B): reading a
+   * value's length then costs a varint decode, +60 µs CPU per 100×50
+   * request in bench:read. One buffer and two views, not a typed array per
+   * table: every heap object of ~100k is marked by each full GC.
    */
-  private readonly table: Int32Array;
-  /** Where the created times, value offsets and value lengths start in `table` (fixed by the counts; kept to spare the hot path the sums). */
-  private readonly createdTimesAt: number;
-  private readonly startsAt: number;
-  private readonly lengthsAt: number;
+  private readonly offsets: Uint16Array | Uint32Array;
 
   private constructor(source: Uint8Array) {
     if (source.length < HEADER_BYTES || source[0] !== RECORD_FORMAT) throw new CorruptRecordError(`unknown record format ${source[0]}`);
@@ -102,28 +100,24 @@ export class FeatureRecord {
     if (this.versionCount * (16 + this.featureCount) > source.length - HEADER_BYTES) {
       throw new CorruptRecordError(`header claims ${this.versionCount} versions of ${this.featureCount} features in ${source.length} bytes`);
     }
-    const cells = this.versionCount * this.featureCount;
-    this.createdTimesAt = EVENT_TIMES_AT + 2 * this.versionCount;
-    this.startsAt = this.createdTimesAt + 2 * this.versionCount;
-    this.lengthsAt = this.startsAt + cells;
-    const tableOffset = (source.length + 7) & ~7;
-    const memory = new ArrayBuffer(tableOffset + 4 * (this.lengthsAt + cells));
+    const entries = this.versionCount * (1 + 2 * this.featureCount);
+    const tableOffset = (source.length + 3) & ~3;
+    const short = source.length <= SHORT_OFFSETS_MAX_BYTES;
+    const memory = new ArrayBuffer(tableOffset + (short ? 2 : 4) * entries);
     this.bytes = new Uint8Array(memory, 0, source.length);
     this.bytes.set(source);
-    const table = new Int32Array(memory, tableOffset);
-    this.table = table;
-    writeDouble(table, 0, view.getFloat64(5));
+    const offsets = short ? new Uint16Array(memory, tableOffset, entries) : new Uint32Array(memory, tableOffset, entries);
+    this.offsets = offsets;
     let at = HEADER_BYTES;
+    let cell = this.versionCount;
     for (let version = 0; version < this.versionCount; version++) {
       if (at + 16 > source.length) throw new CorruptRecordError('truncated version header');
-      writeDouble(table, EVENT_TIMES_AT + 2 * version, view.getFloat64(at));
-      writeDouble(table, this.createdTimesAt + 2 * version, view.getFloat64(at + 8));
+      offsets[version] = at;
       at += 16;
       for (let feature = 0; feature < this.featureCount; feature++) {
         const [n, next] = readVarint(source, at);
-        const cell = version * this.featureCount + feature;
-        table[this.startsAt + cell] = next;
-        table[this.lengthsAt + cell] = n - 1;
+        offsets[cell++] = next;
+        offsets[cell++] = n;
         at = next + Math.max(0, n - 1);
       }
     }
@@ -140,17 +134,17 @@ export class FeatureRecord {
   }
 
   get revision(): number {
-    return readDouble(this.table, 0);
+    return readDouble(this.bytes, 5);
   }
 
   /** Event time of a version, ms since epoch (versions are newest first). */
   eventTs(version: number): number {
-    return readDouble(this.table, EVENT_TIMES_AT + 2 * version);
+    return readDouble(this.bytes, this.offsets[version]!);
   }
 
   /** Created time of a version, ms since epoch. */
   createdTs(version: number): number {
-    return readDouble(this.table, this.createdTimesAt + 2 * version);
+    return readDouble(this.bytes, this.offsets[version]! + 8);
   }
 
   /** Index of the version visible at time `t` (newest with event time ≤ t), or -1. */
@@ -168,17 +162,17 @@ export class FeatureRecord {
 
   /** The cell of a feature in a version: what valueStart and valueLength take. */
   cell(version: number, feature: number): number {
-    return version * this.featureCount + feature;
+    return this.versionCount + 2 * (version * this.featureCount + feature);
   }
 
   /** Length of a cell's `Value` bytes in `bytes`: 0 is NULL, -1 absent. */
   valueLength(cell: number): number {
-    return this.table[this.lengthsAt + cell]!;
+    return this.offsets[cell + 1]! - 1;
   }
 
   /** Offset of a cell's `Value` bytes in `bytes`. */
   valueStart(cell: number): number {
-    return this.table[this.startsAt + cell]!;
+    return this.offsets[cell]!;
   }
 
   /** Value bytes of a feature in a version (a view, not a copy); empty is NULL, undefined absent. */

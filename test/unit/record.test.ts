@@ -69,9 +69,33 @@ describe('encodeRecord / FeatureRecord.decode', () => {
     expect(nextRevision(5, 1_763_800_000_001)).toBe(1_763_800_000_001_000);
   });
 
-  it('counts payload, table (revision, two times per version, two words per cell) and object overhead in memoryBytes', () => {
-    const padded = Math.ceil(bytes.byteLength / 8) * 8;
-    expect(record.memoryBytes).toBe(padded + 8 + 16 * 3 + 8 * 3 * 3 + RECORD_OBJECT_OVERHEAD);
+  it('counts payload, offset table (16-bit: one start per version, a start and a length per cell) and object overhead in memoryBytes', () => {
+    const padded = Math.ceil(bytes.byteLength / 4) * 4;
+    expect(record.memoryBytes).toBe(padded + 2 * 3 + 2 * 2 * 3 * 3 + RECORD_OBJECT_OVERHEAD);
+  });
+
+  it('reads values of 127 bytes and more (varint lengths of two and three bytes), and records past 64 KiB (32-bit offsets)', () => {
+    const sizes = [126, 127, 128, 300, 16_383, 16_384, 70_000];
+    const values = sizes.map((size, index) => new Uint8Array(size).fill(index + 1));
+    const versions = [20, 10].map((eventTs) => ({ eventTs, createdTs: eventTs + 1, slots: [...values, NULL_VALUE, undefined] }));
+    const large = FeatureRecord.decode(encodeRecord(1, 9, values.length + 2, versions));
+    expect(large.bytes.length).toBeGreaterThan(0xffff);
+    expect(large.memoryBytes).toBe(Math.ceil(large.bytes.length / 4) * 4 + 4 * 2 * (1 + 2 * (values.length + 2)) + RECORD_OBJECT_OVERHEAD);
+    expect(large.eventTs(1)).toBe(10);
+    expect(large.createdTs(1)).toBe(11);
+    expect(large.revision).toBe(9);
+    for (const version of [0, 1]) {
+      values.forEach((value, feature) => {
+        const cell = large.cell(version, feature);
+        expect(large.valueLength(cell)).toBe(value.length);
+        expect(hex(large.bytes.subarray(large.valueStart(cell), large.valueStart(cell) + value.length))).toBe(hex(value));
+      });
+      expect(large.valueLength(large.cell(version, values.length))).toBe(0);
+      expect(large.value(version, values.length + 1)).toBeUndefined();
+    }
+    const small = FeatureRecord.decode(encodeRecord(1, 9, 2, [{ eventTs: 5, createdTs: 6, slots: [values[1], values[3]] }]));
+    expect(small.value(0, 1)!.length).toBe(300);
+    expect(small.valueLength(small.cell(0, 0))).toBe(127);
   });
 
   it('holds a copy of the bytes, in memory it shares with nothing but its table', () => {
