@@ -20,7 +20,7 @@
  *          f64 eventTs, then C × value: 0 null | 1 f64 | 2 varint length + utf8 | 3 true | 4 false
  */
 import { createHash } from 'node:crypto';
-import { ownedBytes } from '../util/bytes.js';
+import { ARRAY_BUFFER_NATIVE_BYTES, ownedBytes } from '../util/bytes.js';
 import { varintLength, writeVarint } from '../util/varint.js';
 import { CorruptRecordError } from './record.js';
 
@@ -51,8 +51,8 @@ const TAG_STRING = 2;
 const TAG_TRUE = 3;
 const TAG_FALSE = 4;
 
-/** Heap cost of a decoded log apart from its events (object, arrays, maps). */
-const LOG_OBJECT_OVERHEAD = 600;
+/** What a decoded log costs apart from its events: heap (object, arrays, maps) and its bytes' native bookkeeping. */
+const LOG_OBJECT_OVERHEAD = 600 + ARRAY_BUFFER_NATIVE_BYTES;
 /** Heap cost per event per column in the decoded column arrays (a tagged slot, strings shared or short). */
 const BYTES_PER_CELL = 16;
 

@@ -384,7 +384,7 @@ describe('LruMemoryTier staleness', () => {
 });
 
 describe('LruMemoryTier heap use', () => {
-  it('accounts for the memory it holds: heap + ArrayBuffer growth within ±15 % of a 32 MiB budget with 300k small records', () => {
+  it('accounts for the memory it holds: resident growth (beyond the young generation) within -15 %/+20 % of a 32 MiB budget with 300k small records', () => {
     const root = fileURLToPath(new URL('../../', import.meta.url));
     const module = (path: string): string => JSON.stringify(new URL(`../../src/${path}`, import.meta.url).href);
     const script = `
@@ -392,6 +392,12 @@ describe('LruMemoryTier heap use', () => {
       import { FeatureRecord, encodeRecord } from ${module('storage/record.ts')};
       import { recordKey, recordKeyPrefix } from ${module('storage/keys.ts')};
       import { Metrics } from ${module('observability/metrics.ts')};
+      import { readFileSync } from 'node:fs';
+      import { getHeapSpaceStatistics } from 'node:v8';
+      // Anonymous resident memory: the heap, ArrayBuffer stores and the native bookkeeping of each.
+      const residentAnon = () => Number(/RssAnon:\\s+(\\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))[1]) * 1024;
+      // The young generation grows under allocation whoever allocates: a server's is at full size already.
+      const newSpace = () => getHeapSpaceStatistics().find((space) => space.space_name === 'new_space').space_size;
       const budget = 32 * 1024 * 1024;
       const metrics = new Metrics({ processMetrics: false });
       const prefix = recordKeyPrefix('card_profile');
@@ -401,14 +407,15 @@ describe('LruMemoryTier heap use', () => {
       const warm = new LruMemoryTier({ budgetBytes: 1 << 20, maxStalenessMs: 600_000, metrics });
       for (let i = 0; i < 20_000; i++) warm.offer(recordKey(prefix, ['string'], ['w' + i]).toString('latin1'), make(i));
       gc(); gc();
-      const before = process.memoryUsage();
+      const before = { ...process.memoryUsage(), resident: residentAnon(), newSpace: newSpace() };
       const tier = new LruMemoryTier({ budgetBytes: budget, maxStalenessMs: 600_000, metrics });
       for (let i = 0; i < 300_000; i++) tier.offer(recordKey(prefix, ['string'], ['card-' + i]).toString('latin1'), make(i));
       gc(); gc();
-      const after = process.memoryUsage();
+      const after = { ...process.memoryUsage(), resident: residentAnon(), newSpace: newSpace() };
       const sample = make(0);
       console.log(JSON.stringify({
         budget, heapGrowth: after.heapUsed - before.heapUsed, arrayBufferGrowth: after.arrayBuffers - before.arrayBuffers,
+        residentGrowth: after.resident - before.resident - (after.newSpace - before.newSpace),
         entries: tier.entries, accountedBytes: tier.bytes, recordMemoryBytes: sample.memoryBytes, idLength: recordKey(prefix, ['string'], ['card-0']).length,
       }));
     `;
@@ -418,23 +425,27 @@ describe('LruMemoryTier heap use', () => {
       budget: number;
       heapGrowth: number;
       arrayBufferGrowth: number;
+      residentGrowth: number;
       entries: number;
       accountedBytes: number;
       recordMemoryBytes: number;
       idLength: number;
     };
-    const ratio = (result.heapGrowth + result.arrayBufferGrowth) / result.budget;
+    const ratio = result.residentGrowth / result.budget;
     const measuredPerEntry = result.heapGrowth / result.entries;
     const accountedPerEntry = result.accountedBytes / result.entries;
     console.log(
-      `L1 heap: growth ${(result.heapGrowth / 2 ** 20).toFixed(1)} MiB for a 32 MiB budget (ratio ${ratio.toFixed(2)}); ` +
-        `${result.entries} entries; per entry: measured ${measuredPerEntry.toFixed(0)} B heap + ${(result.arrayBufferGrowth / result.entries).toFixed(0)} B ArrayBuffers, ` +
+      `L1 resident growth ${(result.residentGrowth / 2 ** 20).toFixed(1)} MiB for a 32 MiB budget (ratio ${ratio.toFixed(2)}); ` +
+        `${result.entries} entries; per entry: measured ${measuredPerEntry.toFixed(0)} B heap + ${(result.arrayBufferGrowth / result.entries).toFixed(0)} B ArrayBuffers ` +
+        `+ ${((result.residentGrowth - result.heapGrowth - result.arrayBufferGrowth) / result.entries).toFixed(0)} B native, ` +
         `accounted ${accountedPerEntry.toFixed(0)} B (record memoryBytes ${result.recordMemoryBytes}, id ${result.idLength})`,
     );
     expect(result.accountedBytes).toBeLessThanOrEqual(result.budget);
     expect(result.entries).toBeGreaterThan(10_000);
-    // Both ways: over budget means RSS overshoots; far under means the budget is wasted.
-    expect(ratio).toBeLessThanOrEqual(1.15);
+    // Both ways: over budget means RSS overshoots; far under means the budget is wasted. Resident
+    // growth of the same run varies by ±0.06 (1.04–1.16 in three runs; 1.50 before the native cost
+    // of each record's ArrayBuffer was counted); the 50-feature records of the loadtest read 0.95.
+    expect(ratio).toBeLessThanOrEqual(1.2);
     expect(ratio).toBeGreaterThanOrEqual(0.85);
   }, 60_000);
 });
