@@ -26,7 +26,11 @@ const value = new Uint8Array(9).fill(7);
 const record = FeatureRecord.decode(encodeRecord(1, 1, 50, [{ eventTs: 1, createdTs: 1, slots: Array.from({ length: 50 }, () => value) }]));
 const prefix = recordKeyPrefix('wide_50');
 const ids = Array.from({ length: ENTITIES }, (_, index) => recordKey(prefix, ['string'], [`e${index}`]).toString('latin1'));
-const entryBytes = (id: string): number => record.memoryBytes + id.length + 200;
+// What L1 charges an entry (its record's bytes in a slab, objects, the entry), read off a tier holding one: the baseline's accounting too.
+const alone = new LruMemoryTier({ budgetBytes: 1 << 30, maxStalenessMs: 0, metrics: new Metrics({ processMetrics: false }) });
+alone.offer(ids[0]!, record);
+const chargeBeyondId = alone.bytes - ids[0]!.length;
+const entryBytes = (id: string): number => chargeBeyondId + id.length;
 const budget = Math.round(ENTITIES * SHARE * entryBytes(ids[0]!));
 
 /** Hit rate after the warm-up third, and CPU ns per read (the sampler's own cost included, the same on both sides). */

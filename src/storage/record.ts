@@ -66,14 +66,19 @@ function readDouble(bytes: Uint8Array, at: number): number {
 /** Records up to this size index their bytes with 16-bit offsets. */
 const SHORT_OFFSETS_MAX_BYTES = 0xffff;
 
+/** Where a record's offset table starts, after its bytes. */
+function tableStart(length: number): number {
+  return (length + 3) & ~3;
+}
+
 /**
  * A decoded record: a copy of its bytes plus an offset table into them.
  * Decoding is one pass over the bytes; reading a value afterwards is an
  * array lookup.
  */
 export class FeatureRecord {
-  /** The record bytes: the start of one ArrayBuffer that also holds `offsets`. */
-  readonly bytes: Uint8Array;
+  /** The record bytes, followed in the same ArrayBuffer by `offsets`: the record's own buffer, or wherever moveTo put it. */
+  private recordBytes: Uint8Array;
   readonly schema: number;
   readonly featureCount: number;
   readonly versionCount: number;
@@ -89,7 +94,7 @@ export class FeatureRecord {
    * request in bench:read. One buffer and two views, not a typed array per
    * table: every heap object of ~100k is marked by each full GC.
    */
-  private readonly offsets: Uint16Array | Uint32Array;
+  private offsets: Uint16Array | Uint32Array;
 
   private constructor(source: Uint8Array) {
     if (source.length < HEADER_BYTES || source[0] !== RECORD_FORMAT) throw new CorruptRecordError(`unknown record format ${source[0]}`);
@@ -102,11 +107,11 @@ export class FeatureRecord {
       throw new CorruptRecordError(`header claims ${this.versionCount} versions of ${this.featureCount} features in ${source.length} bytes`);
     }
     const entries = this.versionCount * (1 + 2 * this.featureCount);
-    const tableOffset = (source.length + 3) & ~3;
+    const tableOffset = tableStart(source.length);
     const short = source.length <= SHORT_OFFSETS_MAX_BYTES;
     const memory = new ArrayBuffer(tableOffset + (short ? 2 : 4) * entries);
-    this.bytes = new Uint8Array(memory, 0, source.length);
-    this.bytes.set(source);
+    this.recordBytes = new Uint8Array(memory, 0, source.length);
+    this.recordBytes.set(source);
     const offsets = short ? new Uint16Array(memory, tableOffset, entries) : new Uint32Array(memory, tableOffset, entries);
     this.offsets = offsets;
     let at = HEADER_BYTES;
@@ -132,6 +137,30 @@ export class FeatureRecord {
    */
   static decode(bytes: Uint8Array): FeatureRecord {
     return new FeatureRecord(bytes);
+  }
+
+  get bytes(): Uint8Array {
+    return this.recordBytes;
+  }
+
+  /** Bytes and offset table end to end: the memory the record reads from. */
+  get footprint(): number {
+    return tableStart(this.recordBytes.length) + this.offsets.byteLength;
+  }
+
+  /**
+   * Copies the record's bytes and table into `memory` at `at` (4-aligned,
+   * `footprint` bytes of room) and reads from there from now on. The memory
+   * it leaves is not touched: views taken from it earlier read the same
+   * bytes as before, and keep it alive while they live.
+   */
+  moveTo(memory: ArrayBuffer, at: number): void {
+    const source = this.recordBytes;
+    new Uint8Array(memory, at, this.footprint).set(new Uint8Array(source.buffer, source.byteOffset, this.footprint));
+    this.recordBytes = new Uint8Array(memory, at, source.length);
+    const tableAt = at + tableStart(source.length);
+    const entries = this.offsets.length;
+    this.offsets = this.offsets instanceof Uint16Array ? new Uint16Array(memory, tableAt, entries) : new Uint32Array(memory, tableAt, entries);
   }
 
   get revision(): number {
@@ -195,9 +224,9 @@ export class FeatureRecord {
     return result;
   }
 
-  /** Bytes this record holds in memory, for byte-bounded caches: payload and table, object headers. */
+  /** Bytes this record holds in memory as decoded (in a buffer of its own), for byte-bounded caches: payload and table, objects, native costs. */
   get memoryBytes(): number {
-    return this.bytes.buffer.byteLength + RECORD_OBJECT_OVERHEAD;
+    return this.footprint + RECORD_OBJECT_OVERHEAD;
   }
 }
 

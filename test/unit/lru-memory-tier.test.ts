@@ -24,31 +24,67 @@ function tier(budgetBytes: number, maxStalenessMs = 60_000): LruMemoryTier {
   return new LruMemoryTier({ budgetBytes, maxStalenessMs, metrics: new Metrics({ processMetrics: false }) });
 }
 
+/** What the tier charges for `entry` under `key`: read off a tier holding it alone. */
+function charge(entry: FeatureRecord, key = id(0)): number {
+  const alone = tier(1 << 20);
+  alone.offer(key, entry);
+  return alone.bytes;
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('LruMemoryTier byte budget', () => {
-  it('charges an entry its record memoryBytes plus its id length plus a fixed overhead', () => {
+  it('charges a record in a slab its footprint (with the idle share it may leave) and a fixed overhead; one over a quarter slab its own memoryBytes', () => {
     const small = record();
     const large = record({ versions: 5, features: 3, valueBytes: 100 });
     const a = tier(1 << 20);
     a.offer(id(1), small);
     const b = tier(1 << 20);
     b.offer(`${id(2)}-longer-id`, large);
-    const overheadA = a.bytes - small.memoryBytes - id(1).length;
-    const overheadB = b.bytes - large.memoryBytes - `${id(2)}-longer-id`.length;
+    const overheadA = a.bytes - Math.ceil(small.footprint / 0.9) - id(1).length;
+    const overheadB = b.bytes - Math.ceil(large.footprint / 0.9) - `${id(2)}-longer-id`.length;
     expect(overheadA).toBeGreaterThan(0);
     expect(overheadB).toBe(overheadA);
     expect(a.entries).toBe(1);
+    // A 1 MiB budget has 16 KiB slabs: records up to 4 KiB share them, larger ones keep their own buffer.
+    expect(small.bytes.buffer.byteLength).toBe(16 * 1024);
+    const huge = record({ features: 50, valueBytes: 100 });
+    const c = tier(1 << 20);
+    c.offer(id(3), huge);
+    expect(huge.bytes.buffer.byteLength).toBe(huge.footprint);
+    const overheadC = c.bytes - huge.memoryBytes - id(3).length;
+    // Both pay the entry's overhead; a record in a slab pays its objects, not a buffer's.
+    expect(overheadC).toBeGreaterThan(0);
+    expect(overheadA - overheadC).toBeLessThan(huge.memoryBytes - huge.footprint);
   });
 
   it('charges an ABSENT marker its id and the fixed overhead', () => {
+    const huge = record({ features: 50, valueBytes: 100 });
     const a = tier(1 << 20);
-    a.offer(id(1), record());
-    const perEntry = a.bytes - record().memoryBytes - id(1).length;
+    a.offer(id(1), huge);
+    const perEntry = a.bytes - huge.memoryBytes - id(1).length;
     const b = tier(1 << 20);
     b.offer(id(1), ABSENT);
     expect(b.bytes).toBe(perEntry + id(1).length);
     expect(b.get(id(1))).toBe(ABSENT);
+  });
+
+  it('keeps every record it returns intact while slabs are compacted under churn', () => {
+    const cache = tier(256 * 1024);
+    const values = (index: number): Uint8Array => new Uint8Array(20 + (index % 13)).fill(index & 0xff);
+    const make = (index: number): FeatureRecord => FeatureRecord.decode(encodeRecord(1, index, 2, [{ eventTs: index, createdTs: index, slots: [values(index), values(index + 1)] }]));
+    const held: [number, FeatureRecord][] = [];
+    for (let index = 0; index < 20_000; index++) {
+      cache.set(id(index % 3_000), make(index));
+      const back = cache.get(id(index % 3_000));
+      if (index % 97 === 0) held.push([index, back as FeatureRecord]);
+    }
+    for (const [index, kept] of held) {
+      expect(kept.revision).toBe(index);
+      expect(Buffer.from(kept.value(0, 0)!).equals(Buffer.from(values(index)))).toBe(true);
+      expect(Buffer.from(kept.value(0, 1)!).equals(Buffer.from(values(index + 1)))).toBe(true);
+    }
+    expect(cache.bytes).toBeLessThanOrEqual(256 * 1024);
   });
 
   it('stays within the budget with many tiny records', () => {
@@ -164,14 +200,14 @@ describe('LruMemoryTier.offer', () => {
     const before = cache.bytes;
     const bigger = record({ revision: 2, versions: 3 });
     cache.offer(id(1), bigger);
-    expect(cache.bytes - before).toBe(bigger.memoryBytes - record().memoryBytes);
+    expect(cache.bytes - before).toBe(charge(bigger) - charge(record()));
   });
 });
 
 describe('LruMemoryTier admission (TinyLFU)', () => {
   it('takes everything while there is room, then keeps often-read entries through a scan of one-off reads', () => {
     const entry = record();
-    const perEntry = entry.memoryBytes + id(0).length + 200;
+    const perEntry = charge(entry);
     const cache = tier(perEntry * 1_000);
     // A hot set read again and again, as a read path reads: get, and offer on a miss.
     const read = (index: number): void => {
@@ -188,7 +224,7 @@ describe('LruMemoryTier admission (TinyLFU)', () => {
 
   it('lets a key in once it is read more often than the entry it would evict', () => {
     const entry = record();
-    const cache = tier((entry.memoryBytes + id(0).length + 200) * 8);
+    const cache = tier(charge(entry) * 8);
     for (let index = 0; index < 8; index++) cache.offer(id(index), entry);
     cache.offer(id(8), entry);
     expect(cache.get(id(8))).toBeUndefined();
@@ -200,7 +236,7 @@ describe('LruMemoryTier admission (TinyLFU)', () => {
 
   it('evicts a stale entry at the LRU end for a newcomer however rarely asked for, and never serves it', async () => {
     const entry = record();
-    const cache = tier((entry.memoryBytes + id(0).length + 200) * 8, 30);
+    const cache = tier(charge(entry) * 8, 30);
     for (let index = 0; index < 7; index++) cache.offer(id(index), entry);
     await sleep(60);
     // The newest entry is fresh and read often; the seven before it are stale.
@@ -214,7 +250,7 @@ describe('LruMemoryTier admission (TinyLFU)', () => {
 
   it('always takes writes, full or not', () => {
     const entry = record();
-    const cache = tier((entry.memoryBytes + id(10).length + 200) * 8);
+    const cache = tier(charge(entry, id(10)) * 8);
     for (let index = 10; index < 30; index++) cache.set(id(index), entry);
     expect(cache.get(id(29))).toBe(entry);
   });
