@@ -50,8 +50,14 @@ export class RecordSlabs {
 
   /** Moves `record` (footprint ≤ maxFootprint) into the current slab, unless it is in one already. */
   adopt(record: FeatureRecord): void {
-    if (this.slabs.has(record.bytes.buffer as ArrayBuffer)) return;
-    this.place(record, record.footprint);
+    const slab = this.slabs.get(record.bytes.buffer as ArrayBuffer);
+    if (slab === undefined) this.place(record, record.footprint);
+    else if (!slab.records.has(record)) {
+      // Released, then taken in again: its bytes are still where they were (space is never reused).
+      slab.records.add(record);
+      slab.live += record.footprint;
+      this.liveBytes += record.footprint;
+    }
   }
 
   /** The record left L1: its space becomes idle, and a slab is compacted once too much is. */

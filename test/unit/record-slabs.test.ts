@@ -43,6 +43,25 @@ describe('RecordSlabs', () => {
     expect(slabs.bytes).toBe(SLAB_BYTES);
   });
 
+  it('takes a released record back in where it is, and counts it live again', () => {
+    const slabs = new RecordSlabs({ slabBytes: SLAB_BYTES, maxIdleShare: IDLE_SHARE });
+    const records: FeatureRecord[] = [];
+    // Enough records that the first slab is full and another is current.
+    for (let seed = 0; records.length === 0 || records[0]!.bytes.buffer === records.at(-1)!.bytes.buffer; seed++) {
+      records.push(recordOf(seed));
+      slabs.adopt(records.at(-1)!);
+    }
+    const first = records[0]!;
+    const firstSlab = first.bytes.buffer;
+    slabs.release(first);
+    slabs.adopt(first);
+    expect(first.bytes.buffer).toBe(firstSlab);
+    // Its slab empties but for it: counted live, it is moved out before the slab is dropped (uncounted, it would stay behind).
+    for (const record of records.slice(1)) if (record.bytes.buffer === firstSlab) slabs.release(record);
+    expect(first.bytes.buffer).not.toBe(firstSlab);
+    expectIntact(first, 0);
+  });
+
   it('never changes bytes a call still holds: a released record, and views taken before its slab was compacted', () => {
     const slabs = new RecordSlabs({ slabBytes: SLAB_BYTES, maxIdleShare: IDLE_SHARE });
     const held = Array.from({ length: 60 }, (_, index) => recordOf(index));
