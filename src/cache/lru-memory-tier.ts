@@ -34,9 +34,10 @@ const SLAB_MIN_BYTES = 16 * 1024;
 const SLAB_MAX_BYTES = 256 * 1024;
 
 /**
- * L1 on lru-cache, bounded by an estimate of the heap bytes each entry holds
- * (record bytes + offset tables + object headers + key), never by count, so
- * memory stays near the budget whatever the size of the records.
+ * L1 on lru-cache, bounded by an estimate of the resident bytes each entry
+ * holds (record bytes + offset tables + objects + their native bookkeeping +
+ * key), never by count, so memory stays near the budget whatever the size of
+ * the records.
  *
  * Staleness (with L2; `maxStalenessMs` 0 means no L2, entries live until
  * evicted): other replicas' writes arrive as invalidations (see
