@@ -91,8 +91,9 @@ export class FeatureRecord {
    * times copied out took 424 B of a 50-feature record's 792 (its bytes are
    * 361), 16-bit 202. Not fewer (varint positions only, 102 B): reading a
    * value's length then costs a varint decode, +60 µs CPU per 100×50
-   * request in bench:read. One buffer and two views, not a typed array per
-   * table: every heap object of ~100k is marked by each full GC.
+   * request in bench:read. One buffer (the record's own, or an L1 slab) and
+   * two views, not a typed array per table: every heap object of ~100k is
+   * marked by each full GC.
    */
   private offsets: Uint16Array | Uint32Array;
 
