@@ -23,6 +23,13 @@ interface Slab {
  * is dropped. A call still holding a record released meanwhile, or views
  * taken before a move, keeps reading the old slab, unchanged, which the GC
  * frees after the last of them: no reader can see bytes change under it.
+ *
+ * Cost, in the worst case for this scheme (releases uniformly at random,
+ * so every slab stays ~90 % live; 100k records of 590 B, 256 KiB slabs,
+ * 200k release + adopt, two runs): a release takes 1.4–1.7 µs at the
+ * median; one in ~85 compacts a slab, 170–380 µs on the serving thread;
+ * 4.8 µs per release on average (GC pauses included). An LRU releases mostly its oldest entries, which empties old
+ * slabs first and compacts less.
  */
 export class RecordSlabs {
   private readonly slabBytes: number;
