@@ -138,14 +138,11 @@ export class LruMemoryTier implements MemoryTier {
 
   /** Sets an entry, its bytes moved into a slab first when it is a feature record small enough. */
   private store(id: string, entry: Cached): void {
-    if (!this.inSlab(entry)) {
-      this.cache.set(id, entry, this.setOptions);
-      return;
-    }
-    this.slabs.adopt(entry);
+    const inSlab = this.inSlab(entry);
+    if (inSlab) this.slabs.adopt(entry);
     this.cache.set(id, entry, this.setOptions);
     // Not kept (lru-cache refuses an entry over its size limits): its slab space is idle from now.
-    if (this.cache.peek(id, { allowStale: true }) !== entry) this.slabs.release(entry);
+    if (inSlab && this.cache.peek(id, { allowStale: true }) !== entry) this.slabs.release(entry);
   }
 
   private inSlab(entry: Cached): entry is FeatureRecord {

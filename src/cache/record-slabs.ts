@@ -59,12 +59,8 @@ export class RecordSlabs {
   adopt(record: FeatureRecord): void {
     const slab = this.slabs.get(record.bytes.buffer as ArrayBuffer);
     if (slab === undefined) this.place(record, record.footprint);
-    else if (!slab.records.has(record)) {
-      // Released, then taken in again: its bytes are still where they were (space is never reused).
-      slab.records.add(record);
-      slab.live += record.footprint;
-      this.liveBytes += record.footprint;
-    }
+    // Released, then taken in again: its bytes are still where they were (space is never reused).
+    else if (!slab.records.has(record)) this.hold(slab, record, record.footprint);
   }
 
   /** The record left L1: its space becomes idle, and a slab is compacted once too much is. */
@@ -91,6 +87,11 @@ export class RecordSlabs {
     const slab = this.current;
     record.moveTo(slab.memory, slab.used);
     slab.used = (slab.used + footprint + 3) & ~3;
+    this.hold(slab, record, footprint);
+  }
+
+  /** Counts `record` (whose bytes are in `slab`) live. */
+  private hold(slab: Slab, record: FeatureRecord, footprint: number): void {
     slab.live += footprint;
     slab.records.add(record);
     this.liveBytes += footprint;
