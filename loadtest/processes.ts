@@ -266,16 +266,25 @@ export function watchRss(pid: number, everyMs = 250): { stop(): Resident } {
 
 // ---- CPU used elsewhere on the machine -------------------------------------------------------------
 
-interface CpuSnapshot {
+export interface CpuSnapshot {
   readonly busy: number;
+  readonly steal: number;
   readonly total: number;
   readonly ours: number;
 }
 
+/** CPU a measurement window lost, in cores' worth: to processes outside the run, and to the hypervisor (steal: the vCPUs were not running). */
+export interface WindowNoise {
+  readonly othersCores: number;
+  readonly stolenCores: number;
+}
+
 /**
- * Busy ticks of all CPUs (/proc/stat) and of this process tree. Processes
- * of other sandboxes share the kernel without being visible to `ps`; the
- * difference is the only way to see how noisy a measurement window was.
+ * Busy and stolen ticks of all CPUs (/proc/stat) and busy ticks of this
+ * process tree. Processes of other sandboxes share the kernel without being
+ * visible to `ps`; the difference is the only way to see them. Steal is the
+ * time a vCPU was runnable but the hypervisor ran something else: every
+ * process here, server and generator alike, stops for it.
  */
 export function cpuSnapshot(): CpuSnapshot | undefined {
   try {
@@ -291,16 +300,18 @@ export function cpuSnapshot(): CpuSnapshot | undefined {
         // exited meanwhile
       }
     }
-    return { busy: user + nice + system + irq + softirq, total: user + nice + system + idle + iowait + irq + softirq + steal, ours };
+    return { busy: user + nice + system + irq + softirq, steal, total: user + nice + system + idle + iowait + irq + softirq + steal, ours };
   } catch {
     return undefined;
   }
 }
 
-/** Cores' worth of CPU that processes outside this run used between two snapshots. */
-export function othersCores(before: CpuSnapshot | undefined, after: CpuSnapshot | undefined): number | undefined {
+export function windowNoise(before: CpuSnapshot | undefined, after: CpuSnapshot | undefined): WindowNoise | undefined {
   if (before === undefined || after === undefined) return undefined;
   const wallTicksPerCpu = (after.total - before.total) / availableParallelism();
   if (wallTicksPerCpu <= 0) return undefined;
-  return Math.max(0, after.busy - before.busy - (after.ours - before.ours)) / wallTicksPerCpu;
+  return {
+    othersCores: Math.max(0, after.busy - before.busy - (after.ours - before.ours)) / wallTicksPerCpu,
+    stolenCores: (after.steal - before.steal) / wallTicksPerCpu,
+  };
 }

@@ -6,7 +6,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LoadResult } from './load-drivers.js';
-import type { Resident, TierCounters } from './processes.js';
+import type { Resident, TierCounters, WindowNoise } from './processes.js';
 import type { MetricName, Scenario, Target } from './scenario.js';
 
 export interface ScenarioResult {
@@ -23,8 +23,8 @@ export interface ScenarioResult {
   readonly l1BudgetBytes: number;
   /** The server tree's RSS at its highest sample, split into anonymous and file-backed. */
   readonly peakRss: Resident;
-  /** Cores' worth of CPU used by processes outside the run during the window: how noisy the machine was. */
-  readonly othersCores: number | undefined;
+  /** How noisy the machine was during the window. */
+  readonly noise: WindowNoise | undefined;
 }
 
 export interface Verdict {
@@ -100,7 +100,7 @@ function vsBaseline(result: ScenarioResult): string {
   return `p99 ${fixed(baseline.latency.p99Ms, 2)} ms`;
 }
 
-const COLUMNS = ['scenario', 'offered', 'achieved', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'errors', 'baseline', 'L1 hit', 'L1+L2', 'no L2/L3', 'peak RSS MiB (anon + file)', 'noise'] as const;
+const COLUMNS = ['scenario', 'offered', 'achieved', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'errors', 'baseline', 'L1 hit', 'L1+L2', 'no L2/L3', 'peak RSS MiB (anon + file)', 'noise: others + stolen'] as const;
 
 function row(result: ScenarioResult): string[] {
   const { load } = result;
@@ -118,7 +118,7 @@ function row(result: ScenarioResult): string[] {
     percent(metric(result, 'l1l2HitRate')),
     percent(metric(result, 'noStoreLookupRate')),
     `${rate(result.peakRss.totalBytes / MIB)} (${rate(result.peakRss.anonBytes / MIB)} + ${rate(result.peakRss.fileBytes / MIB)})`,
-    result.othersCores === undefined ? '–' : `${result.othersCores.toFixed(2)} cores`,
+    result.noise === undefined ? '–' : `${result.noise.othersCores.toFixed(2)} + ${result.noise.stolenCores.toFixed(2)} cores`,
   ];
 }
 
@@ -157,7 +157,7 @@ export function markdown(info: RunInfo, scenarios: readonly Scenario[], results:
     '',
     ...table,
     '',
-    'Latencies in ms (HDR histograms): open loop from each request\'s scheduled send time, closed loop from its send. "baseline": a no-op grpc-js server answering the same response bytes under the same load (closed loop: achieved-rate ratio; open loop: its p99); closed loop also against Strata\'s own node:http2 listener with a handler that does nothing ("edge no-op", the ceiling of its transport). "no L2/L3": lookups answered by L1 or the bloom gate. "noise": CPU other processes on the machine used during the window.',
+    'Latencies in ms (HDR histograms): open loop from each request\'s scheduled send time, closed loop from its send. "baseline": a no-op grpc-js server answering the same response bytes under the same load (closed loop: achieved-rate ratio; open loop: its p99); closed loop also against Strata\'s own node:http2 listener with a handler that does nothing ("edge no-op", the ceiling of its transport). "no L2/L3": lookups answered by L1 or the bloom gate. "noise": CPU that processes outside the run used during the window, and CPU the hypervisor took from the machine\'s vCPUs (steal: while stolen, nothing here runs, server and generator alike).',
     '',
     '## Targets',
     '',

@@ -25,7 +25,7 @@ import { encodeRead, encodeWrite, entityId, ghostId, GET_ONLINE_FEATURES, grpcFr
 import { distinctRows, keySampler } from './key-distribution.js';
 import { h2load, httpLoad, nodeLoad, type LoadResult, type Window } from './load-drivers.js';
 import { consoleTable, judge, writeReports, type ScenarioResult } from './report.js';
-import { cpuSnapshot, killAllChildren, notableLogs, othersCores, scrapeTiers, scrapeValue, SERVER_NODE_FLAGS, startNoop, startStrata, terminate, tierDelta, watchRss, type StrataProcess, type TierCounters } from './processes.js';
+import { cpuSnapshot, killAllChildren, notableLogs, scrapeTiers, scrapeValue, SERVER_NODE_FLAGS, startNoop, startStrata, terminate, tierDelta, watchRss, type StrataProcess, type TierCounters, windowNoise, type WindowNoise } from './processes.js';
 import type { NoopKind } from './noop-server-process.js';
 import { loadScenarios, loadTargets, ScenarioFileError, type Scenario, type ServerSpec, type Target } from './scenario.js';
 
@@ -262,7 +262,7 @@ interface Running {
   readonly server: StrataProcess;
 }
 
-async function measure(server: StrataProcess | undefined, run: (window: Window) => Promise<LoadResult>, warmupS: number, durationS: number): Promise<{ load: LoadResult; tiers: TierCounters | undefined; othersCores: number | undefined }> {
+async function measure(server: StrataProcess | undefined, run: (window: Window) => Promise<LoadResult>, warmupS: number, durationS: number): Promise<{ load: LoadResult; tiers: TierCounters | undefined; noise: WindowNoise | undefined }> {
   let before: Promise<TierCounters> | undefined;
   let cpuBefore: ReturnType<typeof cpuSnapshot>;
   const load = await run({
@@ -285,7 +285,7 @@ async function measure(server: StrataProcess | undefined, run: (window: Window) 
     // A server whose event loop is seconds behind does not answer /metrics in time either: report the run without tier counts.
     log(`  /metrics did not answer: ${(error as Error).message}; tier hit rates not measured`);
   }
-  return { load, tiers, othersCores: othersCores(cpuBefore, cpuAfter) };
+  return { load, tiers, noise: windowNoise(cpuBefore, cpuAfter) };
 }
 
 async function runScenario(scenario: Scenario, running: Running, dataBytes: number): Promise<ScenarioResult[]> {
@@ -318,7 +318,9 @@ async function runScenario(scenario: Scenario, running: Running, dataBytes: numb
       const noopLoad = async (kind: NoopKind): Promise<LoadResult> => {
         const noop = await startNoop(response, kind);
         try {
-          return (await measure(undefined, drive(noop.target), warmupS, durationS)).load;
+          const noopMeasured = await measure(undefined, drive(noop.target), warmupS, durationS);
+          if (noopMeasured.noise !== undefined) log(`  ${kind} no-op window: ${noiseText(noopMeasured.noise)}`);
+          return noopMeasured.load;
         } finally {
           await terminate(noop.child, 5_000);
         }
@@ -341,7 +343,7 @@ async function runScenario(scenario: Scenario, running: Running, dataBytes: numb
       tiers: measured.tiers,
       l1BudgetBytes: l1BudgetBytes(running.spec, dataBytes),
       peakRss: peak.stop(),
-      othersCores: measured.othersCores,
+      noise: measured.noise,
     };
     results.push(result);
     const { latency } = measured.load;
@@ -349,11 +351,16 @@ async function runScenario(scenario: Scenario, running: Running, dataBytes: numb
       `  ${scenario.name}${rate === undefined ? '' : ` @ ${rate} rps`}: ${Math.round(measured.load.achievedRps)} rps, p50 ${latency.p50Ms} p99 ${latency.p99Ms} p99.9 ${latency.p999Ms} ms` +
         `${baseline === undefined ? '' : ` (baseline ${Math.round(baseline.achievedRps)} rps, p99 ${baseline.latency.p99Ms} ms)`}` +
         `${edgeBaseline === undefined ? '' : ` (edge no-op ${Math.round(edgeBaseline.achievedRps)} rps)`}` +
-        `${measured.load.sendLagP99Ms === undefined ? '' : `, send lag p99 ${measured.load.sendLagP99Ms} ms`}`,
+        `${measured.load.sendLagP99Ms === undefined ? '' : `, send lag p99 ${measured.load.sendLagP99Ms} ms`}` +
+        `${measured.noise === undefined ? '' : `; ${noiseText(measured.noise)}`}`,
     );
   }
   for (const line of notableLogs(server)) log(`  server: ${line}`);
   return results;
+}
+
+function noiseText(noise: WindowNoise): string {
+  return `others ${noise.othersCores.toFixed(2)}, stolen ${noise.stolenCores.toFixed(2)} cores`;
 }
 
 function revision(): string {

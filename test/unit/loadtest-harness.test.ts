@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { distinctRows, keySampler, zipfHeadShare } from '../../loadtest/key-distribution.js';
 import { newHistogram, recordMicros, encodeHistogram, mergeHistograms, summarize } from '../../loadtest/latency.js';
 import { judge, metric, type ScenarioResult } from '../../loadtest/report.js';
+import { windowNoise } from '../../loadtest/processes.js';
 import { loadScenarios, loadTargets, parseScenario, ScenarioFileError } from '../../loadtest/scenario.js';
 
 const LOADTEST = fileURLToPath(new URL('../../loadtest/', import.meta.url));
@@ -98,6 +100,19 @@ describe('latency histograms', () => {
   });
 });
 
+describe('window noise', () => {
+  it('splits what the window lost into busy CPU outside the run and CPU the hypervisor stole', () => {
+    const cores = availableParallelism();
+    // A window of 1,000 ticks per CPU: others busy 200 ticks (busy 500, of which 300 ours), 100 ticks stolen.
+    const before = { busy: 1_000, steal: 50, total: 10_000, ours: 700 };
+    const after = { busy: 1_500, steal: 150, total: 10_000 + 1_000 * cores, ours: 1_000 };
+    expect(windowNoise(before, after)).toEqual({ othersCores: 0.2, stolenCores: 0.1 });
+    // Our own ticks counted past the machine's (tick rounding) never read as negative noise.
+    expect(windowNoise(before, { ...after, ours: 2_000 })?.othersCores).toBe(0);
+    expect(windowNoise(before, undefined)).toBeUndefined();
+  });
+});
+
 describe('targets', () => {
   const result = (overrides: Partial<ScenarioResult>): ScenarioResult => ({
     scenario: 's',
@@ -110,7 +125,7 @@ describe('targets', () => {
     tiers: { lookups: 100, l1Hits: 72, l2Lookups: 28, l2Hits: 20, l3Lookups: 8, l3Hits: 8, bloomNegatives: 0 },
     l1BudgetBytes: 100 * 1024 * 1024,
     peakRss: { totalBytes: 300 * 1024 * 1024, anonBytes: 220 * 1024 * 1024, fileBytes: 80 * 1024 * 1024 },
-    othersCores: 0,
+    noise: { othersCores: 0, stolenCores: 0 },
     ...overrides,
   });
 
