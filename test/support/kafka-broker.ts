@@ -112,9 +112,10 @@ export class KafkaBroker {
       stderr = (stderr + chunk).slice(-4_000);
     });
     const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+    // 'close', not 'exit': it comes after stdout and stderr have both ended, so stderr holds all of a failed start's reason.
     const exited = new Promise<never>((_, reject) => {
       child.once('error', reject);
-      child.once('exit', (code, signal) => reject(new Error(`mock Kafka broker exited (${signal ?? code}) before it was ready: ${stderr.trim()}`)));
+      child.once('close', (code, signal) => reject(new Error(`mock Kafka broker exited (${signal ?? code}) before it was ready: ${stderr.trim()}`)));
     });
     exited.catch(() => {});
     let timer: NodeJS.Timeout | undefined;
@@ -123,6 +124,8 @@ export class KafkaBroker {
     });
     try {
       const first = await Promise.race([lines.next(), exited, timeout]);
+      // stdout can end before the last of stderr is read: wait for 'close', which rejects with the reason.
+      if (first.done === true) await Promise.race([exited, timeout]);
       const match = first.done === true ? null : /^bootstrap=(.+)$/.exec(first.value);
       if (match === null) throw new Error(`mock Kafka broker said ${JSON.stringify(first.value)}: ${stderr.trim()}`);
       return new KafkaBroker(child, lines, () => stderr, match[1]!);
