@@ -25,6 +25,7 @@ VOLUME ["/var/lib/strata"]
 EXPOSE 6565 6566
 HEALTHCHECK --interval=10s --timeout=2s --start-period=20s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:' + (process.env.STRATA_HTTP_PORT || 6566) + '/health').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"
-# On 2 vCPUs or fewer add -e NODE_OPTIONS="--v8-pool-size=1 --max-semi-space-size=4" (README, Configuration).
+# On 2 vCPUs or fewer add -e NODE_OPTIONS="--v8-pool-size=1 --max-semi-space-size=4"; on a host with more memory
+# than the container should take, also --max-old-space-size=<L1 budget in MiB + 256> (README, Configuration).
 ENTRYPOINT ["node", "dist/cli/main.js"]
 CMD ["serve"]

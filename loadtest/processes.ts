@@ -85,17 +85,39 @@ export const SMALL_BOX_NODE_FLAGS = ['--v8-pool-size=1'];
 const STRATA_MEMORY_NODE_FLAGS = ['--max-semi-space-size=4'];
 
 /**
- * Node flags for every strata server. LOADTEST_SERVER_PROF=<dir>: each writes
- * a V8 CPU profile there when it stops (node refuses --cpu-prof in
- * NODE_OPTIONS). LOADTEST_SERVER_FLAGS: more flags, such as --trace-gc-nvp,
- * whose output LOADTEST_SERVER_STDOUT=<file> keeps.
+ * V8's heap limit for a Strata server: its L1 budget plus this much, as on
+ * a box sized for it. Node derives the limit from the memory it sees (a
+ * container's limit, else the host's: 4,144 MiB on this 24 GiB box), and
+ * V8 lets the old generation grow between full GCs by up to 4× its live
+ * size under a limit of 2 GiB or more, 1.3–2× under less (heap-controller.cc,
+ * MaxGrowingFactor). With the host's limit a Zipf server's old generation
+ * reached 120–180 MiB in two of seven two-scenario runs (peak RSS 329 and
+ * 454 MiB; 253–276 in the others; 12-07 21:50–22:45, alternating); with
+ * L1 + 512 MiB it peaked at 73–81 MiB (Zipf 261–269 MiB, five runs), with
+ * L1 + 256 at 73–75 (252 and 258 MiB, two runs). The write-heavy seeder,
+ * the largest heap of a run, peaked at 109–122 MiB of old generation
+ * under either.
  */
-export const SERVER_NODE_FLAGS = [
-  ...SMALL_BOX_NODE_FLAGS,
-  ...STRATA_MEMORY_NODE_FLAGS,
-  ...(process.env.LOADTEST_SERVER_PROF === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.LOADTEST_SERVER_PROF}`]),
-  ...(process.env.LOADTEST_SERVER_FLAGS ?? '').split(' ').filter((flag) => flag !== ''),
-];
+const HEAP_HEADROOM_MIB = 256;
+
+/**
+ * Node flags for a strata server with an L1 of `l1BudgetBytes`.
+ * LOADTEST_SERVER_PROF=<dir>: each writes a V8 CPU profile there when it
+ * stops (node refuses --cpu-prof in NODE_OPTIONS). LOADTEST_SERVER_FLAGS:
+ * more flags, last so they win, such as --trace-gc-nvp, whose output
+ * LOADTEST_SERVER_STDOUT=<file> keeps.
+ */
+function serverNodeFlags(l1BudgetBytes: number): string[] {
+  return [
+    ...SMALL_BOX_NODE_FLAGS,
+    ...STRATA_MEMORY_NODE_FLAGS,
+    `--max-old-space-size=${Math.ceil(l1BudgetBytes / 1024 ** 2) + HEAP_HEADROOM_MIB}`,
+    ...(process.env.LOADTEST_SERVER_PROF === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.LOADTEST_SERVER_PROF}`]),
+    ...(process.env.LOADTEST_SERVER_FLAGS ?? '').split(' ').filter((flag) => flag !== ''),
+  ];
+}
+/** How the report names the flags: the heap limit depends on each server's budget. */
+export const SERVER_NODE_FLAGS_RULE = [...SMALL_BOX_NODE_FLAGS, ...STRATA_MEMORY_NODE_FLAGS, `--max-old-space-size=<L1 budget + ${HEAP_HEADROOM_MIB} MiB>`].join(' ');
 const SERVER_STDOUT = process.env.LOADTEST_SERVER_STDOUT;
 
 /** The environment of a server child: nothing STRATA_* or REDIS_URL from the caller's shell (it would change the setup, or be refused). */
@@ -105,8 +127,8 @@ function serverEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-export async function startStrata(args: readonly string[]): Promise<StrataProcess> {
-  const child = track(spawn(process.execPath, [...SERVER_NODE_FLAGS, MAIN_JS, 'serve', '--host', '127.0.0.1', '--grpc-port', '0', '--http-port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: serverEnv() }));
+export async function startStrata(args: readonly string[], l1BudgetBytes: number): Promise<StrataProcess> {
+  const child = track(spawn(process.execPath, [...serverNodeFlags(l1BudgetBytes), MAIN_JS, 'serve', '--host', '127.0.0.1', '--grpc-port', '0', '--http-port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: serverEnv() }));
   const logTail: string[] = [];
   createInterface({ input: child.stderr! }).on('line', (line) => {
     logTail.push(line);

@@ -25,7 +25,7 @@ import { encodeRead, encodeWrite, entityId, ghostId, GET_ONLINE_FEATURES, grpcFr
 import { distinctRows, keySampler } from './key-distribution.js';
 import { h2load, httpLoad, nodeLoad, type LoadResult, type Window } from './load-drivers.js';
 import { consoleTable, judge, writeReports, type ScenarioResult } from './report.js';
-import { cpuSnapshot, killAllChildren, notableLogs, scrapeTiers, scrapeValue, SERVER_NODE_FLAGS, SMALL_BOX_NODE_FLAGS, startNoop, startStrata, terminate, tierDelta, watchRss, type StrataProcess, type TierCounters, windowNoise, type WindowNoise } from './processes.js';
+import { cpuSnapshot, killAllChildren, notableLogs, scrapeTiers, scrapeValue, SERVER_NODE_FLAGS_RULE, SMALL_BOX_NODE_FLAGS, startNoop, startStrata, terminate, tierDelta, watchRss, type StrataProcess, type TierCounters, windowNoise, type WindowNoise } from './processes.js';
 import type { NoopKind } from './noop-server-process.js';
 import { loadScenarios, loadTargets, ScenarioFileError, type Scenario, type ServerSpec, type Target } from './scenario.js';
 
@@ -173,7 +173,7 @@ async function settle(dataDir: string): Promise<void> {
 }
 
 async function l1BytesPerEntity(dataDir: string): Promise<number> {
-  const server = await startStrata(serverArgs({ l1: { kind: 'mib', mib: 1024 }, redis: false, workers: 1 }, dataDir, 0, undefined));
+  const server = await startServer({ l1: { kind: 'mib', mib: 1024 }, redis: false, workers: 1 }, dataDir, 0, undefined);
   try {
     const count = Math.min(CALIBRATION_ENTITIES, entityCount);
     for (let from = 0; from < count; from += 100) {
@@ -209,17 +209,21 @@ function l1BudgetBytes(spec: ServerSpec, dataBytes: number): number {
   }
 }
 
-function serverArgs(spec: ServerSpec, dataDir: string, dataBytes: number, redis: RedisServer | undefined): string[] {
-  return [
-    '--registry',
-    REGISTRY_PATH,
-    '--data-dir',
-    dataDir,
-    '--l1-budget',
-    String(l1BudgetBytes(spec, dataBytes)),
-    ...(spec.redis ? ['--redis-url', redis!.url] : []),
-    ...(spec.workers > 1 ? ['--workers', String(spec.workers)] : []),
-  ];
+async function startServer(spec: ServerSpec, dataDir: string, dataBytes: number, redis: RedisServer | undefined): Promise<StrataProcess> {
+  const budget = l1BudgetBytes(spec, dataBytes);
+  return startStrata(
+    [
+      '--registry',
+      REGISTRY_PATH,
+      '--data-dir',
+      dataDir,
+      '--l1-budget',
+      String(budget),
+      ...(spec.redis ? ['--redis-url', redis!.url] : []),
+      ...(spec.workers > 1 ? ['--workers', String(spec.workers)] : []),
+    ],
+    budget,
+  );
 }
 
 function describeSetup(spec: ServerSpec, dataBytes: number): string {
@@ -389,7 +393,7 @@ async function main(): Promise<void> {
   log(`loadtest: ${scenarios.length} scenarios, ${entityCount.toLocaleString('en-US')} entities${quick ? ' (quick)' : ''}; work dir ${workDir}`);
 
   // Written with Redis on (when any scenario uses it), so L2 holds every record as a replica's writes would leave it.
-  const seeder = await startStrata(serverArgs({ l1: { kind: 'off' }, redis: redis !== undefined, workers: 1 }, dataDir, 0, redis));
+  const seeder = await startServer({ l1: { kind: 'off' }, redis: redis !== undefined, workers: 1 }, dataDir, 0, redis);
   await seed(seeder);
   await terminate(seeder.child, 60_000);
   await settle(dataDir);
@@ -410,7 +414,7 @@ async function main(): Promise<void> {
   for (const scenario of bySetup) {
     if (running === undefined || JSON.stringify(running.spec) !== JSON.stringify(scenario.server)) {
       await stopRunning();
-      const server = await startStrata(serverArgs(scenario.server, dataDir, dataBytes, redis));
+      const server = await startServer(scenario.server, dataDir, dataBytes, redis);
       running = { spec: scenario.server, server };
     }
     log(`${scenario.name}: ${describeSetup(scenario.server, dataBytes)}`);
@@ -421,7 +425,7 @@ async function main(): Promise<void> {
   await redis?.stop();
 
   const verdicts = judge(targets, results);
-  const files = writeReports(outDir, { startedAt, revision: measuredRevision, machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version} (strata: ${SERVER_NODE_FLAGS.join(' ')}; no-op baselines: ${SMALL_BOX_NODE_FLAGS.join(' ')})`, entities: entityCount, dataBytes, l3Bytes, command: `npm run loadtest${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}` }, scenarios, results, verdicts);
+  const files = writeReports(outDir, { startedAt, revision: measuredRevision, machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version} (strata: ${SERVER_NODE_FLAGS_RULE}; no-op baselines: ${SMALL_BOX_NODE_FLAGS.join(' ')})`, entities: entityCount, dataBytes, l3Bytes, command: `npm run loadtest${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}` }, scenarios, results, verdicts);
   process.stdout.write(`\n${consoleTable(results, verdicts)}\n\nreports: ${files.json}, ${files.markdown}${files.chart === undefined ? '' : `, ${files.chart}`}\n`);
   if (verdicts.some((verdict) => !verdict.met)) process.exit(1);
 }
