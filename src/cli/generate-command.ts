@@ -12,7 +12,7 @@ import { StrataError } from '../errors.js';
 import { loadAvroSchemaFile } from '../config/avro.js';
 import { EventGenerator, GENERATOR_TOPICS, type GeneratorTopic } from '../ingest/event-generator.js';
 import type { EventSink, OutgoingEvent } from './event-sinks/event-sink.js';
-import { KafkaEventSink, type WriterSchema } from './event-sinks/kafka-event-sink.js';
+import type { WriterSchema } from './event-sinks/kafka-event-sink.js';
 import { NdjsonFileEventSink } from './event-sinks/ndjson-file-event-sink.js';
 import { PushEventSink } from './event-sinks/push-event-sink.js';
 
@@ -118,23 +118,24 @@ export async function runGenerate(argv: string[], out: NodeJS.WritableStream): P
   }
 }
 
-function openSink(options: GenerateOptions): Promise<EventSink> {
+async function openSink(options: GenerateOptions): Promise<EventSink> {
   const { sink } = options;
   switch (sink.kind) {
     case 'out':
       try {
-        return Promise.resolve(new NdjsonFileEventSink(sink.path));
+        return new NdjsonFileEventSink(sink.path);
       } catch (error) {
         throw bad(`--out: cannot write ${sink.path}: ${(error as Error).message}`);
       }
     case 'push':
-      return Promise.resolve(new PushEventSink(sink.url));
+      return new PushEventSink(sink.url);
     case 'kafka': {
       const writers = new Map<string, WriterSchema>();
       for (const [key, file] of Object.entries(SCHEMA_FILES)) {
         if (!options.topics.includes(key.split(':')[0] as GeneratorTopic)) continue;
         writers.set(key, { id: sink.schemaIds[key]!, type: loadAvroSchemaFile(fileURLToPath(new URL(`../../examples/fraud/schemas/${file}`, import.meta.url))) });
       }
+      const { KafkaEventSink } = await import('./event-sinks/kafka-event-sink.js');
       return KafkaEventSink.connect(sink.brokers, (topic, version) => writers.get(version === undefined ? topic : `${topic}:v${version}`)!);
     }
   }

@@ -1,7 +1,5 @@
 import type { ValueType } from '../../values/value-codec.js';
 import { formatOfPath } from './file-format.js';
-import { NdjsonRowWriter } from './ndjson-row-writer.js';
-import { ParquetRowWriter } from './parquet-row-writer.js';
 
 /** The formats Strata writes; the others are input only. */
 export const OUTPUT_FORMATS = ['parquet', 'ndjson'] as const;
@@ -56,14 +54,20 @@ export interface RowWriterOptions {
 
 export const DEFAULT_ROW_GROUP_ROWS = 100_000;
 
-/** Creates an output file, its format chosen by `options.format` or else by the extension (.parquet, or .ndjson/.jsonl/.json). */
+/**
+ * Creates an output file, its format chosen by `options.format` or else by
+ * the extension (.parquet, or .ndjson/.jsonl/.json). Each format's writer is
+ * loaded when first asked for, as openRowReader does: `strata serve` imports
+ * this module (through the historical command) and otherwise carried
+ * hyparquet and hyparquet-writer, 121 modules, in every serving process.
+ */
 export async function openRowWriter(path: string, columns: readonly OutputColumn[], options: RowWriterOptions = {}): Promise<RowWriter> {
   const format = options.format ?? (formatOfPath(path, OUTPUT_FORMATS) as OutputFormat);
   const rowGroupRows = options.rowGroupRows ?? DEFAULT_ROW_GROUP_ROWS;
   switch (format) {
     case 'parquet':
-      return ParquetRowWriter.create(path, columns, rowGroupRows);
+      return (await import('./parquet-row-writer.js')).ParquetRowWriter.create(path, columns, rowGroupRows);
     case 'ndjson':
-      return NdjsonRowWriter.create(path, columns, rowGroupRows);
+      return (await import('./ndjson-row-writer.js')).NdjsonRowWriter.create(path, columns, rowGroupRows);
   }
 }
