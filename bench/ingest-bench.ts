@@ -136,7 +136,7 @@ const PARTS = (process.env.BENCH_PARTS ?? '1,2').split(',');
 /** Part 1 paths to run, by name (default all), e.g. BENCH_PATHS='full L1+L3'. */
 const ONLY_PATHS = process.env.BENCH_PATHS?.split(',');
 const SERVER_PROF = process.env.BENCH_SERVER_PROF;
-/** The L2 per-command timeout of part 1's +L2 path: strata's --redis-timeout default. */
+/** The serving-read L2 timeout of part 1's +L2 path: strata's --redis-timeout default. */
 const REDIS_TIMEOUT_MS = setting('BENCH_REDIS_TIMEOUT', 25);
 /** Attempts of one step before the +L2 path is given up as failing (the ingester would retry forever). */
 const MAX_ATTEMPTS = 5;

@@ -89,6 +89,11 @@ export function invalid(code: ErrorCode, field: string, message: string): Strata
   return new StrataError(code, `${field}: ${message}`, { field });
 }
 
+/** What every edge answers a call that arrives while the server drains: retryable, elsewhere. */
+export function shuttingDown(): StrataError {
+  return new StrataError('STRATA_SHUTTING_DOWN', 'the server is shutting down; retry on another replica');
+}
+
 /** Any thrown value as a StrataError, so nothing reaches a client as UNKNOWN. */
 export function asStrataError(error: unknown): StrataError {
   if (error instanceof StrataError) return error;

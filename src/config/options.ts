@@ -60,9 +60,11 @@ const duration = (min: number): Parser => (text) => {
 };
 const SIZE = /^(\d+)(b|kb|mb|gb)?$/i;
 const SIZE_UNIT: Readonly<Record<string, number>> = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 };
-const bytes: Parser = (text) => {
+/** A size in bytes of at least `min`; a minimum comes with `why` a smaller size cannot work, which the rule gives. */
+const size = (min: number, why = ''): Parser => (text) => {
   const match = SIZE.exec(text);
-  return match === null ? { rule: 'must be a size like 65536, 512kb, 256mb, 2gb' } : { value: Number(match[1]) * SIZE_UNIT[(match[2] ?? 'b').toLowerCase()]! };
+  const value = match === null ? undefined : Number(match[1]) * SIZE_UNIT[(match[2] ?? 'b').toLowerCase()]!;
+  return value !== undefined && value >= min ? { value } : { rule: `must be a size like 65536, 512kb, 256mb, 2gb${min > 0 ? ` of at least ${min} bytes (${why})` : ''}` };
 };
 const nonEmpty: Parser = (text) => (text.length > 0 ? { value: text } : { rule: 'must not be empty' });
 const redisUrl: Parser = (text) => (/^rediss?:\/\/|^unix:\/\//.test(text) ? { value: text } : { rule: 'must be a redis://host:port[/db] URL' });
@@ -101,10 +103,10 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'httpPort', flag: 'http-port', env: 'STRATA_HTTP_PORT', parse: integer(0, 65535), fallback: 6566, help: 'HTTP gateway port (0 = ephemeral)' },
   { key: 'unixSocket', flag: 'unix-socket', env: 'STRATA_UNIX_SOCKET', parse: nonEmpty, fallback: undefined, help: 'also serve gRPC on this Unix socket path (sidecar use)' },
   { key: 'redisUrl', flag: 'redis-url', env: 'STRATA_REDIS_URL', alias: 'REDIS_URL', parse: redisUrl, fallback: undefined, help: 'enables the L2 Redis tier' },
-  { key: 'redisTimeoutMs', flag: 'redis-timeout', env: 'STRATA_REDIS_TIMEOUT', parse: duration(1), fallback: 25, help: 'per-command L2 timeout; past it a read falls through to L3' },
+  { key: 'redisTimeoutMs', flag: 'redis-timeout', env: 'STRATA_REDIS_TIMEOUT', parse: duration(1), fallback: 25, help: 'how long a serving read waits for L2 before it falls through to L3 (writes to L2 wait up to 5s, or this if longer; bloom filter transfers 10s)' },
   { key: 'redisKeyPrefix', flag: 'redis-key-prefix', env: 'STRATA_REDIS_KEY_PREFIX', parse: nonEmpty, fallback: 'strata:', help: 'prefix of every L2 key' },
   { key: 'l2TtlMs', flag: 'l2-ttl', env: 'STRATA_L2_TTL', parse: duration(1000), fallback: 3_600_000, help: 'how long a record promoted from L3 lives in L2 (written records do not expire)' },
-  { key: 'l1BudgetBytes', flag: 'l1-budget', env: 'STRATA_L1_BUDGET', parse: bytes, fallback: 256 * 1024 ** 2, help: 'L1 memory budget, per serving process (0 disables L1)' },
+  { key: 'l1BudgetBytes', flag: 'l1-budget', env: 'STRATA_L1_BUDGET', parse: size(0), fallback: 256 * 1024 ** 2, help: 'L1 memory budget, per serving process (0 disables L1)' },
   { key: 'l1MaxStalenessMs', flag: 'l1-max-staleness', env: 'STRATA_L1_MAX_STALENESS', parse: duration(1), fallback: 60_000, help: 'with L2: how long L1 entries live once invalidations may go unheard (no live subscription); while it is live they last until evicted or invalidated' },
   { key: 'retentionMs', flag: 'retention', env: 'STRATA_RETENTION', parse: duration(60_000), fallback: 7 * 86_400_000, help: 'history kept for point-in-time reads' },
   { key: 'maxVersions', flag: 'max-versions', env: 'STRATA_MAX_VERSIONS', parse: integer(1, 1_000_000), fallback: 1_000, help: 'most versions kept per entity and view, whatever the retention' },
@@ -116,8 +118,8 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'schemaRegistryUrl', flag: 'schema-registry-url', env: 'STRATA_SCHEMA_REGISTRY_URL', parse: httpUrl, fallback: undefined, help: 'Confluent-compatible schema registry for Avro writer schemas (else the registry file\'s writer_schemas)' },
   { key: 'maxRows', flag: 'max-rows', env: 'STRATA_MAX_ROWS', parse: integer(1, 1_000_000), fallback: 1_000, help: 'entity rows per call' },
   { key: 'maxFeatures', flag: 'max-features', env: 'STRATA_MAX_FEATURES', parse: integer(1, 100_000), fallback: 500, help: 'features per call' },
-  { key: 'maxMessageBytes', flag: 'max-message-size', env: 'STRATA_MAX_MESSAGE_SIZE', parse: bytes, fallback: 4 * 1024 ** 2, help: 'largest request body' },
-  { key: 'maxResponseBytes', flag: 'max-response-size', env: 'STRATA_MAX_RESPONSE_SIZE', parse: bytes, fallback: 64 * 1024 ** 2, help: 'largest response (value bytes + 32 per value)' },
+  { key: 'maxMessageBytes', flag: 'max-message-size', env: 'STRATA_MAX_MESSAGE_SIZE', parse: size(1024, 'a one-row read or push takes up to a few hundred bytes; a smaller limit refuses ordinary calls'), fallback: 4 * 1024 ** 2, help: 'largest request body (at least 1kb)' },
+  { key: 'maxResponseBytes', flag: 'max-response-size', env: 'STRATA_MAX_RESPONSE_SIZE', parse: size(64 * 1024, 'the limit counts 32 bytes per value besides its own bytes: one row of the default --max-features (500) counts about 16 KB before any value'), fallback: 64 * 1024 ** 2, help: 'largest response (value bytes + 32 per value; at least 64kb)' },
   { key: 'bloomCapacity', flag: 'bloom-capacity', env: 'STRATA_BLOOM_CAPACITY', parse: integer(1_000, 400_000_000), fallback: 1_000_000, help: 'keys the bloom gate is sized for (the local part grows; the shared part does not: same value on every replica)' },
   { key: 'bloomSyncMs', flag: 'bloom-sync', env: 'STRATA_BLOOM_SYNC', parse: duration(10), fallback: 1_000, help: 'with L2: how often keys written through other replicas are learnt' },
   { key: 'shedLoopDelayMs', flag: 'shed-loop-delay', env: 'STRATA_SHED_LOOP_DELAY', parse: duration(0), fallback: 1_000, help: 'refuse online reads with UNAVAILABLE while the event loop runs this far behind (0 = never)' },
@@ -125,7 +127,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'logLevel', flag: 'log-level', env: 'STRATA_LOG_LEVEL', parse: oneOf('debug', 'info', 'warn', 'error'), fallback: 'info', help: 'log verbosity' },
   { key: 'workers', flag: 'workers', env: 'STRATA_WORKERS', parse: integer(1, 64), fallback: 1, help: 'serving processes sharing the ports; each has its own L1 of --l1-budget, L3 stays in the primary' },
   { key: 'compactionIntervalMs', flag: 'compaction-interval', env: 'STRATA_COMPACTION_INTERVAL', parse: duration(0), fallback: 3_600_000, help: 'how often L3 is swept for history past --retention in records not written since (0 = never); the first sweep comes that long after the last complete one L3 remembers, at once when none or the registry or retention changed' },
-  { key: 'compactionRateBytes', flag: 'compaction-rate', env: 'STRATA_COMPACTION_RATE', parse: bytes, fallback: 8 * 1024 ** 2, help: 'record bytes a sweep reads per second, at most: it shares the serving thread (0 = unpaced)' },
+  { key: 'compactionRateBytes', flag: 'compaction-rate', env: 'STRATA_COMPACTION_RATE', parse: size(0), fallback: 8 * 1024 ** 2, help: 'record bytes a sweep reads per second, at most: it shares the serving thread (0 = unpaced)' },
   { key: 'serverFilesDir', flag: 'server-files-dir', env: 'STRATA_SERVER_FILES_DIR', parse: directory, fallback: undefined, help: 'the directory whose files requests may name (snapshot imports, historical entities_path); relative paths are taken from it; without it, none' },
 ];
 

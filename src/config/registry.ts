@@ -94,6 +94,11 @@ interface Problem {
 export const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const NAME_RULE = 'must be a name: letters, digits and _, not starting with a digit';
 
+/** The `df` columns POST /push takes each row's event and created time from (Feast's names), never a feature's values. */
+export const PUSH_TIME_COLUMNS = { event: 'event_timestamp', created: 'created_timestamp' } as const;
+const PUSH_TIME_COLUMN_NAMES: readonly string[] = Object.values(PUSH_TIME_COLUMNS);
+const PUSH_TIME_COLUMN_RULE = `is reserved in a push view: POST /push reads each row's times from its ${PUSH_TIME_COLUMN_NAMES.join(' and ')} columns, so a feature of this name could never be pushed over HTTP`;
+
 export class Checker {
   readonly problems: Problem[] = [];
 
@@ -276,7 +281,7 @@ function compileViews(raw: unknown, entities: ReadonlyMap<string, EntityDef>, to
         else batch = compileBatchSource(spec.batch, batchPath, viewEntities, { isSource: false, storedColumns: tiled, fingerprint: fingerprint(tiled), tileMs }, check);
       }
     } else {
-      featureSpecs = compileFeatureSpecs(spec.features, [...path, 'features'], viewEntities, check);
+      featureSpecs = compileFeatureSpecs(spec.features, [...path, 'features'], viewEntities, sourceType === 'push', check);
       const shape = { storedColumns: featureSpecs, fingerprint: fingerprint(featureSpecs ?? []), tileMs: 0 };
       source = compileSource(spec.source, [...path, 'source'], viewEntities, shape, check);
       if (source?.type === 'batch') batch = source;
@@ -346,6 +351,7 @@ function compileFeatureSpecs(
   raw: unknown,
   path: string[],
   viewEntities: readonly EntityDef[] | undefined,
+  isPushView: boolean,
   check: Checker,
 ): { name: string; type: ValueType; compute?: ComputeDef }[] | undefined {
   const spec = check.object(raw, path);
@@ -356,6 +362,10 @@ function compileFeatureSpecs(
     check.name(name, [...path, name]);
     if (viewEntities?.some((entity) => entity.joinKey === name)) {
       check.report([...path, name], `feature name clashes with join key ${name}`);
+      valid = false;
+    }
+    if (isPushView && PUSH_TIME_COLUMN_NAMES.includes(name)) {
+      check.report([...path, name], PUSH_TIME_COLUMN_RULE);
       valid = false;
     }
     if (typeof type !== 'string' || !(VALUE_TYPES as readonly string[]).includes(type)) {

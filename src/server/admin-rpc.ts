@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
-import { invalid, StrataError } from '../errors.js';
+import type { ImportProgress, ImportReport } from '../batch/snapshot-import.js';
+import { invalid, shuttingDown } from '../errors.js';
 import { decodeRequest, ProtoTypes, type TimestampMessage } from './proto.js';
 import { timestampToMs } from './proto-values.js';
 import type { ServingCore } from './serving-core.js';
@@ -17,6 +18,21 @@ interface ImportSnapshotMessage {
 function encodeResponse(message: Record<string, unknown>): Buffer {
   const type = ProtoTypes.ImportSnapshotResponse;
   return Buffer.from(type.encode(type.fromObject(message)).finish());
+}
+
+/**
+ * The import a call asks for, checked and started. Async so that a bad
+ * request (a cutoff that is no timestamp, say) rejects: thrown out of the
+ * handler instead, grpc-js would answer UNKNOWN "Unknown error", and the call
+ * would go unrecorded.
+ */
+async function startImport(core: ServingCore, request: Buffer, onProgress: (progress: ImportProgress) => void): Promise<ImportReport> {
+  if (core.isShuttingDown()) throw shuttingDown();
+  const { maxMessageBytes } = core.limits;
+  if (request.length > maxMessageBytes) throw invalid('STRATA_MESSAGE_TOO_LARGE', 'request', `${request.length} bytes exceed the limit of ${maxMessageBytes}`);
+  const message = decodeRequest<ImportSnapshotMessage>(ProtoTypes.ImportSnapshotRequest, request);
+  const cutoffMs = message.cutoff === undefined || message.cutoff === null ? undefined : timestampToMs(message.cutoff, 'cutoff');
+  return core.snapshots.run({ view: message.view ?? '', files: message.files ?? [], cutoffMs }, onProgress);
 }
 
 /**
@@ -44,24 +60,15 @@ export function importSnapshotHandler(core: ServingCore): grpc.handleServerStrea
       call.emit('error', response);
     };
     call.on('cancelled', () => settle('CANCELLED'));
-    if (core.isShuttingDown()) return fail(new StrataError('STRATA_SHUTTING_DOWN', 'the server is shutting down; retry on another replica'));
-    const { maxMessageBytes } = core.limits;
-    if (call.request.length > maxMessageBytes) return fail(invalid('STRATA_MESSAGE_TOO_LARGE', 'request', `${call.request.length} bytes exceed the limit of ${maxMessageBytes}`));
-    let message: ImportSnapshotMessage;
-    try {
-      message = decodeRequest<ImportSnapshotMessage>(ProtoTypes.ImportSnapshotRequest, call.request);
-    } catch (error) {
-      return fail(error);
-    }
-    core.snapshots
-      .run({ view: message.view ?? '', files: message.files ?? [], cutoffMs: message.cutoff === undefined || message.cutoff === null ? undefined : timestampToMs(message.cutoff, 'cutoff') }, (progress) => {
-        if (!settled) call.write(encodeResponse({ progress: importProgressMessage(progress) }));
-      })
+    startImport(core, call.request, (progress) => {
+      if (!settled) call.write(encodeResponse({ progress: importProgressMessage(progress) }));
+    })
       .then((report) => {
         if (settled) return;
         call.write(encodeResponse({ report: importReportMessage(report) }));
-        if (!report.published) return fail(snapshotRejected(report));
+        if (!report.published) throw snapshotRejected(report);
         if (settle('OK')) call.end();
-      }, fail);
+      })
+      .catch(fail);
   };
 }

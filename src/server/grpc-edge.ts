@@ -5,14 +5,14 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
-import { StrataError } from '../errors.js';
+import { shuttingDown, StrataError } from '../errors.js';
 import type { HistoricalReader } from '../serving/historical-reader.js';
 import { describeRegistry } from '../serving/registry-description.js';
 import { importSnapshotHandler } from './admin-rpc.js';
 import type { ServingCore } from './serving-core.js';
 import { GrpcForwarder } from './grpc-forwarder.js';
 import { GrpcListener, type ListenAddress, type UnaryEndpoint } from './grpc-listener.js';
-import { bytesBidiMethod, HistoricalFeaturesRpc } from './historical-features-rpc.js';
+import { HistoricalFeaturesRpc } from './historical-features-rpc.js';
 import { OnlineFeaturesRpc } from './online-features-rpc.js';
 import { ADMIN_SERVICE_NAME, decodeRequest, PROTO_FILE, ProtoTypes, SERVICE_NAME, type PushEventsMessage, type WriteFeaturesMessage } from './proto.js';
 import { structToJs } from './proto-struct.js';
@@ -21,8 +21,11 @@ import { protoValues } from './proto-values.js';
 const identity = (bytes: Buffer): Buffer => bytes;
 
 /** A method (unary unless told) whose messages cross grpc-js as raw bytes, for handlers that (de)serialize themselves. */
-export function bytesMethod(path: string, { responseStream = false }: { readonly responseStream?: boolean } = {}): grpc.MethodDefinition<Buffer, Buffer> {
-  return { path, requestStream: false, responseStream, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity };
+export function bytesMethod(
+  path: string,
+  { requestStream = false, responseStream = false }: { readonly requestStream?: boolean; readonly responseStream?: boolean } = {},
+): grpc.MethodDefinition<Buffer, Buffer> {
+  return { path, requestStream, responseStream, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity };
 }
 
 /**
@@ -60,7 +63,7 @@ export class GrpcEdge {
     const response = describeRegistry(core.registry);
     this.registryResponse = Buffer.from(ProtoTypes.ListFeatureViewsResponse.encode(ProtoTypes.ListFeatureViewsResponse.fromObject(response)).finish());
 
-    this.streamingServer.addService({ GetHistoricalFeatures: bytesBidiMethod(`/${SERVICE_NAME}/GetHistoricalFeatures`) }, { GetHistoricalFeatures: this.historicalFeatures.handle });
+    this.streamingServer.addService({ GetHistoricalFeatures: bytesMethod(`/${SERVICE_NAME}/GetHistoricalFeatures`, { requestStream: true, responseStream: true }) }, { GetHistoricalFeatures: this.historicalFeatures.handle });
     this.streamingServer.addService({ ImportSnapshot: bytesMethod(`/${ADMIN_SERVICE_NAME}/ImportSnapshot`, { responseStream: true }) }, { ImportSnapshot: importSnapshotHandler(core) });
     this.health = new HealthImplementation({ '': 'SERVING', [SERVICE_NAME]: 'SERVING' });
     this.health.addToServer(this.streamingServer);
@@ -92,7 +95,7 @@ export class GrpcEdge {
 
   /** A rejection when the server takes no new calls of this kind (draining, or shedding online reads); undefined to go ahead. */
   private admit(shedWhenOverloaded: boolean): Promise<never> | undefined {
-    if (this.core.isShuttingDown()) return Promise.reject(new StrataError('STRATA_SHUTTING_DOWN', 'the server is shutting down; retry on another replica'));
+    if (this.core.isShuttingDown()) return Promise.reject(shuttingDown());
     const refused = shedWhenOverloaded ? this.core.overload.refusal() : undefined;
     return refused === undefined ? undefined : Promise.reject(refused);
   }

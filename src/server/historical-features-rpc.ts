@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { invalid, StrataError } from '../errors.js';
+import { invalid, shuttingDown } from '../errors.js';
 import type { EntityRows, HistoricalReader, HistoricalScan } from '../serving/historical-reader.js';
 import { NO_VIEWS } from '../serving/online-reader.js';
 import type { WireValues } from '../serving/wire-values.js';
@@ -14,13 +14,6 @@ import { grpcCodeName, toGrpcError } from './status-edge.js';
 /** Rows per chunk read from an entities_path file, each answered as one response message. */
 const FILE_CHUNK_ROWS = 4_096;
 const METHOD = 'GetHistoricalFeatures';
-
-const identity = (bytes: Buffer): Buffer => bytes;
-
-/** A bidirectional streaming method whose messages cross grpc-js as raw bytes. */
-export function bytesBidiMethod(path: string): grpc.MethodDefinition<Buffer, Buffer> {
-  return { path, requestStream: true, responseStream: true, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity };
-}
 
 /** protoValues naming join key values by their row in the call (`entities.card_id[1234]`), not in the message. */
 function rowsFrom(firstRow: number): WireValues {
@@ -88,7 +81,7 @@ class HistoricalCall {
   }
 
   start(): void {
-    if (this.rpc.core.isShuttingDown()) return this.fail(new StrataError('STRATA_SHUTTING_DOWN', 'the server is shutting down; retry on another replica'));
+    if (this.rpc.core.isShuttingDown()) return this.fail(shuttingDown());
     this.call.on('data', (body: Buffer) => {
       this.call.pause();
       this.then(() => this.onMessage(body));

@@ -1,13 +1,14 @@
 /**
- * GetHistoricalFeaturesResponse: the row times (field 3) and the chunk's
- * first row number (4), then the chunk's columns exactly as
- * GetOnlineFeaturesResponse encodes them (fields 1 and 2, from
+ * GetHistoricalFeaturesResponse: the row times (field 3), the chunk's first
+ * row number (4) and its degraded views (5), then the chunk's columns exactly
+ * as GetOnlineFeaturesResponse encodes them (fields 1 and 2, from
  * OnlineFeaturesRpc.encode, copied whole). A protobuf reader takes fields in
  * any order, so the online encoding is reused as it is.
  *
  * Wire layout (proto/strata/v1/feature_service.proto):
  *   3 event_timestamps   repeated Timestamp { 1 int64 seconds, 2 int32 nanos }
  *   4 row_offset         uint64
+ *   5 degraded_views     repeated string
  *   1 metadata, 2 results   as GetOnlineFeaturesResponse
  */
 import { varintLength, writeVarint } from '../util/varint.js';

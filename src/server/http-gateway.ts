@@ -7,7 +7,8 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { invalid, StrataError } from '../errors.js';
+import { PUSH_TIME_COLUMNS } from '../config/registry.js';
+import { invalid, shuttingDown, StrataError } from '../errors.js';
 import { eventTimeOf, FIELD_STATUS_NAMES, FieldStatus, valueOf, type OnlineResult, type ViewRows } from '../serving/online-reader.js';
 import { describeRegistry } from '../serving/registry-description.js';
 import { valueBytesToJson } from '../values/value-codec.js';
@@ -94,7 +95,7 @@ export class HttpGateway {
     }
     if (this.core.isShuttingDown()) {
       request.resume();
-      return fail(new StrataError('STRATA_SHUTTING_DOWN', 'the server is shutting down; retry on another replica'));
+      return fail(shuttingDown());
     }
     const refused = routeKey === 'POST /get-online-features' ? this.core.overload.refusal() : undefined;
     if (refused !== undefined) {
@@ -166,11 +167,11 @@ export class HttpGateway {
     if (typeof view !== 'string') throw invalid('STRATA_MALFORMED_REQUEST', 'push_source_name', 'must name the push feature view');
     if (body.to !== undefined && body.to !== 'online') throw invalid('STRATA_MALFORMED_REQUEST', 'to', 'Strata stores pushes online only; use "online" or leave it out');
     const df = columns(body.df, 'df');
-    const eventTimestamps = df.get('event_timestamp');
-    if (eventTimestamps === undefined) throw invalid('STRATA_BAD_TIMESTAMP', 'df.event_timestamp', 'is required: one event time per row');
-    const createdTimestamps = df.get('created_timestamp');
-    df.delete('event_timestamp');
-    df.delete('created_timestamp');
+    const eventTimestamps = df.get(PUSH_TIME_COLUMNS.event);
+    if (eventTimestamps === undefined) throw invalid('STRATA_BAD_TIMESTAMP', `df.${PUSH_TIME_COLUMNS.event}`, 'is required: one event time per row');
+    const createdTimestamps = df.get(PUSH_TIME_COLUMNS.created);
+    df.delete(PUSH_TIME_COLUMNS.event);
+    df.delete(PUSH_TIME_COLUMNS.created);
     const rows = await this.core.writer.write({ view, columns: df, eventTimestamps, createdTimestamps }, jsonValues, Date.now());
     return JSON.stringify({ rows_written: rows });
   }
@@ -203,7 +204,13 @@ export class HttpGateway {
   listen(host: string, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen(port, host, () => resolve((this.server.address() as AddressInfo).port));
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        // From here on an 'error' is a failed accept (out of file descriptors, say): the server keeps listening, and
+        // an 'error' nobody listens for would end the process.
+        this.server.on('error', (error: Error) => this.core.logger.error('http listener error', { error: error.message }));
+        resolve((this.server.address() as AddressInfo).port);
+      });
     });
   }
 

@@ -155,6 +155,27 @@ describe('snapshot import over the admin API (one process)', () => {
     expect(error?.metadata.get('strata-error-field')).toEqual(['files[0]']);
   });
 
+  it('refuses a cutoff that is not a timestamp with INVALID_ARGUMENT / 400 naming cutoff, and records the gRPC call', async () => {
+    const file = snapshot('cutoff.ndjson', 10, 8);
+    const refusedCalls = () => server.metric('strata_request_duration_seconds_count', { protocol: 'grpc', method: 'ImportSnapshot', code: 'INVALID_ARGUMENT' });
+    const before = await refusedCalls();
+    const badCutoffs = [
+      { seconds: 1_700_000_000, nanos: -1 },
+      { seconds: '9999999999999', nanos: 0 },
+    ];
+    for (const cutoff of badCutoffs) {
+      const { messages, error } = await server.grpc.importSnapshot({ view: 'card_daily', files: [file], cutoff });
+      expect(messages).toEqual([]);
+      expect(error?.code, JSON.stringify(cutoff)).toBe(GrpcStatus.INVALID_ARGUMENT);
+      expect(error?.metadata.get('strata-error-code')).toEqual(['STRATA_BAD_TIMESTAMP']);
+      expect(error?.metadata.get('strata-error-field')).toEqual(['cutoff']);
+    }
+    expect(await refusedCalls()).toBe(before + badCutoffs.length);
+
+    const http = await server.http('/admin/snapshot-import', { view: 'card_daily', files: [file], cutoff: 'yesterday' });
+    expect(http).toMatchObject({ status: 400, json: { error: { code: 'STRATA_BAD_TIMESTAMP', field: 'cutoff' } } });
+  });
+
   it('refuses every server-side path when started without --server-files-dir', async () => {
     const closed = await startTestServer({ registry: ADMIN_REGISTRY });
     try {

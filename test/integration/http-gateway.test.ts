@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HttpGateway } from '../../src/server/http-gateway.js';
 import { startTestServer, type TestServer } from '../support/strata.js';
 
 // Fixed wall-clock times would fall out of the 7-day retention; anchor at a whole hour two days ago.
@@ -95,5 +96,23 @@ describe('the Feast-shaped HTTP gateway', () => {
     }
     expect(metrics).toMatch(/strata_request_duration_seconds_count\{protocol="http",method="POST \/get-online-features",code="200"\} \d+/);
     expect(await strata.metric('strata_l1_bytes')).toBeGreaterThan(0);
+  });
+
+  it('keeps listening through failed accepts, logging each (an unheard second one would end the process)', async () => {
+    const gateway = new HttpGateway(strata.server.core);
+    const port = await gateway.listen('127.0.0.1', 0);
+    try {
+      // What Node emits on the listening server when accept() fails for want of file descriptors.
+      const acceptFailure = () => Object.assign(new Error('accept EMFILE'), { code: 'EMFILE', errno: -24, syscall: 'accept' });
+      gateway.server.emit('error', acceptFailure());
+      gateway.server.emit('error', acceptFailure());
+      const logged = strata.logs.map((line) => JSON.parse(line) as { msg: string; level: string; error?: string }).filter((entry) => entry.msg === 'http listener error');
+      expect(logged).toEqual([expect.objectContaining({ level: 'error', error: 'accept EMFILE' }), expect.objectContaining({ level: 'error', error: 'accept EMFILE' })]);
+      const health = await fetch(`http://127.0.0.1:${port}/health`);
+      expect(health.status).toBe(200);
+      await health.text();
+    } finally {
+      await gateway.close(0);
+    }
   });
 });

@@ -97,7 +97,19 @@ describe('resolveServeOptions', () => {
     ['0', 0],
   ])('parses the size %s as %d bytes', (text, bytes) => {
     expect(resolveServeOptions({ 'l1-budget': text }, {}).l1BudgetBytes).toBe(bytes);
-    expect(resolveServeOptions({}, { STRATA_MAX_MESSAGE_SIZE: text }).maxMessageBytes).toBe(bytes);
+    expect(resolveServeOptions({}, { STRATA_COMPACTION_RATE: text }).compactionRateBytes).toBe(bytes);
+  });
+
+  it('refuses request and response limits too small for ordinary calls, naming the source, the minimum and why', () => {
+    expect(rejection({ 'max-message-size': '0' }, {})).toContain(
+      'flag --max-message-size = "0": must be a size like 65536, 512kb, 256mb, 2gb of at least 1024 bytes (a one-row read or push takes up to a few hundred bytes',
+    );
+    expect(rejection({}, { STRATA_MAX_MESSAGE_SIZE: '1023' })).toContain('env STRATA_MAX_MESSAGE_SIZE = "1023": must be a size like 65536, 512kb, 256mb, 2gb of at least 1024 bytes');
+    expect(rejection({ 'max-response-size': '0' }, {})).toContain(
+      'flag --max-response-size = "0": must be a size like 65536, 512kb, 256mb, 2gb of at least 65536 bytes (the limit counts 32 bytes per value',
+    );
+    expect(rejection({}, { STRATA_MAX_RESPONSE_SIZE: '63kb' })).toContain('env STRATA_MAX_RESPONSE_SIZE = "63kb": must be a size like 65536, 512kb, 256mb, 2gb of at least 65536 bytes');
+    expect(resolveServeOptions({ 'max-message-size': '1kb' }, { STRATA_MAX_RESPONSE_SIZE: '64kb' })).toMatchObject({ maxMessageBytes: 1024, maxResponseBytes: 65_536 });
   });
 
   it.each(['64 mb', '1.5mb', '-1', 'mb', '64tb', ''])('rejects the size %j', (text) => {

@@ -373,3 +373,17 @@ describe('compileRegistry rejects invalid registries with file:line, path and ru
     expect(rejection(registryText({ ttl: '1w' }))).toMatch(/^invalid registry \(1 problem\):\n/);
   });
 });
+
+describe('compileRegistry reserves the df columns POST /push takes row times from', () => {
+  it.each(['event_timestamp', 'created_timestamp'])('rejects a push view feature named %s with file:line, path and rule', (name) => {
+    const message = rejection(registryText({ features: `      credit_limit: double\n      ${name}: int64` }));
+    expect(problemLines(message)).toEqual([
+      `  reg.yaml:11: feature_views.card_profile.features.${name}: is reserved in a push view: POST /push reads each row's times from its event_timestamp and created_timestamp columns, so a feature of this name could never be pushed over HTTP`,
+    ]);
+  });
+
+  it('leaves the names to batch views, whose files map columns to features themselves', () => {
+    const text = registryText({ features: '      event_timestamp: int64' }).replace('source: { type: push }', 'source: { type: batch, timestamp_column: computed_at }');
+    expect(compileRegistry(text, 'reg.yaml').featuresByRef.get('card_profile:event_timestamp')?.type).toBe('int64');
+  });
+});

@@ -1,6 +1,6 @@
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { ERROR_CATALOGUE, StrataError, invalid, type ErrorCode, type ErrorKind } from '../../src/errors.js';
+import { ERROR_CATALOGUE, StrataError, invalid, shuttingDown, type ErrorCode, type ErrorKind } from '../../src/errors.js';
 import { ERROR_CODE_KEY, ERROR_FIELD_KEY, grpcCodeName, toGrpcError, toHttpError } from '../../src/server/status-edge.js';
 
 const CODES = Object.keys(ERROR_CATALOGUE) as ErrorCode[];
@@ -40,6 +40,13 @@ describe('toGrpcError', () => {
     const { response } = toGrpcError(new StrataError('STRATA_SHUTTING_DOWN', 'bye'));
     expect(response.metadata!.get(ERROR_FIELD_KEY)).toEqual([]);
     expect(response.code).toBe(GrpcStatus.UNAVAILABLE);
+  });
+
+  it('refuses a call that arrives while the server drains with retryable UNAVAILABLE / 503 STRATA_SHUTTING_DOWN', () => {
+    const { response } = toGrpcError(shuttingDown());
+    expect(response.code).toBe(GrpcStatus.UNAVAILABLE);
+    expect(response.metadata!.get(ERROR_CODE_KEY)).toEqual(['STRATA_SHUTTING_DOWN']);
+    expect(toHttpError(shuttingDown())).toMatchObject({ status: 503, error: { code: 'STRATA_SHUTTING_DOWN' } });
   });
 
   it('turns anything else thrown into INTERNAL, never UNKNOWN', () => {
