@@ -1,7 +1,7 @@
 /**
  * Snapshot imports asked of a running server (the admin endpoints), run in
  * the process that owns L3: the server itself, or with --workers the primary
- * (a worker asks it over IPC; see src/storage/feature-store-host.ts).
+ * (a worker asks it over IPC; see src/cluster/feature-store-host.ts).
  */
 import type { ViewDef } from '../config/registry.js';
 import type { SnapshotStore } from '../storage/snapshot-store.js';

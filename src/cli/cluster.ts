@@ -7,7 +7,7 @@
  * restarts workers that die and stops them all on SIGTERM/SIGINT.
  */
 import cluster, { type Worker } from 'node:cluster';
-import type { ListeningPorts, PrimaryMethods, WorkerMethods } from '../cluster-protocol.js';
+import type { ListeningPorts, PrimaryMethods, WorkerMethods } from '../cluster/protocol.js';
 import type { ServeOptions } from '../config/options.js';
 import type { Registry } from '../config/registry.js';
 import { aggregateWorkerMetrics, shareWorkerMetrics } from '../observability/cluster-metrics.js';
@@ -16,8 +16,8 @@ import { Metrics } from '../observability/metrics.js';
 import type { ServingCore } from '../server/serving-core.js';
 import { openLevelStore, startServer, type RunningServer } from '../server/strata-server.js';
 import { Compactor } from '../storage/compaction.js';
-import { FeatureStoreHost } from '../storage/feature-store-host.js';
-import { RemoteFeatureStore } from '../storage/remote-feature-store.js';
+import { FeatureStoreHost } from '../cluster/feature-store-host.js';
+import { RemoteFeatureStore } from '../cluster/remote-feature-store.js';
 import { IpcEndpoint, primaryChannel, workerChannel } from '../util/ipc-endpoint.js';
 
 /**

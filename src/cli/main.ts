@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { BUNDLED_REGISTRY, OPTION_SPECS, resolveServeOptions } from '../config/options.js';
 import { formatDuration } from '../config/duration.js';
 import { loadRegistry } from '../config/registry.js';
-import type { ListeningPorts } from '../cluster-protocol.js';
+import type { ListeningPorts } from '../cluster/protocol.js';
 import { StrataError } from '../errors.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import type { ServingCore } from '../server/serving-core.js';

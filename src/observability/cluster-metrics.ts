@@ -8,7 +8,7 @@
  * IPC protocol (src/cluster-protocol.ts), so it only borrows `aggregate`.
  */
 import { AggregatorRegistry } from 'prom-client';
-import type { PrimaryMethods, WorkerMethods } from '../cluster-protocol.js';
+import type { PrimaryMethods, WorkerMethods } from '../cluster/protocol.js';
 import type { IpcEndpoint } from '../util/ipc-endpoint.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';

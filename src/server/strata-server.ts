@@ -16,7 +16,7 @@ import { OnlineReader } from '../serving/online-reader.js';
 import type { FeatureStore } from '../storage/feature-store.js';
 import { Compactor } from '../storage/compaction.js';
 import { LevelStore } from '../storage/level-store.js';
-import type { RemoteFeatureStore } from '../storage/remote-feature-store.js';
+import type { RemoteFeatureStore } from '../cluster/remote-feature-store.js';
 import { GrpcEdge } from './grpc-edge.js';
 import { HttpGateway } from './http-gateway.js';
 import { OverloadGuard } from './overload-guard.js';

@@ -1,12 +1,12 @@
 import { ownedL3Imports, type ImportRunner } from '../batch/import-runner.js';
 import type { ImportReport } from '../batch/snapshot-import.js';
-import { fromWireRef, toWireRef, wireView, type PrimaryMethods, type WireRecord, type WireRef, type WorkerMethods } from '../cluster-protocol.js';
 import type { Registry } from '../config/registry.js';
 import type { Logger } from '../observability/logger.js';
+import type { FeatureStore, PublishedSnapshot, RecordRef } from '../storage/feature-store.js';
+import type { SnapshotStore } from '../storage/snapshot-store.js';
+import { writtenBytes } from '../storage/stored-record.js';
 import type { IpcEndpoint } from '../util/ipc-endpoint.js';
-import type { FeatureStore, PublishedSnapshot, RecordRef } from './feature-store.js';
-import type { SnapshotStore } from './snapshot-store.js';
-import { writtenBytes } from './stored-record.js';
+import { fromWireRef, toWireRef, wireView, type PrimaryMethods, type WireRecord, type WireRef, type WorkerMethods } from './protocol.js';
 
 /** Refs per batch of a worker's key stream: few enough that one message stays small, many enough that a rebuild is not chatty. */
 const REFS_BATCH = 10_000;

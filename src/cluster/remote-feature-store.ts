@@ -1,10 +1,10 @@
 import type { ImportRequest } from '../batch/import-runner.js';
 import type { ImportProgress, ImportReport } from '../batch/snapshot-import.js';
-import { fromWireRef, toWireRef, type PrimaryMethods, type WireWrite, type WorkerMethods } from '../cluster-protocol.js';
 import type { Registry } from '../config/registry.js';
 import { ERROR_CATALOGUE, StrataError, type ErrorCode } from '../errors.js';
+import type { FeatureStore, PeerWrite, PublishedSnapshot, RecordRef, RecordWrite } from '../storage/feature-store.js';
 import type { IpcEndpoint, RemoteCallError } from '../util/ipc-endpoint.js';
-import type { FeatureStore, PeerWrite, PublishedSnapshot, RecordRef, RecordWrite } from './feature-store.js';
+import { fromWireRef, toWireRef, type PrimaryMethods, type WireWrite, type WorkerMethods } from './protocol.js';
 
 /**
  * A failed call to the primary as the client should see it: the primary's

@@ -7,12 +7,12 @@
  * bytes cross as Buffers/Uint8Arrays without base64.
  */
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
-import type { ImportProgress, ImportReport } from './batch/snapshot-import.js';
-import type { Registry, ViewDef } from './config/registry.js';
-import { StrataError } from './errors.js';
-import type { PublishedSnapshot, RecordRef } from './storage/feature-store.js';
-import type { IncomingEvent } from './storage/event-log.js';
-import type { Version } from './storage/record.js';
+import type { ImportProgress, ImportReport } from '../batch/snapshot-import.js';
+import type { Registry, ViewDef } from '../config/registry.js';
+import { StrataError } from '../errors.js';
+import type { PublishedSnapshot, RecordRef } from '../storage/feature-store.js';
+import type { IncomingEvent } from '../storage/event-log.js';
+import type { Version } from '../storage/record.js';
 
 /** A record ref on the wire: the view by name, resolved by each process in its own copy of the registry (all load the same file). */
 export interface WireRef {
