@@ -62,12 +62,12 @@ export class BloomGate {
    * it never saw) and be sized for at least `initialCapacity`. Undefined
    * otherwise.
    *
-   * The shared part comes back when `sharedCapacity` asks for the saved
-   * geometry, and starts empty otherwise (a save made without L2, or with
-   * another --bloom-capacity). Nothing is lost by that: this process's own
-   * keys are in its local filters, and other replicas learn the keys whose
-   * records it put in Redis from the bits published with each write and
-   * republished after a Redis restart, not from these saved bits.
+   * With L2 (`sharedCapacity`) the save must also hold a shared part of
+   * that geometry. One of another geometry (another --bloom-capacity) or
+   * none (saved without L2) would leave the new geometry's shared bits in
+   * Redis without this process's keys, whose records other replicas can
+   * read from L2: they would gate those keys out. A rebuild adds every key
+   * in L3 to the shared part, published on connecting.
    */
   static restore(saved: Uint8Array, views: readonly string[], initialCapacity: number, sharedCapacity: number | undefined): BloomGate | undefined {
     const bytes = Buffer.from(saved.buffer, saved.byteOffset, saved.byteLength);
@@ -77,6 +77,7 @@ export class BloomGate {
     const known = new Set(header.views);
     if (views.some((view) => !known.has(view))) return undefined;
     if (header.layers[0]!.capacity < initialCapacity) return undefined;
+    if (sharedCapacity !== undefined && header.sharedCapacity !== sharedCapacity) return undefined;
     let at = 4 + headerLength;
     const filled = (filter: BloomFilter): BloomFilter => {
       filter.merge(bytes.subarray(at, at + filter.byteSize));
@@ -88,7 +89,7 @@ export class BloomGate {
       sharedCapacity,
     );
     if (header.sharedCapacity !== null) {
-      if (gate.shared !== undefined && header.sharedCapacity === sharedCapacity) filled(gate.shared);
+      if (gate.shared !== undefined) filled(gate.shared);
       else at += new BloomFilter(header.sharedCapacity, FALSE_POSITIVE_RATE).byteSize;
     }
     if (at !== bytes.length) return undefined;

@@ -125,6 +125,10 @@ export class LruMemoryTier implements MemoryTier {
     return this.cache.get(id, { allowStale: false });
   }
 
+  peek(id: string): Cached | undefined {
+    return this.cache.peek(id, { allowStale: false });
+  }
+
   offer(id: string, entry: Cached): void {
     const current = this.cache.peek(id, { allowStale: false });
     if (current !== undefined && current.revision > entry.revision) return;
@@ -141,8 +145,11 @@ export class LruMemoryTier implements MemoryTier {
     const inSlab = this.inSlab(entry);
     if (inSlab) this.slabs.adopt(entry);
     this.cache.set(id, entry, this.setOptions);
-    // Not kept (lru-cache refuses an entry over its size limits): its slab space is idle from now.
-    if (inSlab && this.cache.peek(id, { allowStale: true }) !== entry) this.slabs.release(entry);
+    if (this.cache.peek(id, { allowStale: true }) === entry) return;
+    // Not kept (lru-cache refuses an entry over its size limits): its slab space is idle from now, and
+    // a read that raced this write must not put back what it found before it (an ABSENT fits easily).
+    if (inSlab) this.slabs.release(entry);
+    this.announce(id, entry.revision);
   }
 
   private inSlab(entry: Cached): entry is FeatureRecord {

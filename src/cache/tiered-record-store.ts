@@ -13,6 +13,8 @@ const MAX_UNPUBLISHED = 100_000;
 const REPUBLISH_BATCH = 1_000;
 /** Write-throughs waiting for L2 at most; beyond, written keys are queued for re-publishing. */
 const MAX_PENDING_PUBLISHES = 64;
+/** How long a clean stop may spend publishing the keys still queued. */
+const CLOSE_REPUBLISH_MS = 5_000;
 
 /** A record to look up, by view and L1 id (the latin1 string of its record key). */
 export interface RecordLookup {
@@ -158,7 +160,7 @@ export class TieredRecordStore {
       options.logger.warn('the saved bloom gate is unreadable; rebuilding it from L3', { error: (error as Error).message });
       return undefined;
     }
-    if (gate === undefined) options.logger.info('the saved bloom gate does not fit this registry or --bloom-capacity; rebuilding it from L3');
+    if (gate === undefined) options.logger.info('the saved bloom gate does not fit this registry, --bloom-capacity or --redis-url; rebuilding it from L3');
     else options.logger.info('bloom gate restored from the last clean stop', { keys: gate.size, ms: Date.now() - started });
     return gate;
   }
@@ -176,12 +178,19 @@ export class TieredRecordStore {
   /**
    * Another process's commits to the L3 this one shares (--workers): the gate
    * learns the keys and L1 the records before that write is acknowledged, so
-   * no read here can miss it. `offer`, not `set`: a newer record may be here already.
+   * no read here can miss it. An offer, not a set: a newer record may be here
+   * already. Then an invalidation of what is older: when admission refused
+   * the record, a read that raced the write must still not bring back what
+   * it found before.
    */
   private learnPeerWrites(writes: readonly PeerWrite[]): void {
     for (const write of writes) {
       this.gate.add(write.key);
-      this.l1?.offer(write.key.toString('latin1'), decodeStoredRecord(write.record));
+      if (this.l1 === undefined) continue;
+      const id = write.key.toString('latin1');
+      const record = decodeStoredRecord(write.record);
+      this.l1.offer(id, record);
+      this.l1.invalidate(id, record.revision);
     }
     this.metrics.bloomKeys.set(this.gate.size);
   }
@@ -214,7 +223,8 @@ export class TieredRecordStore {
     let gated = 0;
     for (let index = 0; index < lookups.length; index++) {
       const { view, id } = lookups[index]!;
-      const cached = l1?.get(id);
+      // A scan's asks must not count toward admission: millions of one-off keys would crowd out what online reads keep hot.
+      const cached = promote ? l1?.get(id) : l1?.peek(id);
       if (cached !== undefined) {
         l1Hits++;
         if (cached !== ABSENT) results[index] = cached as StoredRecord;
@@ -421,16 +431,34 @@ export class TieredRecordStore {
     let delivered = false;
     try {
       if (!l2.ready) return;
-      const batch = [...this.unpublished.values()].slice(0, REPUBLISH_BATCH);
+      const batch: (RecordRef & { readonly id: string })[] = [];
+      for (const lookup of this.unpublished.values()) if (batch.push(lookup) >= REPUBLISH_BATCH) break;
       const records = await this.l3.getRecords(batch);
       const refs = batch.filter((_, index) => records[index] !== undefined);
       const found = records.filter((record): record is Uint8Array => record !== undefined);
       delivered = await l2.put(refs, found, refs.flatMap((ref) => this.gate.add(ref.key)));
-      if (delivered) for (const lookup of batch) this.unpublished.delete(lookup.id);
+      // A key queued again meanwhile (queueRepublish stores a new entry) was written after the L3 read: it stays queued.
+      if (delivered) for (const lookup of batch) if (this.unpublished.get(lookup.id) === lookup) this.unpublished.delete(lookup.id);
     } catch (error) {
       this.logger.warn('l2 re-publish failed', { error: (error as Error).message });
     } finally {
       this.scheduleRepublish(delivered ? 0 : 1_000);
+    }
+  }
+
+  /**
+   * Only memory remembers which keys L2 lacks (or holds older): a clean stop
+   * publishes them first, for a bounded time, and says how many it could not.
+   */
+  private async publishQueuedBeforeClose(): Promise<void> {
+    const deadline = Date.now() + CLOSE_REPUBLISH_MS;
+    while (this.unpublished.size > 0 && this.l2?.ready === true && Date.now() < deadline) {
+      const queued = this.unpublished.size;
+      await this.publish(() => this.republish());
+      if (this.unpublished.size === queued) break;
+    }
+    if (this.unpublished.size > 0) {
+      this.logger.warn('stopping with writes l2 has not taken; other replicas may serve older records of these keys until they are written again', { keys: this.unpublished.size });
     }
   }
 
@@ -439,6 +467,7 @@ export class TieredRecordStore {
     clearInterval(this.bloomSync);
     clearTimeout(this.republishTimer);
     await this.publishChain;
+    await this.publishQueuedBeforeClose();
     await this.l2?.close();
     if (this.l3.saveBloomGate !== undefined) {
       try {

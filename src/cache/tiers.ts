@@ -10,6 +10,8 @@ export type Cached = StoredRecord | typeof ABSENT;
 /** L1: in-process, synchronous, bounded by bytes. Keys are the latin1 string of the record key. */
 export interface MemoryTier {
   get(id: string): Cached | undefined;
+  /** As get, for scans: the ask is not counted toward admission, and the entry is not made recent. */
+  peek(id: string): Cached | undefined;
   /** Stores `entry` unless the tier already holds a newer revision of it (a racing write got there first). */
   offer(id: string, entry: Cached): void;
   /** Stores `entry` whatever the tier holds: for this process's own writes, which are the newest by definition. */

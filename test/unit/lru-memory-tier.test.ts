@@ -128,6 +128,18 @@ describe('LruMemoryTier byte budget', () => {
     expect(cache.bytes).toBe(before);
   });
 
+  it('refuses what a read that raced a write too large to keep offers afterwards: the older record, or ABSENT', () => {
+    const cache = tier(256 * 1024);
+    cache.set(id(2), record({ revision: 5, versions: 40, features: 10, valueBytes: 100 }));
+    expect(cache.get(id(2))).toBeUndefined();
+    cache.offer(id(2), ABSENT);
+    cache.offer(id(2), record({ revision: 4 }));
+    expect(cache.get(id(2))).toBeUndefined();
+    const newer = record({ revision: 6 });
+    cache.offer(id(2), newer);
+    expect(cache.get(id(2))).toBe(newer);
+  });
+
   it('stays within the budget whatever the mix of record sizes (seeded)', () => {
     const budget = 512 * 1024;
     const cache = tier(budget);
@@ -246,6 +258,21 @@ describe('LruMemoryTier admission (TinyLFU)', () => {
     expect(cache.get(id(8))).toBe(entry);
     expect(cache.get(id(7))).toBe(entry);
     expect(cache.get(id(1))).toBeUndefined();
+  });
+
+  it('does not count peeks (scans) toward admission, nor make the entry peeked recent', () => {
+    const entry = record();
+    const cache = tier(charge(entry) * 8);
+    for (let index = 0; index < 8; index++) cache.offer(id(index), entry);
+    for (let reads = 0; reads < 3; reads++) cache.peek(id(8));
+    cache.offer(id(8), entry);
+    expect(cache.peek(id(8))).toBeUndefined();
+    // id(0), the LRU end, peeked: still evicted first once id(8) is asked for enough to come in.
+    expect(cache.peek(id(0))).toBe(entry);
+    for (let reads = 0; reads < 3; reads++) cache.get(id(8));
+    cache.offer(id(8), entry);
+    expect(cache.peek(id(8))).toBe(entry);
+    expect(cache.peek(id(0))).toBeUndefined();
   });
 
   it('always takes writes, full or not', () => {
