@@ -363,9 +363,8 @@ async function fullPath(topic: TopicDef, workload: Workload, applier: Applier): 
           if (!decoded.ok) throw new Error(`decode failed: ${decoded.detail}`);
           const extracted = applier.extract(TOPIC, decoded.event, nowMs);
           if (!extracted.ok) throw new Error(`extract failed: ${extracted.rejection.detail}`);
-          if (trial.isLate(extracted.ts)) late++;
+          if (!trial.admit(extracted.ts, nowMs)) late++;
           else {
-            trial.observe(extracted.ts);
             toApply.push({ extracted, origin: { partition, offset: start + position } });
             cards.push(decoded.event.card_id as string);
           }

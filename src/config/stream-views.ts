@@ -13,6 +13,8 @@ import { type Checker, type EntityDef } from './registry.js';
 
 /** The format each topic was claimed with by the first stream view compiled on it. */
 const claimedFormats = new WeakMap<TopicDef, EventFormat>();
+/** The event-time field of each topic, as the first stream view compiled on it reads it. */
+const claimedTimestampFields = new WeakMap<TopicDef, string>();
 /** Topics whose reader_schema was named but could not be loaded (already reported where it is named). */
 const failedReaders = new WeakSet<TopicDef>();
 
@@ -27,6 +29,8 @@ export interface TopicDef {
   readonly writerTypes: ReadonlyMap<number, AvroType>;
   /** How far behind a partition's newest event time an event may be and still count. */
   readonly allowedLatenessMs: number;
+  /** How far ahead of the server's clock an event time may be; further is invalid. */
+  readonly maxClockSkewMs: number;
 }
 
 export interface StreamSource {
@@ -87,6 +91,7 @@ export const MAX_TILE_MS = 86_400_000;
 /** Aggregations whose partial results over tiles combine exactly with the stream's. */
 const TILEABLE: ReadonlySet<AggregationFn> = new Set(['count', 'sum', 'avg', 'min', 'max']);
 export const DEFAULT_ALLOWED_LATENESS_MS = 5_000;
+export const DEFAULT_MAX_CLOCK_SKEW_MS = 60_000;
 
 const NEEDS_FIELD: ReadonlySet<AggregationFn> = new Set(['sum', 'avg', 'min', 'max', 'last', 'first', 'count_distinct', 'most_frequent']);
 const NUMERIC_FIELD: ReadonlySet<AggregationFn> = new Set(['sum', 'avg', 'min', 'max']);
@@ -108,7 +113,15 @@ function loadSchema(file: string, relative: unknown, path: (string | number)[], 
   }
 }
 
-/** The `topics` section: reader and writer schemas and lateness per topic. */
+/** A duration setting of a topic; `fallback` when absent or reported. */
+function topicDuration(raw: unknown, path: (string | number)[], fallback: number, check: Checker): number {
+  if (raw === undefined) return fallback;
+  const ms = typeof raw === 'string' ? parseDuration(raw) : undefined;
+  if (ms === undefined) check.report(path, 'must be a duration like 5s or 1m');
+  return ms ?? fallback;
+}
+
+/** The `topics` section: reader and writer schemas, lateness and clock skew per topic. */
 export function compileTopics(raw: unknown, file: string, check: Checker): Map<string, TopicDef> {
   const topics = new Map<string, TopicDef>();
   const section = check.object(raw ?? {}, ['topics']);
@@ -117,7 +130,7 @@ export function compileTopics(raw: unknown, file: string, check: Checker): Map<s
     const path = ['topics', name];
     const spec = check.object(value, path);
     if (spec === undefined) continue;
-    check.keys(spec, path, ['reader_schema', 'writer_schemas', 'allowed_lateness'], []);
+    check.keys(spec, path, ['reader_schema', 'writer_schemas', 'allowed_lateness', 'max_clock_skew'], []);
     const readerType = spec.reader_schema === undefined ? undefined : loadSchema(file, spec.reader_schema, [...path, 'reader_schema'], check);
     const writerTypes = new Map<number, AvroType>();
     const writers = check.object(spec.writer_schemas ?? {}, [...path, 'writer_schemas']);
@@ -126,14 +139,10 @@ export function compileTopics(raw: unknown, file: string, check: Checker): Map<s
       const type = loadSchema(file, schemaFile, [...path, 'writer_schemas', id], check);
       if (type !== undefined) writerTypes.set(Number(id), type);
     }
-    let allowedLatenessMs = DEFAULT_ALLOWED_LATENESS_MS;
-    if (spec.allowed_lateness !== undefined) {
-      const ms = typeof spec.allowed_lateness === 'string' ? parseDuration(spec.allowed_lateness) : undefined;
-      if (ms === undefined) check.report([...path, 'allowed_lateness'], 'must be a duration like 5s or 1m');
-      else allowedLatenessMs = ms;
-    }
+    const allowedLatenessMs = topicDuration(spec.allowed_lateness, [...path, 'allowed_lateness'], DEFAULT_ALLOWED_LATENESS_MS, check);
+    const maxClockSkewMs = topicDuration(spec.max_clock_skew, [...path, 'max_clock_skew'], DEFAULT_MAX_CLOCK_SKEW_MS, check);
     // The format is filled in by the views that consume the topic.
-    const topic: TopicDef = { name, format: 'json', readerType, writerTypes, allowedLatenessMs };
+    const topic: TopicDef = { name, format: 'json', readerType, writerTypes, allowedLatenessMs, maxClockSkewMs };
     if (spec.reader_schema !== undefined && readerType === undefined) failedReaders.add(topic);
     topics.set(name, topic);
   }
@@ -176,7 +185,7 @@ export function compileStreamSource(
       check.report([...path, 'topic'], `avro topic ${String(topic)} needs an entry under topics: with its reader_schema`);
       return undefined;
     }
-    topicDef = { name: topic as string, format: 'json', readerType: undefined, writerTypes: new Map(), allowedLatenessMs: DEFAULT_ALLOWED_LATENESS_MS };
+    topicDef = { name: topic as string, format: 'json', readerType: undefined, writerTypes: new Map(), allowedLatenessMs: DEFAULT_ALLOWED_LATENESS_MS, maxClockSkewMs: DEFAULT_MAX_CLOCK_SKEW_MS };
     topics.set(topicDef.name, topicDef);
   }
   const claimed = claimedFormats.get(topicDef);
@@ -184,6 +193,12 @@ export function compileStreamSource(
   if (format === 'avro' && topicDef.readerType === undefined && !failedReaders.has(topicDef)) check.report([...path, 'topic'], `avro topic ${topicDef.name} needs a reader_schema under topics:`);
   claimedFormats.set(topicDef, format as EventFormat);
   Object.assign(topicDef, { format });
+  // An event has one event time, for the watermark and for every view of its topic.
+  const claimedTimestampField = claimedTimestampFields.get(topicDef);
+  if (claimedTimestampField === undefined) claimedTimestampFields.set(topicDef, timestampField as string);
+  else if (claimedTimestampField !== timestampField) {
+    check.report([...path, 'timestamp_field'], `topic ${topicDef.name} takes its event time from ${claimedTimestampField} in another view`);
+  }
   for (const [field, value] of [['key', key], ['timestamp_field', timestampField]] as const) {
     checkField(topicDef, value as string, [...path, field], check);
   }

@@ -25,16 +25,17 @@ export class EventPusher {
   private readonly registry: Registry;
   private readonly applier: StreamApplier;
   private readonly metrics: Metrics;
-  private readonly maxEvents: number;
+  /** The server's --max-rows (not --max-events, which bounds what an entity keeps). */
+  private readonly maxEventsPerCall: number;
   private readonly watermarks = new Map<string, Watermark>();
   /** Pushes to one topic run one at a time, so the watermark judges them in order. */
   private readonly chains = new Map<string, Promise<unknown>>();
 
-  constructor(registry: Registry, applier: StreamApplier, metrics: Metrics, maxEvents: number) {
+  constructor(registry: Registry, applier: StreamApplier, metrics: Metrics, maxEventsPerCall: number) {
     this.registry = registry;
     this.applier = applier;
     this.metrics = metrics;
-    this.maxEvents = maxEvents;
+    this.maxEventsPerCall = maxEventsPerCall;
   }
 
   push(topic: unknown, events: unknown, nowMs: number): Promise<PushOutcome> {
@@ -42,7 +43,7 @@ export class EventPusher {
       throw invalid('STRATA_UNKNOWN_TOPIC', 'topic', `${JSON.stringify(topic) ?? 'nothing'} is not a topic any stream view consumes (topics: ${this.applier.topics.join(', ') || 'none'})`);
     }
     if (!Array.isArray(events) || events.length === 0) throw invalid('STRATA_INVALID_EVENT', 'events', 'must be a non-empty list of events');
-    if (events.length > this.maxEvents) throw invalid('STRATA_TOO_MANY_ROWS', 'events', `${events.length} events exceed the limit of ${this.maxEvents} per call`);
+    if (events.length > this.maxEventsPerCall) throw invalid('STRATA_TOO_MANY_ROWS', 'events', `${events.length} events exceed the limit of ${this.maxEventsPerCall} per call`);
     const readerType = this.registry.topics.get(topic)!.readerType;
     const extracted = events.map((raw: unknown, index): ExtractedEvent & { ok: true } => {
       let event = raw as Record<string, unknown>;
@@ -67,12 +68,9 @@ export class EventPusher {
     const trial = new Watermark(this.registry.topics.get(topic)!.allowedLatenessMs, current.newestEventTs);
     const late: number[] = [];
     const toApply = extracted.flatMap((event, index) => {
-      if (trial.isLate(event.ts)) {
-        late.push(index);
-        return [];
-      }
-      trial.observe(event.ts);
-      return [{ extracted: event, origin: undefined }];
+      if (trial.admit(event.ts, nowMs)) return [{ extracted: event, origin: undefined }];
+      late.push(index);
+      return [];
     });
     await this.applier.apply(topic, toApply, nowMs);
     this.watermarks.set(topic, trial);

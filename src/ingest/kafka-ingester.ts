@@ -182,7 +182,7 @@ export class KafkaIngester {
     if (watermark === undefined) {
       const offsets = await this.admin!.fetchOffsets({ groupId: this.options.groupId, topics: [topic] });
       const committed = offsets.find((entry) => entry.topic === topic)?.partitions.find((entry) => entry.partition === partition);
-      watermark = Watermark.fromMetadata(this.registry.topics.get(topic)!.allowedLatenessMs, committed?.metadata);
+      watermark = Watermark.fromMetadata(this.registry.topics.get(topic)!.allowedLatenessMs, committed?.metadata, Date.now());
       this.watermarks.set(id, watermark);
     }
     return watermark;
@@ -230,12 +230,8 @@ export class KafkaIngester {
       }
       const extracted = this.applier.extract(topic, decoded.event, nowMs);
       if (!extracted.ok) deadLetters.push({ message, rejection: extracted.rejection });
-      else if (trial.isLate(extracted.ts)) {
-        deadLetters.push({ message, rejection: { reason: 'late', detail: `event time ${extracted.ts} is before the partition's watermark ${trial.newestEventTs} - allowed lateness` } });
-      } else {
-        trial.observe(extracted.ts);
-        toApply.push({ extracted, origin: { partition, offset: Number(message.offset) } });
-      }
+      else if (trial.admit(extracted.ts, nowMs)) toApply.push({ extracted, origin: { partition, offset: Number(message.offset) } });
+      else deadLetters.push({ message, rejection: { reason: 'late', detail: `event time ${extracted.ts} is before the partition's watermark ${trial.newestEventTs} - allowed lateness` } });
     }
     return { topic, partition, nowMs, toApply, deadLetters, trial, lastOffset: messages[messages.length - 1]!.offset };
   }

@@ -6,6 +6,7 @@
  * and not another is rejected as a whole, so views of a topic never disagree
  * on which events they saw.
  */
+import { formatDuration } from '../config/duration.js';
 import type { JoinKeyType, Registry, StreamSource, ViewDef } from '../config/registry.js';
 import type { TieredRecordStore } from '../cache/tiered-record-store.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -29,6 +30,14 @@ interface StreamView {
   readonly keyType: JoinKeyType;
   /** [keyType]: what the record key functions take. */
   readonly keyTypes: readonly JoinKeyType[];
+}
+
+/** The views fed by one topic, and what they share. */
+interface StreamTopic {
+  /** The event field holding the event time: the same for every view of the topic (the registry checks). */
+  readonly timestampField: string;
+  readonly maxClockSkewMs: number;
+  readonly views: StreamView[];
 }
 
 /** An event checked against every view of its topic: the writes it makes, or why it cannot be applied. */
@@ -55,7 +64,7 @@ export class StreamApplier {
   private readonly store: TieredRecordStore;
   private readonly metrics: Metrics;
   private readonly retentionMs: number;
-  private readonly viewsByTopic = new Map<string, StreamView[]>();
+  private readonly streamTopics = new Map<string, StreamTopic>();
   /** Where extract builds entity keys; grows to the longest key seen. */
   private keyScratch = Buffer.allocUnsafe(256);
   /**
@@ -77,34 +86,44 @@ export class StreamApplier {
     for (const view of registry.views.values()) {
       const source = view.source;
       if (source.type !== 'stream') continue;
-      const views = this.viewsByTopic.get(source.topic) ?? [];
+      let streamTopic = this.streamTopics.get(source.topic);
+      if (streamTopic === undefined) {
+        streamTopic = { timestampField: source.timestampField, maxClockSkewMs: registry.topics.get(source.topic)!.maxClockSkewMs, views: [] };
+        this.streamTopics.set(source.topic, streamTopic);
+      }
       const keyType = view.entities[0]!.type;
-      views.push({ view, source, prefix: recordKeyPrefix(view.name), keyType, keyTypes: [keyType] });
-      this.viewsByTopic.set(source.topic, views);
+      streamTopic.views.push({ view, source, prefix: recordKeyPrefix(view.name), keyType, keyTypes: [keyType] });
     }
   }
 
   /** Topics some stream view consumes. */
   get topics(): string[] {
-    return [...this.viewsByTopic.keys()];
+    return [...this.streamTopics.keys()];
   }
 
   /** Checks a decoded event against every view of the topic; `nowMs` bounds how far in the future and past event times may be. */
   extract(topic: string, event: Record<string, unknown>, nowMs: number): ExtractedEvent {
-    const views = this.viewsByTopic.get(topic);
-    if (views === undefined) return { ok: false, rejection: { reason: 'invalid', detail: `no stream view consumes topic ${topic}` } };
-    let ts = Number.NaN;
+    const streamTopic = this.streamTopics.get(topic);
+    if (streamTopic === undefined) return { ok: false, rejection: { reason: 'invalid', detail: `no stream view consumes topic ${topic}` } };
+    const { timestampField, maxClockSkewMs } = streamTopic;
+    const ts = event[timestampField];
+    if (typeof ts !== 'number' || !Number.isFinite(ts) || ts < 0 || ts > MAX_SAFE_TS) {
+      return reject(timestampField, `must be the event time in ms since the epoch, got ${JSON.stringify(ts) ?? 'nothing'}`);
+    }
+    if (ts > nowMs + maxClockSkewMs) {
+      // Rounded up, so the distance never reads as within the limit it exceeds.
+      const ahead = formatDuration(Math.ceil((ts - nowMs) / 1_000) * 1_000);
+      return reject(
+        timestampField,
+        `event time ${new Date(ts).toISOString()} is ${ahead} ahead of the server's clock (${new Date(nowMs).toISOString()}), more than the topic's max_clock_skew of ${formatDuration(maxClockSkewMs)}`,
+      );
+    }
     const parts: EventPart[] = [];
-    for (const streamView of views) {
+    for (const streamView of streamTopic.views) {
       const { source, keyType } = streamView;
-      const rawTs = event[source.timestampField];
-      if (typeof rawTs !== 'number' || !Number.isFinite(rawTs) || rawTs < 0 || rawTs > MAX_SAFE_TS) {
-        return reject(source.timestampField, `must be the event time in ms since the epoch, got ${JSON.stringify(rawTs) ?? 'nothing'}`);
+      if (ts < nowMs - this.retentionMs - source.maxWindowMs) {
+        return reject(timestampField, `event time ${new Date(ts).toISOString()} is older than anything view ${streamView.view.name} keeps`);
       }
-      if (rawTs < nowMs - this.retentionMs - source.maxWindowMs) {
-        return reject(source.timestampField, `event time ${new Date(rawTs).toISOString()} is older than anything view ${streamView.view.name} keeps`);
-      }
-      ts = rawTs;
       const rawKey = event[source.key];
       if (keyType === 'int64') {
         if (!(typeof rawKey === 'number' && Number.isSafeInteger(rawKey)) && !(typeof rawKey === 'string' && /^-?\d{1,19}$/.test(rawKey))) {
@@ -153,7 +172,7 @@ export class StreamApplier {
     await this.writer.submit({ writes: [...writes.values()], nowMs });
     let newest = -Infinity;
     for (const { extracted } of events) newest = Math.max(newest, extracted.ts);
-    for (const { view } of this.viewsByTopic.get(topic) ?? []) this.metrics.observeApplied(view.name, newest);
+    for (const { view } of this.streamTopics.get(topic)?.views ?? []) this.metrics.observeApplied(view.name, newest);
     // Replays of events an entity already has are skipped inside the merge, and counted here too.
     this.metrics.ingestEvents.inc({ topic, outcome: 'applied' }, events.length);
   }

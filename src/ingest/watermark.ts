@@ -3,6 +3,12 @@
  * minus the allowed lateness. An event older than the watermark is late. The
  * newest event time is committed with the partition's Kafka offset, so after
  * a restart or a partition move the same events are late as before.
+ *
+ * The newest event time never runs ahead of this server's clock: an event
+ * stamped in the future (a producer's skewed clock, within the topic's
+ * max_clock_skew) is applied at its own time but moves the watermark only up
+ * to now, so the on-time events after it are not late — nor, once committed,
+ * every event after a restart.
  */
 export class Watermark {
   private readonly allowedLatenessMs: number;
@@ -17,10 +23,14 @@ export class Watermark {
     return this.newest;
   }
 
-  isLate(eventTs: number): boolean {
-    return eventTs < this.newest - this.allowedLatenessMs;
+  /** False for a late event; otherwise observes it, no further than `nowMs`, and answers true. */
+  admit(eventTs: number, nowMs: number): boolean {
+    if (eventTs < this.newest - this.allowedLatenessMs) return false;
+    this.observe(Math.min(eventTs, nowMs));
+    return true;
   }
 
+  /** Takes a newest event time another watermark observed (a step's, once committed). */
   observe(eventTs: number): void {
     if (eventTs > this.newest) this.newest = eventTs;
   }
@@ -30,11 +40,16 @@ export class Watermark {
     return JSON.stringify({ newestEventTs: Number.isFinite(this.newest) ? this.newest : null });
   }
 
-  static fromMetadata(allowedLatenessMs: number, metadata: string | null | undefined): Watermark {
+  /**
+   * The watermark committed as `metadata`, no further ahead than `nowMs`: one
+   * committed before future event times were held back (by an older Strata)
+   * would otherwise keep finding every event late.
+   */
+  static fromMetadata(allowedLatenessMs: number, metadata: string | null | undefined, nowMs: number): Watermark {
     let newest = -Infinity;
     try {
       const parsed = metadata ? (JSON.parse(metadata) as { newestEventTs?: unknown }) : undefined;
-      if (typeof parsed?.newestEventTs === 'number') newest = parsed.newestEventTs;
+      if (typeof parsed?.newestEventTs === 'number') newest = Math.min(parsed.newestEventTs, nowMs);
     } catch {
       // Metadata some other tool committed: start without a watermark.
     }

@@ -419,7 +419,7 @@ describe.concurrent('strata ingest: effectively once across crashes, rebalances 
     withHarness('crash', async (harness) => {
       const started = Date.now();
       const { oracle } = harness;
-      const producer = new TxnProducer(harness.producer, oracle, 'c', 400, 20_240_601, Date.now() - 50 * MINUTE, 60);
+      const producer = new TxnProducer(harness.producer, oracle, 'c', 400, 20_240_601, Date.now() - 65 * MINUTE, 60);
       const random = seeded(7);
       const dataDir = harness.dataDir('ingester');
       await producer.produce(12_000);

@@ -438,6 +438,23 @@ describe('PushEvents input checks', () => {
     expect(await httpPush({ topic: TOPIC, events: [txn('late-only', now - 50 * S, 1, 'SE', 'online')] })).toMatchObject({ status: 200, json: { applied: 0, late_indexes: [0] } });
     await notFound('late-only');
   });
+
+  it('rejects an event further ahead of the server clock than max_clock_skew (1m), naming its time field; one within it makes no on-time event late', async () => {
+    const now = Date.now();
+    const ahead = await httpPush({ topic: TOPIC, events: [txn('skew', now - 10 * S, 1, 'SE', 'online'), txn('skew', now + 60 * MIN, 2, 'SE', 'online')] });
+    expectHttpError(ahead, 400, 'STRATA_INVALID_EVENT', 'events[1].timestamp');
+    expect((ahead.json.error as { message: string }).message).toMatch(/^events\[1\]\.timestamp: .*event time \S+ is (1h|\d+s) ahead of the server's clock \(\S+\), more than the topic's max_clock_skew of 1m$/);
+    expectGrpcError(await grpcError(grpcPush(TOPIC, [txn('skew', now + 60 * MIN, 2, 'SE', 'online')])), GrpcStatus.INVALID_ARGUMENT, 'STRATA_INVALID_EVENT', 'events[0].timestamp');
+    await notFound('skew');
+    // 30 s ahead is within the skew and applied, but moves the watermark only to the server's clock:
+    // events 2 s behind it, in the same call and the next, are on time (not 32 s behind the newest).
+    const at = Date.now();
+    expect(await httpPush({ topic: TOPIC, events: [txn('skew', at + 30 * S, 4, 'SE', 'online'), txn('skew', at - 2 * S, 8, 'SE', 'online')] })).toMatchObject({ status: 200, json: { applied: 2, late_indexes: [] } });
+    expect(await grpcPush(TOPIC, [txn('skew', Date.now() - 2 * S, 16, 'SE', 'online')])).toEqual({ applied: 1, late_indexes: [] });
+    const [row] = await grpcRead(['skew'], at + 30 * S);
+    expect(values(row!)).toMatchObject({ txn_count_5m: 3, amount_sum_1h: 4 + 8 + 16 });
+    expect(row!.txn_count_5m.eventMs).toBe(at + 30 * S);
+  });
 });
 
 describe('PushEvents without stream views', () => {

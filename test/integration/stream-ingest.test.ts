@@ -14,6 +14,8 @@
  *    exactly the events the oracle calls late.
  * 2. Schema evolution and the dead-letter queue on one partition.
  * 3. The broker going down and coming back while strata serves.
+ * 4. An event stamped an hour ahead of the clock: dead-lettered, not the
+ *    on-time events after it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -818,4 +820,33 @@ describe.concurrent('stream ingestion from Kafka', () => {
     await waitFor('strata_kafka_up 1 once the broker is back', 10_000, async () => (metric(await strata.metrics(), 'strata_kafka_up') === 1 ? true : undefined), strata.logTail);
     console.log(`broker outage: strata_kafka_up 0 after ${reportedDown} ms down; caught up ${recovered} ms after the broker came back`);
   }, 45_000);
+
+  it('dead-letters an event an hour ahead of the clock as invalid, and the on-time events after it still apply', async ({ expect, onTestFinished }) => {
+    const scope = new Scope();
+    onTestFinished(() => scope.close());
+    const broker = await startBroker(scope);
+    const kafka = kafkaClient(broker);
+    const [strata, dlqReader, producer] = await Promise.all([startStrata(scope, broker, 'strata-skew'), deadLetterReader(scope, kafka), connectedProducer(scope, kafka)]);
+    const card = 'f1';
+    const partition = partitionOf(card);
+    const event = (ts: number, amount: number) => ({ partition, key: card, value: encodeConfluent(V2_ID, TXN_V2, { txn_id: `f${ts}`, card_id: card, user_id: 'u1', device_id: 'd1', amount, currency: 'USD', merchant_category: 'fuel', geo_country: 'US', ip_address: '73.1.1.1', timestamp: ts, merchant_id: null, risk_score: 0 }) });
+    const now = Date.now();
+    // Offset 1 is stamped an hour ahead (a producer's clock, or microseconds taken for milliseconds, does that):
+    // applied, it would put the watermark an hour ahead and every event after it on the DLQ as late.
+    const messages = [event(now - 10_000, 1), event(now + 3_600_000, 1_000), event(now - 8_000, 2), event(now - 3_000, 4)];
+    await producer.send({ topic: TOPIC, acks: -1, messages });
+    const metadata = await waitUntilCommitted(kafka, strata, new Map([[partition, messages.length]]), 30_000);
+    // What a restart or the partition's next owner judges lateness from.
+    expect(JSON.parse(metadata.get(partition)!)).toEqual({ newestEventTs: now - 3_000 });
+
+    const letters = await dlqReader.until(await endOffsets(kafka, DLQ));
+    expect(letters).toHaveLength(1);
+    expect(letters[0]!.headers).toMatchObject({ 'strata.dlq.reason': 'invalid', 'strata.dlq.topic': TOPIC, 'strata.dlq.partition': String(partition), 'strata.dlq.offset': '1' });
+    expect(letters[0]!.headers['strata.dlq.detail']).toMatch(/^timestamp: event time \S+ is (1h|\d+s) ahead of the server's clock \(\S+\), more than the topic's max_clock_skew of 1m$/);
+    expect((await readCards(strata, [card], ['count_1h', 'amount_sum_1h'])).get(card)).toEqual({ count_1h: { status: 'PRESENT', value: 3 }, amount_sum_1h: { status: 'PRESENT', value: 7 } });
+    const metricsText = await strata.metrics();
+    expect(metric(metricsText, 'strata_dead_letters_total', { topic: TOPIC, reason: 'invalid' })).toBe(1);
+    expect(metric(metricsText, 'strata_dead_letters_total', { topic: TOPIC, reason: 'late' }) ?? 0).toBe(0);
+    expect(metric(metricsText, 'strata_ingest_events_total', { topic: TOPIC, outcome: 'applied' })).toBe(3);
+  }, 40_000);
 });

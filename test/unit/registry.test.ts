@@ -372,6 +372,51 @@ describe('compileRegistry rejects invalid registries with file:line, path and ru
   it('says "1 problem" in the singular', () => {
     expect(rejection(registryText({ ttl: '1w' }))).toMatch(/^invalid registry \(1 problem\):\n/);
   });
+
+  it('reports a topic max_clock_skew that is not a duration', () => {
+    for (const skew of ['soon', '60', '-1m']) {
+      const message = rejection(registryText({ tail: `topics:\n  txn:\n    max_clock_skew: ${skew}` }));
+      expect(problemLines(message)).toEqual(['  reg.yaml:13: topics.txn.max_clock_skew: must be a duration like 5s or 1m']);
+    }
+  });
+
+  it('reads a topic max_clock_skew, 1m when absent', () => {
+    const registry = compileRegistry(registryText({ tail: 'topics:\n  txn:\n    max_clock_skew: 30s\n  clicks: {}' }), 'reg.yaml');
+    expect(registry.topics.get('txn')!.maxClockSkewMs).toBe(30_000);
+    expect(registry.topics.get('clicks')!.maxClockSkewMs).toBe(60_000);
+  });
+
+  /** Two stream views of topic txn after card_profile, from line 11, the second's source on line 20. */
+  const twoStreamViews = (firstTimestamp: string, secondTimestamp: string) =>
+    registryText({
+      features: [
+        '      credit_limit: double',
+        '  card_txn:',
+        '    entities: [card]',
+        '    ttl: 1h',
+        `    source: { type: stream, topic: txn, format: json, key: card_id${firstTimestamp} }`,
+        '    aggregations:',
+        '      n_5m: { fn: count, window: 5m }',
+        '  card_spend:',
+        '    entities: [card]',
+        '    ttl: 1h',
+        `    source: { type: stream, topic: txn, format: json, key: card_id${secondTimestamp} }`,
+        '    aggregations:',
+        '      n_1h: { fn: count, window: 1h }',
+      ].join('\n'),
+    });
+
+  it('reports views of one topic that take the event time from different fields, naming the other field', () => {
+    expect(problemLines(rejection(twoStreamViews(', timestamp_field: ts', ', timestamp_field: event_time')))).toEqual([
+      '  reg.yaml:20: feature_views.card_spend.source.timestamp_field: topic txn takes its event time from ts in another view',
+    ]);
+    // The default field (timestamp) counts as the view's choice too.
+    expect(problemLines(rejection(twoStreamViews('', ', timestamp_field: ts')))).toEqual([
+      '  reg.yaml:20: feature_views.card_spend.source.timestamp_field: topic txn takes its event time from timestamp in another view',
+    ]);
+    const agreeing = compileRegistry(twoStreamViews(', timestamp_field: ts', ', timestamp_field: ts'), 'reg.yaml');
+    expect([...agreeing.views.values()].flatMap((view) => (view.source.type === 'stream' ? [view.source.timestampField] : []))).toEqual(['ts', 'ts']);
+  });
 });
 
 describe('compileRegistry reserves the df columns POST /push takes row times from', () => {
