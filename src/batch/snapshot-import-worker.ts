@@ -15,12 +15,11 @@ import { parentPort } from 'node:worker_threads';
 import type { JoinKeyType } from '../config/registry.js';
 import { formatDuration } from '../config/duration.js';
 import { StrataError, type ErrorCode } from '../errors.js';
-import { recordKeyLength, writeRecordKey, type JoinKeyValue } from '../storage/keys.js';
+import { recordKeyLength, writeRecordKey } from '../storage/keys.js';
 import { SingleVersionRecords } from '../storage/record.js';
 import { ByteSink } from '../util/byte-sink.js';
 import type { ValueType } from '../values/value-codec.js';
-import { conformColumn, encodeColumn, timestampConverter, valueReader, type ValueOrigin } from './files/column-conform.js';
-import { formatOfPath } from './files/file-format.js';
+import { conformColumn, encodeColumn, joinKeyReader, timestampConverter, type ValueOrigin } from './files/column-conform.js';
 import { openRowReader, type RowChunk, type RowReader } from './files/row-reader.js';
 import { hashBytes } from './key-hash-set.js';
 
@@ -94,16 +93,11 @@ class ChunkEncoder {
     this.keyTypes = encoding.keys.map((key) => key.type);
   }
 
-  /** A reader of the columns the view maps, the created timestamp only where the file has it. */
-  async open(path: string): Promise<RowReader> {
+  /** A reader of the columns the view maps, each required, and the created timestamp where the file has it. */
+  open(path: string): Promise<RowReader> {
     const { keys, features, timestampColumn, createdTimestampColumn } = this.encoding;
     const required = [...keys.map((key) => key.column), ...features.map((feature) => feature.column), timestampColumn];
-    // NDJSON rows name their own keys, so a row without the created timestamp just reads null there.
-    if (formatOfPath(path) === 'ndjson') return openRowReader(path, { columns: [...required, createdTimestampColumn] });
-    const probe = await openRowReader(path);
-    const hasCreated = probe.columns.includes(createdTimestampColumn);
-    await probe.close();
-    return openRowReader(path, { columns: hasCreated ? [...required, createdTimestampColumn] : required });
+    return openRowReader(path, { columns: required, optionalColumns: [createdTimestampColumn] });
   }
 
   /** Encodes a chunk column by column, then each row's key and one-version record; `transfer` gets the buffers to hand over. */
@@ -113,14 +107,7 @@ class ChunkEncoder {
     this.rows += length;
     if (this.rows > encoding.maxRows) throw new RowLimitExceeded(`more than ${encoding.maxRows} rows (the view's audit.max_rows)`);
     const column = (name: string): ArrayLike<unknown> => chunk.columns.get(name)!;
-    const keyColumns = encoding.keys.map(({ joinKey, column: name, type }) => {
-      const read = valueReader(type, origin, name);
-      return conformColumn(column(name), rowOffset, (raw, row): JoinKeyValue => {
-        const value = read(raw, row);
-        if (value === null) throw new StrataError('STRATA_MISSING_JOIN_KEY', `join key ${joinKey} is missing`, { field: `${origin.path}:row ${row} column ${name}` });
-        return value as JoinKeyValue;
-      });
-    });
+    const keyColumns = encoding.keys.map(({ joinKey, column: name, type }) => conformColumn(column(name), rowOffset, joinKeyReader(type, origin, name, joinKey)));
     const features = encoding.features.map(({ column: name, type }) => encodeColumn(column(name), rowOffset, type, origin, name));
     const eventTs = new Float64Array(length);
     const createdTs = new Float64Array(length).fill(encoding.nowMs);
@@ -201,7 +188,7 @@ async function encodeFiles(encoding: ChunkEncoding, send: (message: ChunkMessage
   const encoder = new ChunkEncoder(encoding);
   const readers: RowReader[] = [];
   try {
-    // Every file is opened (and its columns checked) before anything is staged.
+    // Every file is opened (and its columns checked) before anything is staged; an NDJSON file's columns only at its end (its lines name them).
     for (const path of encoding.paths) readers.push(await encoder.open(path));
     const totalRows = readers.every((reader) => reader.totalRows !== undefined) ? readers.reduce((sum, reader) => sum + reader.totalRows!, 0) : undefined;
     send({ type: 'opened', totalRows });

@@ -106,7 +106,8 @@ export async function importSnapshot(options: SnapshotImportOptions): Promise<Im
     else await store.discard(view.name, generation);
     return staging.report(generation, reason, Date.now() - started);
   } catch (error) {
-    if (generation > 0) await store.discard(view.name, generation).catch(() => undefined);
+    // Once published, the generation is what readers see, whatever failed after the switch: never discard it.
+    if (generation > 0 && store.publishedGeneration(view.name) !== generation) await store.discard(view.name, generation).catch(() => undefined);
     throw error;
   } finally {
     importing.delete(view.name);

@@ -39,7 +39,7 @@ type WorkerEndpoint = IpcEndpoint<WorkerMethods, PrimaryMethods>;
 
 /** Runs the primary: opens L3, forks the workers and calls `announce` once all of them listen. */
 export async function servePrimary(options: ServeOptions, registry: Registry, logger: Logger, announce: (ports: ListeningPorts) => void): Promise<void> {
-  const l3 = await openLevelStore(options, registry);
+  const l3 = await openLevelStore(options, registry, logger);
   const host = new FeatureStoreHost({ store: l3, registry, logger, peerAckTimeoutMs: PEER_ACK_TIMEOUT_MS, importLimits: options });
   // The primary's own metrics (it sweeps L3), added to the workers' at every scrape.
   const metrics = new Metrics({ processMetrics: false });

@@ -7,6 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { parseTimestampText } from '../batch/files/column-conform.js';
 import { parseDuration } from '../config/duration.js';
 import { StrataError } from '../errors.js';
 import { loadAvroSchemaFile } from '../config/avro.js';
@@ -38,7 +39,7 @@ export const GENERATE_USAGE = `usage: strata generate [--topic T[,T…]] [--rate
   --rate         events per second over all topics (default 1000)
   --duration     how long, e.g. 60s or 5m (default 10s); rate × duration events in all
   --seed         the same seed gives the same events (default 42)
-  --start        event time of the first event, ISO 8601 or epoch ms (default now)
+  --start        event time of the first event, ISO 8601 (UTC unless it names a zone) or epoch ms (default now)
   --users        population size (default 1000)
   --batch        most events per send or POST (default 500)
   --brokers      Avro in the Confluent wire format to Kafka, keyed by card_id / user_id / device_id
@@ -182,8 +183,9 @@ function parseGenerateOptions(argv: string[]): GenerateOptions | undefined {
   const seed = Number(text('seed') ?? 42);
   if (!Number.isSafeInteger(seed)) throw bad(`--seed must be an integer, got ${JSON.stringify(text('seed'))}`);
   const startText = text('start');
-  const startTs = startText === undefined ? Date.now() : /^\d+$/.test(startText) ? Number(startText) : Date.parse(startText);
-  if (!Number.isSafeInteger(startTs)) throw bad(`--start must be an ISO 8601 time or epoch ms, got ${JSON.stringify(startText)}`);
+  // As snapshot files' timestamps read: a zone-less time is UTC, whatever the machine's zone.
+  const startTs = startText === undefined ? Date.now() : parseTimestampText(startText);
+  if (startTs === undefined) throw bad(`--start must be an ISO 8601 time or epoch ms, got ${JSON.stringify(startText)}`);
   const users = positiveInteger('--users', text('users'), 1000);
   const batch = positiveInteger('--batch', text('batch'), 500);
 

@@ -8,15 +8,14 @@
  */
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
-import { conformColumn, timestampConverter, valueConverter, valueLocation, type ValueOrigin } from '../batch/files/column-conform.js';
+import { conformColumn, joinKeyReader, timestampConverter } from '../batch/files/column-conform.js';
 import { openRowReader, type RowReader } from '../batch/files/row-reader.js';
 import { openRowWriter, type OutputColumn, type RowWriter } from '../batch/files/row-writer.js';
 import type { JoinKeyType } from '../config/registry.js';
-import { invalid, StrataError } from '../errors.js';
+import { StrataError } from '../errors.js';
 import { ERROR_CODE_KEY, ERROR_FIELD_KEY } from '../server/status-edge.js';
 import { ProtoTypes, SERVICE_NAME } from '../server/proto.js';
 import { FIELD_STATUS_NAMES } from '../serving/online-reader.js';
-import type { JoinKeyValue } from '../storage/keys.js';
 import type { ValueType } from '../values/value-codec.js';
 import { decodeResultChunk, type ResultChunk } from './historical-response-decoder.js';
 import { encodeQuery, encodeRows, type KeyColumn } from './historical-request-encoder.js';
@@ -104,7 +103,7 @@ async function retrieve(
   const send = async (): Promise<void> => {
     call.write(Buffer.from(encodeQuery({ features: options.features, featureService: options.featureService, fullFeatureNames: options.fullFeatureNames })));
     const toMs = timestampConverter(reader, EVENT_TIMESTAMP);
-    const converters = keys.map((key) => joinKeyConverter(reader, key.name, key.type));
+    const converters = keys.map((key) => joinKeyReader(key.type, reader, key.name));
     for await (const chunk of reader.chunks()) {
       if (stopped) return;
       const times = conformColumn(chunk.columns.get(EVENT_TIMESTAMP)!, chunk.rowOffset, toMs) as number[];
@@ -181,15 +180,6 @@ function rowBatch(chunk: ResultChunk): { length: number; columns: Map<string, Ar
   const columns = new Map<string, ArrayLike<unknown>>(chunk.names.map((name, index) => [name, chunk.values[index]!]));
   columns.set(EVENT_TIMESTAMP, chunk.times);
   return { length: chunk.times.length, columns };
-}
-
-function joinKeyConverter(origin: ValueOrigin, name: string, type: JoinKeyType): (raw: unknown, row: number) => JoinKeyValue {
-  const convert = valueConverter(type, origin, name);
-  return (raw, row) => {
-    const typed = convert(raw, row);
-    if (typed === null) throw invalid('STRATA_VALUE_TYPE_MISMATCH', valueLocation(origin, name, row), `a join key value must not be missing (expected ${type})`);
-    return typed.value as JoinKeyValue;
-  };
 }
 
 /** The join keys the features' views need, in first-use order (as the server plans them); unknown references are the server's to report. */

@@ -8,7 +8,7 @@ import cluster from 'node:cluster';
 import { createReadStream, existsSync, lstatSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { BUNDLED_REGISTRY, OPTION_SPECS, resolveServeOptions } from '../config/options.js';
 import { formatDuration } from '../config/duration.js';
 import { loadRegistry } from '../config/registry.js';
@@ -51,14 +51,19 @@ ${OPTION_SPECS.map((spec) => `  --${spec.flag.padEnd(18)} ${spec.env.padEnd(26)}
 
 class UsageError extends Error {}
 
-function parse(argv: string[], extra: Record<string, { type: 'string' | 'boolean' }> = {}) {
-  const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' }, ...extra };
-  for (const spec of OPTION_SPECS) options[spec.flag] = { type: 'string' };
+/** parseArgs, with what it refuses (an unknown flag, a flag without its value) a usage error: exit 2. */
+function parseFlags<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
   try {
-    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    return parseArgs(config);
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
+}
+
+function parse(argv: string[], extra: Record<string, { type: 'string' | 'boolean' }> = {}) {
+  const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' }, ...extra };
+  for (const spec of OPTION_SPECS) options[spec.flag] = { type: 'string' };
+  return parseFlags({ args: argv, options, allowPositionals: true, strict: true });
 }
 
 async function serve(argv: string[]): Promise<void> {
@@ -150,7 +155,7 @@ function validate(argv: string[]): void {
 }
 
 async function push(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseFlags({
     args: argv,
     options: { view: { type: 'string' }, target: { type: 'string' }, batch: { type: 'string' } },
     allowPositionals: true,

@@ -6,6 +6,7 @@
  * generation keeps serving). A server started afterwards serves the new one.
  */
 import { parseArgs } from 'node:util';
+import { parseIso8601 } from '../batch/files/column-conform.js';
 import { importSnapshot, type ImportReport } from '../batch/snapshot-import.js';
 import { parseDuration } from '../config/duration.js';
 import { OPTION_SPECS, resolveServeOptions } from '../config/options.js';
@@ -21,8 +22,8 @@ export const SNAPSHOT_USAGE = `usage: strata snapshot import --view V [--registr
                (column names as the view's source.columns maps them); for a stream
                view's tiles, one row per entity and tile with its partial aggregates,
                event_timestamp the tile's end
-  --cutoff T   a stream view's tiles: events up to T (ISO 8601, on the tile grid) are in
-               them; default: the newest tile end in the files
+  --cutoff T   a stream view's tiles: events up to T (ISO 8601, UTC unless it names a zone;
+               on the tile grid) are in them; default: the newest tile end in the files
   --json       print the report as JSON
   --progress-interval D
                when stderr is not a terminal, a progress line this often (default 10s)
@@ -45,8 +46,11 @@ export async function runSnapshot(argv: string[], out: NodeJS.WritableStream, er
   const viewName = values.view as string | undefined;
   if (viewName === undefined || positionals.length === 0) throw new StrataError('STRATA_MALFORMED_REQUEST', `snapshot import needs --view and at least one file\n\n${SNAPSHOT_USAGE}`);
   const { view: _view, json: _json, cutoff, 'progress-interval': progressInterval, ...serveFlags } = values;
-  const cutoffMs = cutoff === undefined ? undefined : Date.parse(cutoff as string);
-  if (cutoffMs !== undefined && Number.isNaN(cutoffMs)) throw new StrataError('STRATA_MALFORMED_REQUEST', `--cutoff: ${JSON.stringify(cutoff)} is not an ISO 8601 time`, { field: 'cutoff' });
+  // As the files' timestamps read: a zone-less time is UTC, whatever the machine's zone.
+  const cutoffMs = cutoff === undefined ? undefined : parseIso8601(cutoff as string);
+  if (cutoff !== undefined && cutoffMs === undefined) {
+    throw new StrataError('STRATA_MALFORMED_REQUEST', `--cutoff: ${JSON.stringify(cutoff)} is not an ISO 8601 time (such as 2026-01-31T12:00:00Z; without a zone, UTC)`, { field: 'cutoff' });
+  }
   const logEveryMs = progressInterval === undefined ? undefined : parseDuration(progressInterval as string);
   if (logEveryMs === 0 || (progressInterval !== undefined && logEveryMs === undefined)) {
     throw new StrataError('STRATA_MALFORMED_REQUEST', `snapshot import: --progress-interval ${JSON.stringify(progressInterval)} must be a duration like 500ms, 5s, 1m\n\n${SNAPSHOT_USAGE}`);

@@ -33,9 +33,9 @@ export interface RunningServer {
 }
 
 /** L3 on LevelDB in `options.dataDir`, created if missing. */
-export async function openLevelStore(options: ServeOptions, registry: Registry): Promise<LevelStore> {
+export async function openLevelStore(options: ServeOptions, registry: Registry, logger: Logger): Promise<LevelStore> {
   mkdirSync(options.dataDir, { recursive: true });
-  return LevelStore.open({ dataDir: options.dataDir, registry, retentionMs: options.retentionMs, maxVersions: options.maxVersions, maxEvents: options.maxEvents });
+  return LevelStore.open({ dataDir: options.dataDir, registry, retentionMs: options.retentionMs, maxVersions: options.maxVersions, maxEvents: options.maxEvents, logger });
 }
 
 /**
@@ -63,7 +63,7 @@ export async function startServer(
   const metrics = new Metrics({ processMetrics: extras.processMetrics ?? false });
   // This process's own L3, unless a worker's primary owns it (which then sweeps it and runs imports).
   const remote = extras.l3;
-  const local = remote === undefined ? await openLevelStore(options, registry) : undefined;
+  const local = remote === undefined ? await openLevelStore(options, registry, logger) : undefined;
   const l3: FeatureStore = local ?? remote!;
   // Without L2 every write this process can see comes through it (and through L1), so L1 entries need no expiry.
   const l1MaxStalenessMs = options.redisUrl === undefined ? 0 : options.l1MaxStalenessMs;

@@ -1,6 +1,7 @@
 import { ClassicLevel } from 'classic-level';
 import type { Registry, ViewDef } from '../config/registry.js';
 import { StrataError } from '../errors.js';
+import { createLogger, type Logger } from '../observability/logger.js';
 import { asBuffer } from '../util/bytes.js';
 import type { ValueType } from '../values/value-codec.js';
 import { compactRecord, type CompactableStore, type CompactionBatch } from './compaction.js';
@@ -21,6 +22,8 @@ export interface LevelStoreOptions {
   readonly maxVersions: number;
   /** Most events kept per stream view entity, whatever the retention. */
   readonly maxEvents: number;
+  /** Where the store's warnings go; stderr at warn level unless given. */
+  readonly logger?: Logger;
 }
 
 /**
@@ -94,6 +97,7 @@ function storageError(action: string, error: unknown): StrataError {
 /** L3 on classic-level (LevelDB). One process owns a data dir: LevelDB takes an exclusive lock. */
 export class LevelStore implements FeatureStore, SnapshotStore, CompactableStore {
   private readonly db: ClassicLevel<Buffer, Buffer>;
+  private readonly logger: Logger;
   private readonly registry: Registry;
   private readonly retentionMs: number;
   private readonly maxVersions: number;
@@ -119,6 +123,7 @@ export class LevelStore implements FeatureStore, SnapshotStore, CompactableStore
     this.retentionMs = options.retentionMs;
     this.maxVersions = options.maxVersions;
     this.maxEvents = options.maxEvents;
+    this.logger = options.logger ?? createLogger('warn');
   }
 
   static async open(options: LevelStoreOptions): Promise<LevelStore> {
@@ -262,7 +267,13 @@ export class LevelStore implements FeatureStore, SnapshotStore, CompactableStore
     try {
       await this.db.clear({ gte: generationPrefix(view, generation), lt: generationPrefix(view, generation + 1) });
     } catch (error) {
-      throw storageError('write', error);
+      // The generation serves from here on, so the import has succeeded. What stays is never
+      // read (nor swept), and the view's next publish removes it: every generation below the one it replaces.
+      this.logger.warn('snapshot published, but older generations could not be removed; the next publish of the view removes them', {
+        view,
+        generation,
+        error: (error as Error).message,
+      });
     }
   }
 

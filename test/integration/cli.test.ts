@@ -91,6 +91,8 @@ describe('configuration errors stop the process at start', () => {
     [['serve'], { STRATA_GRPC_PROT: '1' }, 'STRATA_GRPC_PROT: unknown variable'],
     [['serve'], { STRATA_L1_BUDGET: 'lots' }, 'STRATA_L1_BUDGET'],
     [['serve', '--workers', '0'], {}, '--workers'],
+    [['push', '--veiw', 'card_profile', '-'], {}, "Unknown option '--veiw'"],
+    [['push', '--view'], {}, "Option '--view <value>' argument missing"],
   ] as const)('%j %j → exit 2 naming %s', (args, env, expected) => {
     const result = run([...args], env);
     expect(result.status).toBe(2);

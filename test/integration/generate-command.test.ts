@@ -86,6 +86,9 @@ describe('strata generate options', () => {
     [['--duration', '60', '--out', 'x'], '--duration must be a duration like 60s or 5m, got "60"'],
     [['--seed', '1.5', '--out', 'x'], '--seed must be an integer, got "1.5"'],
     [['--start', 'yesterday', '--out', 'x'], '--start must be an ISO 8601 time or epoch ms, got "yesterday"'],
+    // Date.parse takes these; snapshot files' timestamps do not.
+    [['--start', 'Jan 1 2024', '--out', 'x'], '--start must be an ISO 8601 time or epoch ms, got "Jan 1 2024"'],
+    [['--start', '2024-01-01T00:00:00 GMT', '--out', 'x'], '--start must be an ISO 8601 time or epoch ms, got "2024-01-01T00:00:00 GMT"'],
     [['--users', '0', '--out', 'x'], '--users must be a positive integer, got "0"'],
     [[], 'choose one output: --brokers, --push or --out'],
     [['--out', 'x', '--push', 'http://127.0.0.1:1'], 'choose one output: --brokers, --push or --out (got --push and --out)'],
@@ -98,6 +101,16 @@ describe('strata generate options', () => {
     [['--out', 'x', '--verbose'], "generate: Unknown option '--verbose'"],
   ])('rejects %j', async (args, message) => {
     await expect(generate(args)).rejects.toMatchObject({ code: 'STRATA_CONFIG_INVALID', message: expect.stringContaining(message) });
+  });
+
+  it('reads --start without a zone as UTC, and epoch ms as they are', async () => {
+    const firstEventMs = async (start: string): Promise<unknown> => {
+      const path = join(dir, `start-${start.replace(/\W/g, '')}.ndjson`);
+      await generate(['--topic', 'txn.events', '--rate', '10', '--duration', '1s', '--start', start, '--out', path]);
+      return readLines(path)[0]!.event.timestamp;
+    };
+    expect(await firstEventMs('2024-01-01T00:00:00')).toBe(Date.UTC(2024, 0, 1));
+    expect(await firstEventMs(String(Date.UTC(2024, 0, 1)))).toBe(Date.UTC(2024, 0, 1));
   });
 
   it('names an --out file it cannot open', async () => {

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -202,5 +202,61 @@ describe('strata snapshot import: write → audit → publish', () => {
     const second = importFiles(dataDir, mixed);
     expect(second.status, second.stderr).toBe(0);
     expect((await served(dataDir, ['card-1', 'card-2'])).avg_ticket!.values).toEqual([3, 2]);
+  });
+
+  it('refuses an NDJSON snapshot that lacks a feature column, rather than publish it as NULLs', async () => {
+    const dataDir = mkdtempSync(join(scratch, 'data-'));
+    expect(importFiles(dataDir, ndjson('spelt.ndjson', rows(50, 1))).status).toBe(0);
+    const before = await served(dataDir, cards);
+
+    // segment's max_null_rate is the default 1: only the missing column stops this one.
+    const misspelt = rows(50, 2).map(({ segment, ...row }) => ({ ...row, segmnet: segment }));
+    const path = ndjson('misspelt.ndjson', misspelt as unknown as Row[]);
+    const result = importFiles(dataDir, path);
+    expect(result.status).toBe(1);
+    expect(result.report).toMatchObject({ published: false });
+    expect(result.report!.reason).toBe(`segment: ${path}: has no column "segment" (none of its 50 rows has the key)`);
+    expect(await served(dataDir, cards)).toEqual(before);
+  });
+});
+
+describe('strata snapshot import --cutoff', () => {
+  const registry = join(scratch, 'tiles-registry.yaml');
+  writeFileSync(
+    registry,
+    `entities:
+  card: { join_key: card_id }
+feature_views:
+  card_spend:
+    entities: [card]
+    ttl: 0
+    source: { type: stream, topic: txn, format: json, key: card_id, timestamp_field: ts }
+    batch: { tile: 1h }
+    aggregations:
+      n_2d: { fn: count, window: 2d }
+`,
+  );
+  const tiles = join(scratch, 'tiles.ndjson');
+  writeFileSync(tiles, `${JSON.stringify({ card_id: 'a', event_timestamp: Date.UTC(2026, 0, 1, 1), n_2d: 3 })}\n`);
+  const importTiles = (cutoff: string, env: Record<string, string> = {}) =>
+    spawnSync(process.execPath, [...CLI, 'snapshot', 'import', '--registry', registry, '--data-dir', mkdtempSync(join(scratch, 'data-')), '--view', 'card_spend', '--json', '--cutoff', cutoff, tiles], {
+      cwd: ROOT,
+      env: cleanEnv(env),
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+
+  it('reads a cutoff without a zone as UTC, as the files\' timestamps are, whatever the machine\'s zone', () => {
+    // Read as local time in +05:30, it would be off the hour grid.
+    const result = importTiles('2026-01-01T01:00:00', { TZ: 'Asia/Kolkata' });
+    expect(result.status, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({ published: true, cutoff: '2026-01-01T01:00:00.000Z' });
+  });
+
+  it.each(['Jan 1 2026 01:00', '2026-01-01T01:00:00 UTC', '1767229200000'])('refuses the cutoff %j, naming the flag', (cutoff) => {
+    const result = importTiles(cutoff);
+    expect(result.status).toBe(1);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain(`--cutoff: ${JSON.stringify(cutoff)} is not an ISO 8601 time`);
   });
 });

@@ -14,6 +14,7 @@ import { importSnapshot } from '../../src/batch/snapshot-import.js';
 import { compileRegistry } from '../../src/config/registry.js';
 import { generationPrefix, recordKey } from '../../src/storage/keys.js';
 import { LevelStore } from '../../src/storage/level-store.js';
+import type { SnapshotStore } from '../../src/storage/snapshot-store.js';
 import { encodeRecord, mergeVersions, type Version } from '../../src/storage/record.js';
 import { seededRandom } from '../../src/util/seeded-random.js';
 import { encodeTypedValue, NULL_VALUE } from '../../src/values/value-codec.js';
@@ -147,5 +148,35 @@ describe('snapshot import of entities that repeat', () => {
     const data = rows(20_000, 1e12, 6);
     const next = await importAndRead([ndjson('after-failure.ndjson', data)]);
     expect(next.report).toMatchObject({ published: true, rows: 20_000, entities: expectedRecords(data).size });
+  });
+
+  it('never discards a generation once it is published, whatever fails after the switch', async () => {
+    const dataDir = mkdtempSync(join(scratch, 'data-'));
+    const level = await LevelStore.open({ dataDir, registry, retentionMs: RETENTION, maxVersions: 100, maxEvents: 100 });
+    const failedAfterSwitch = new Error('failed after the switch');
+    // The store as importSnapshot sees it, its publish failing once the generation is published.
+    const store: SnapshotStore = {
+      beginGeneration: (name) => level.beginGeneration(name),
+      putStaged: (records) => level.putStaged(records),
+      getStaged: (keys) => level.getStaged(keys),
+      publish: async (name, generation, cutoffMs) => {
+        await level.publish(name, generation, cutoffMs);
+        throw failedAfterSwitch;
+      },
+      discard: (name, generation) => level.discard(name, generation),
+      publishedGeneration: (name) => level.publishedGeneration(name),
+      snapshotCutoff: (name) => level.snapshotCutoff(name),
+      onPublish: (listener) => level.onPublish(listener),
+    };
+    const data = rows(100, 1e12, 7);
+    try {
+      await expect(importSnapshot({ view, paths: [ndjson('published.ndjson', data)], store, retentionMs: RETENTION, maxVersions: 100, nowMs: NOW })).rejects.toBe(failedAfterSwitch);
+      expect(level.publishedGeneration(view.name)).toBe(1);
+      const expected = expectedRecords(data);
+      const stored = await level.getStaged([...expected.keys()].map((id) => recordKey(generationPrefix(view.name, 1), ['string'], [id])));
+      expect(stored.map((bytes) => (bytes === undefined ? undefined : Buffer.from(bytes).toString('hex')))).toEqual([...expected.values()].map((bytes) => Buffer.from(bytes).toString('hex')));
+    } finally {
+      await level.close();
+    }
   });
 });

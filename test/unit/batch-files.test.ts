@@ -7,7 +7,7 @@ import avsc from 'avsc';
 import { parquetWriteFile } from 'hyparquet-writer';
 import Long from 'long';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { conformColumn, encodeColumn, parseIso8601, timestampConverter, valueConverter, type ValueOrigin } from '../../src/batch/files/column-conform.js';
+import { conformColumn, encodeColumn, joinKeyReader, parseIso8601, timestampConverter, valueConverter, type ValueOrigin } from '../../src/batch/files/column-conform.js';
 import { CsvParser, type CsvField } from '../../src/batch/files/csv-parser.js';
 import { openRowReader, type RowReader, type RowReaderOptions } from '../../src/batch/files/row-reader.js';
 import { openRowWriter, type OutputColumn } from '../../src/batch/files/row-writer.js';
@@ -382,7 +382,7 @@ describe('opening files that cannot be read', () => {
     const columns = await readColumns(await openRowReader(file('keys.ndjson'), { columns: ['c', 'a'] }));
     expect(columns).toEqual(new Map([['c', [undefined, undefined, 6]], ['a', [1, 3, 4]]]));
     writeFileSync(file('reordered.ndjson'), '{"a": 1, "b": 2}\n{"a": 3, "b": 4}\n{"b": 5, "a": 6}\n{"a": 7}\n{"a": 8, "c": 9, "b": 10}\n{"__proto__": 11, "a": 12}\n{"a": 13, "b": 14}\n');
-    expect(await readColumns(await openRowReader(file('reordered.ndjson'), { columns: ['b', 'a', '__proto__', 'd'] }))).toEqual(
+    expect(await readColumns(await openRowReader(file('reordered.ndjson'), { columns: ['b', 'a', '__proto__'], optionalColumns: ['d'] }))).toEqual(
       new Map([
         ['b', [2, 4, 5, undefined, 10, undefined, 14]],
         ['a', [1, 3, 6, 7, 8, 12, 13]],
@@ -394,6 +394,31 @@ describe('opening files that cannot be read', () => {
     expect(await readColumns(await openRowReader(file('inherited.ndjson'), { columns: ['constructor', 'toString'] }))).toEqual(
       new Map([['constructor', ['x', undefined]], ['toString', [1, undefined]]]),
     );
+  });
+
+  it('refuses a requested NDJSON column no line has, once the file is read; one on some lines only, or optional, reads missing values', async () => {
+    writeFileSync(file('sparse.ndjson'), '{"a": 1}\n{"a": 2, "b": null}\n{"a": 3}\n');
+    expect(await readColumns(await openRowReader(file('sparse.ndjson'), { columns: ['a', 'b'], optionalColumns: ['created'], chunkRows: 1 }))).toEqual(
+      new Map([['a', [1, 2, 3]], ['b', [undefined, null, undefined]], ['created', [undefined, undefined, undefined]]]),
+    );
+    // Misspelt, say: every row would read NULL.
+    const error = await rejection(openRowReader(file('sparse.ndjson'), { columns: ['a', 'amount'] }).then(readColumns));
+    expect(error.code).toBe('STRATA_MISSING_COLUMN');
+    expect(error.field).toBe('amount');
+    expect(error.message).toBe(`${file('sparse.ndjson')}: has no column "amount" (none of its 3 rows has the key)`);
+    // A name every object inherits is a key only where a line has it.
+    expect((await rejection(openRowReader(file('sparse.ndjson'), { columns: ['a', 'constructor'] }).then(readColumns))).field).toBe('constructor');
+    // A file without rows has no lines to hold a column: the import's min_rows audit judges it.
+    writeFileSync(file('no-rows.ndjson'), '\n');
+    expect(await readColumns(await openRowReader(file('no-rows.ndjson'), { columns: ['a', 'amount'] }))).toEqual(new Map([['a', []], ['amount', []]]));
+  });
+
+  it('reads an optional column where the file has it and leaves it out where it does not, in every format with a schema or header', async () => {
+    writeFileSync(file('optional.csv'), 'a,created\n1,2\n');
+    expect(await readColumns(await openRowReader(file('optional.csv'), { columns: ['a'], optionalColumns: ['created', 'absent'] }))).toEqual(new Map([['a', ['1']], ['created', ['2']]]));
+    const parquet = await openRowReader(file('rows.parquet'), { columns: ['n'], optionalColumns: ['extra', 'created_timestamp'] });
+    expect(parquet.columns).toEqual(['n', 'extra']);
+    await parquet.close();
   });
 });
 
@@ -581,6 +606,17 @@ describe('column conformance', () => {
 
   it.each(['2026-02-29', '2026-13-01', '2026-01-31T24:00:00Z', '2026-01-31T12:00:00+25:00', '31/01/2026', '2026-01-31T12:00:00 UTC', 'now'])('refuses %s as ISO-8601', (text) => {
     expect(parseIso8601(text)).toBeUndefined();
+  });
+
+  it('reads a join key column: a missing value is a type mismatch naming file, row and column', () => {
+    const toKey = joinKeyReader('int64', csv, 'card', 'card_id');
+    expect(['7', 8].map((raw, row) => toKey(raw, row))).toEqual([7, 8]);
+    const missing = thrown(() => toKey('', 3));
+    expect(missing.code).toBe('STRATA_VALUE_TYPE_MISMATCH');
+    expect(missing.field).toBe('in.csv:row 3 column card');
+    expect(missing.message).toBe('in.csv:row 3 column card: join key card_id is missing; every row needs one (expected int64)');
+    expect(thrown(() => joinKeyReader('string', json, 'card_id')(undefined, 4)).message).toBe('in.ndjson:row 4 column card_id: join key card_id is missing; every row needs one (expected string)');
+    expect(thrown(() => toKey('x', 5)).message).toMatch(/^in\.csv:row 5 column card: expected int64/);
   });
 
   it('reads timestamps from epoch ms, bigint, Date and ISO text; missing is an error unless optional', () => {

@@ -74,7 +74,7 @@ export class AvroRowReader implements RowReader {
         throw fileUnusable(path, `holds ${writerType.typeName} values, not records; rows need a record schema whose fields are the columns`);
       }
       const available = writerType.fields.map((field) => field.name);
-      return new AvroRowReader(path, { handle, source, decoder }, pickColumns(path, available, options.columns), timestampUnits, options);
+      return new AvroRowReader(path, { handle, source, decoder }, pickColumns(path, available, options.columns, options.optionalColumns), timestampUnits, options);
     } catch (error) {
       source.destroy();
       decoder.destroy();

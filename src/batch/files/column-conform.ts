@@ -13,7 +13,9 @@
  * coerced: "1.5" in JSON is not a double, 1.5 is not an int64.
  */
 import Long from 'long';
+import type { JoinKeyType } from '../../config/registry.js';
 import { invalid } from '../../errors.js';
+import type { JoinKeyValue } from '../../storage/keys.js';
 import type { PackedValues } from '../../storage/record.js';
 import { ByteSink } from '../../util/byte-sink.js';
 import { typedValueFromJson, valueAppender, type Int64Like, type TypedValue, type ValueType } from '../../values/value-codec.js';
@@ -231,6 +233,21 @@ export function valueConverter(type: ValueType, origin: ValueOrigin, column: str
   };
 }
 
+/**
+ * The reader for a join key column (`joinKey` as the view names it, `column`
+ * as the file does): every row needs a value, so a missing one is an error —
+ * STRATA_VALUE_TYPE_MISMATCH, as for a null join key value in a request
+ * (a key column absent altogether is the reader's STRATA_MISSING_COLUMN).
+ */
+export function joinKeyReader(type: JoinKeyType, origin: ValueOrigin, column: string, joinKey = column): (raw: unknown, row: number) => JoinKeyValue {
+  const read = valueReader(type, origin, column);
+  return (raw, row) => {
+    const value = read(raw, row);
+    if (value === null) throw invalid('STRATA_VALUE_TYPE_MISMATCH', valueLocation(origin, column, row), `join key ${joinKey} is missing; every row needs one (expected ${type})`);
+    return value as JoinKeyValue;
+  };
+}
+
 /** The widest range a Date holds, ±100 million days around the epoch. */
 const MAX_EPOCH_MS = 8.64e15;
 const MAX_EPOCH_MS_BIGINT = BigInt(MAX_EPOCH_MS);
@@ -337,9 +354,14 @@ const timestampValue: Reading<number> = (raw) => {
     return Number.isNaN(ms) ? undefined : ms;
   }
   if (typeof raw === 'bigint') return raw >= -MAX_EPOCH_MS_BIGINT && raw <= MAX_EPOCH_MS_BIGINT ? Number(raw) : undefined;
-  if (typeof raw === 'string') return EPOCH_MS_TEXT.test(raw) ? timestampValue(Number(raw)) : parseIso8601(raw);
+  if (typeof raw === 'string') return parseTimestampText(raw);
   return undefined;
 };
+
+/** A timestamp written as text, in epoch milliseconds: digits of epoch ms, or ISO-8601 (see parseIso8601); undefined for anything else. */
+export function parseTimestampText(text: string): number | undefined {
+  return EPOCH_MS_TEXT.test(text) ? timestampValue(Number(text)) : parseIso8601(text);
+}
 
 /**
  * The converter for a timestamp column (`event_timestamp`,

@@ -65,7 +65,7 @@ export class CsvRowReader extends TextRowReader {
   #takeHeader(names: readonly CsvField[]): void {
     // pandas writes its index column with an empty name: keep it as '', usable if never requested.
     const available = names.map((name) => name ?? '');
-    this.#columns = pickColumns(this.path, available, this.requested);
+    this.#columns = pickColumns(this.path, available, this.requested, this.optional);
     this.#width = available.length;
     this.#fieldOfColumn = this.#columns.map((name) => available.indexOf(name));
     this.buffers = this.#columns.map(() => []);

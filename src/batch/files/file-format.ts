@@ -61,11 +61,17 @@ export async function openReadable(path: string): Promise<{ handle: FileHandle; 
   }
 }
 
+/** The one error for a requested column a file lacks, naming both; `detail` says what the file has instead. */
+export function missingColumn(path: string, column: string, detail: string): StrataError {
+  return new StrataError('STRATA_MISSING_COLUMN', `${path}: has no column ${JSON.stringify(column)} (${detail})`, { field: column });
+}
+
 /**
  * The columns a reader yields: `requested` (each must be in the file, once)
- * or else all of `available`, in file order.
+ * and those of `optional` the file has, or else all of `available`, in file
+ * order.
  */
-export function pickColumns(path: string, available: readonly string[], requested: readonly string[] | undefined): readonly string[] {
+export function pickColumns(path: string, available: readonly string[], requested: readonly string[] | undefined, optional: readonly string[] = []): readonly string[] {
   const seen = new Set<string>();
   for (const name of available) {
     if (seen.has(name)) throw fileUnusable(path, `has the column ${JSON.stringify(name)} twice`);
@@ -74,10 +80,9 @@ export function pickColumns(path: string, available: readonly string[], requeste
   if (requested === undefined) return available;
   const picked = new Set<string>();
   for (const name of requested) {
-    if (!seen.has(name)) {
-      throw new StrataError('STRATA_MISSING_COLUMN', `${path}: has no column ${JSON.stringify(name)} (its columns: ${available.join(', ')})`, { field: name });
-    }
+    if (!seen.has(name)) throw missingColumn(path, name, `its columns: ${available.join(', ')}`);
     picked.add(name);
   }
+  for (const name of optional) if (seen.has(name)) picked.add(name);
   return [...picked];
 }

@@ -1,5 +1,5 @@
 import type { FileHandle } from 'node:fs/promises';
-import { fileUnusableAt, openReadable } from './file-format.js';
+import { fileUnusableAt, missingColumn, openReadable } from './file-format.js';
 import type { RowReaderOptions } from './row-reader.js';
 import { TextRowReader } from './text-row-reader.js';
 
@@ -11,7 +11,10 @@ const MAX_LINE_CHARS = 64 * 1024 * 1024;
  * as JSON gives them (an absent key is a missing value). The columns are the
  * requested ones, or else the first object's keys, and then a later line with
  * a key the first lacked is an error rather than a silently dropped value.
- * Besides a chunk of rows and a block, memory holds one line.
+ * A requested column no line has is missing from the file, as one a parquet
+ * schema lacks is, not a column of missing values: a misspelt name must not
+ * read as NULL everywhere. Besides a chunk of rows and a block, memory holds
+ * one line.
  */
 export class NdjsonRowReader extends TextRowReader {
   readonly format = 'ndjson' as const;
@@ -28,13 +31,15 @@ export class NdjsonRowReader extends TextRowReader {
   #keyOrder: readonly string[] | undefined;
   #columnOfKey: readonly number[] = [];
   #unkeyedColumns: readonly number[] = [];
+  /** Per column, whether a line so far had its key. */
+  #keyed: boolean[] = [];
   /** The text after the last line break so far, and the number of the line it starts. */
   #partial = '';
   #line = 1;
 
   private constructor(path: string, handle: FileHandle, options: RowReaderOptions) {
     super(path, handle, options);
-    if (options.columns !== undefined) this.#setColumns([...new Set(options.columns)]);
+    if (options.columns !== undefined) this.#setColumns([...new Set([...options.columns, ...this.optional])]);
   }
 
   get columns(): readonly string[] {
@@ -55,6 +60,7 @@ export class NdjsonRowReader extends TextRowReader {
       const last = this.#partial;
       this.#partial = '';
       if (last !== '') this.#takeLine(last, this.#line);
+      this.#requireRequestedKeys();
       return false;
     }
     const text = this.#partial === '' ? block.value : this.#partial + block.value;
@@ -122,6 +128,8 @@ export class NdjsonRowReader extends TextRowReader {
     const keys = Object.keys(record);
     if (this.requested === undefined && keys.length !== present) this.#rejectExtraKey(record, line);
     const columnOfKey = keys.map((key) => columns.indexOf(key));
+    // Only a row in a new key order can hold a key no row before it had.
+    for (const column of columnOfKey) if (column !== -1) this.#keyed[column] = true;
     this.#keyOrder = keys;
     this.#columnOfKey = columnOfKey;
     this.#unkeyedColumns = columns.flatMap((_name, column) => (columnOfKey.includes(column) ? [] : [column]));
@@ -137,8 +145,17 @@ export class NdjsonRowReader extends TextRowReader {
     );
   }
 
+  /** At the end of the file: every requested column some line had (a file without rows has no lines to hold one). */
+  #requireRequestedKeys(): void {
+    const rows = this.rowOffset + this.pending;
+    if (this.requested === undefined || rows === 0) return;
+    const absent = this.requested.find((name) => !this.#keyed[this.columns.indexOf(name)]);
+    if (absent !== undefined) throw missingColumn(this.path, absent, `none of its ${rows} rows has the key`);
+  }
+
   #setColumns(columns: readonly string[]): readonly string[] {
     this.#columns = columns;
+    this.#keyed = columns.map(() => false);
     this.#inherited = columns.map((name) => name in Object.prototype);
     this.buffers = columns.map(() => []);
     return columns;

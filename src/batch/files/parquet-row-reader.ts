@@ -64,7 +64,7 @@ export class ParquetRowReader implements RowReader {
         throw fileUnusable(path, `not a readable parquet file: ${(error as Error).message}`, error);
       }
       const available = parquetSchema(metadata).children.map((child) => child.element.name);
-      return new ParquetRowReader(path, handle, file, metadata, pickColumns(path, available, options.columns), options.chunkRows ?? DEFAULT_CHUNK_ROWS);
+      return new ParquetRowReader(path, handle, file, metadata, pickColumns(path, available, options.columns, options.optionalColumns), options.chunkRows ?? DEFAULT_CHUNK_ROWS);
     } catch (error) {
       await handle.close();
       throw error;

@@ -53,11 +53,16 @@ export interface RowReaderOptions {
   /**
    * Only these columns, in this order; each must be in the file
    * (STRATA_MISSING_COLUMN otherwise). Parquet then reads only their bytes.
-   * In NDJSON they are the keys taken from every line (others are ignored);
-   * without them, the first line's keys are the columns and a later line
-   * with another key is an error.
+   * In NDJSON they are the keys taken from every line (others are ignored),
+   * a line without one reads a missing value there, and each must be on
+   * some line: known only once the file is read, so that is when a missing
+   * one fails (a file without rows has no lines to hold one). Without them,
+   * the first line's keys are the columns and a later line with another key
+   * is an error.
    */
   readonly columns?: readonly string[];
+  /** With `columns`, these after them where the file has them; in NDJSON always, a column on no line all missing values. */
+  readonly optionalColumns?: readonly string[];
   /**
    * Rows per chunk (default 16 384): exactly for Avro; at most for parquet,
    * whose row groups also end chunks; at least for CSV and NDJSON, which hand

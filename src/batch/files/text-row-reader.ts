@@ -15,6 +15,7 @@ export abstract class TextRowReader implements RowReader {
   abstract readonly textValues: boolean;
   protected readonly blocks: AsyncGenerator<string>;
   protected readonly requested: readonly string[] | undefined;
+  protected readonly optional: readonly string[];
   /** Per column, the values of the rows parsed since the last chunk. */
   protected buffers: unknown[][] = [];
   protected pending = 0;
@@ -29,6 +30,7 @@ export abstract class TextRowReader implements RowReader {
     this.blocks = textBlocks(handle);
     this.#chunkRows = options.chunkRows ?? DEFAULT_CHUNK_ROWS;
     this.requested = options.columns;
+    this.optional = options.optionalColumns ?? [];
   }
 
   abstract get columns(): readonly string[];
