@@ -35,13 +35,23 @@ function fresherAt(pushed: FeatureRecord | undefined, snapshot: FeatureRecord | 
 }
 
 /**
+ * The record if it is of the kind the view writes now: an event log for a
+ * stream view, a versioned record otherwise. One of the other kind is left
+ * from before the view's source type changed (the registry did): it reads
+ * as never written, until the view's next write replaces it.
+ */
+function ofViewKind(view: ViewDef, record: StoredRecord | undefined): StoredRecord | undefined {
+  return record instanceof EventLog === (view.source.type === 'stream') ? record : undefined;
+}
+
+/**
  * The versioned record a row of `view` reads at `at`, from the stored
  * records of a read: `stored[position]`, and for a lambda view its snapshot
  * record at `position + 1`. A stream view's features are computed at `at`
  * (one version); otherwise the record's own versions are picked from.
  */
 export function recordAt(view: ViewDef, stored: readonly (StoredRecord | undefined)[], position: number, at: number, generations: GenerationSource): FeatureRecord | undefined {
-  const record = stored[position];
+  const record = ofViewKind(view, stored[position]);
   if (!readsSnapshotBeside(view)) return record instanceof EventLog ? materializeAt(view, record, at) : record;
   const snapshot = stored[position + 1] as FeatureRecord | undefined;
   if (view.source.type === 'stream') {

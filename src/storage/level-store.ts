@@ -10,7 +10,7 @@ import { isEventWrite, type EventWrite, type FeatureStore, type PublishedSnapsho
 import { generationPrefix, isSnapshotKey, LAST_SWEEP_KEY, nextGenerationKey, publishedGenerationKey, RECORD_NAMESPACE, SAVED_BLOOM_GATE_KEY, SCHEMA_NAMESPACE, schemaKey, viewOfRecordKey } from './keys.js';
 import type { SnapshotStore, StagedRecords } from './snapshot-store.js';
 import { FeatureRecord, encodeRecord, mergeVersions, nextRevision, type Version } from './record.js';
-import { writtenBytes } from './stored-record.js';
+import { recordRevision, writtenBytes } from './stored-record.js';
 
 type SchemaFields = readonly { name: string; type: ValueType }[];
 
@@ -92,6 +92,22 @@ class RecentWrites {
 
 function storageError(action: string, error: unknown): StrataError {
   return new StrataError('STRATA_STORAGE_UNAVAILABLE', `L3 ${action} failed: ${(error as Error).message}`, { cause: error });
+}
+
+/**
+ * A stream view's record as an event log. A versioned record there is left
+ * from before the view became a stream view (the registry changed): the
+ * write replaces it.
+ */
+function openEventLog(record: WrittenRecord | undefined): EventLog | undefined {
+  if (record instanceof EventLog) return record;
+  return record?.[0] === EVENT_LOG_FORMAT ? EventLog.open(record) : undefined;
+}
+
+/** Either format's revision: a replaced record's still bounds the next one from below. */
+function revisionOf(record: WrittenRecord | undefined): number {
+  if (record === undefined) return 0;
+  return record instanceof EventLog ? record.revision : recordRevision(record);
 }
 
 /** L3 on classic-level (LevelDB). One process owns a data dir: LevelDB takes an exclusive lock. */
@@ -259,14 +275,6 @@ export class LevelStore implements FeatureStore, SnapshotStore, CompactableStore
       await this.db.clear({ gte: generationPrefix(view, 0), lt: generationPrefix(view, replaced) });
       await this.db.clear({ gte: generationPrefix(view, replaced + 1), lt: generationPrefix(view, generation) });
     } catch (error) {
-      throw storageError('write', error);
-    }
-  }
-
-  async discard(view: string, generation: number): Promise<void> {
-    try {
-      await this.db.clear({ gte: generationPrefix(view, generation), lt: generationPrefix(view, generation + 1) });
-    } catch (error) {
       // The generation serves from here on, so the import has succeeded. What stays is never
       // read (nor swept), and the view's next publish removes it: every generation below the one it replaces.
       this.logger.warn('snapshot published, but older generations could not be removed; the next publish of the view removes them', {
@@ -274,6 +282,14 @@ export class LevelStore implements FeatureStore, SnapshotStore, CompactableStore
         generation,
         error: (error as Error).message,
       });
+    }
+  }
+
+  async discard(view: string, generation: number): Promise<void> {
+    try {
+      await this.db.clear({ gte: generationPrefix(view, generation), lt: generationPrefix(view, generation + 1) });
+    } catch (error) {
+      throw storageError('write', error);
     }
   }
 
@@ -374,20 +390,21 @@ export class LevelStore implements FeatureStore, SnapshotStore, CompactableStore
     return records;
   }
 
+  /** An event log found here is left from before the view stopped being a stream view: replaced, its revision still counts. */
   private mergeVersionWrite(write: VersionWrite, before: Uint8Array | undefined, nowMs: number): Uint8Array {
-    const record = before === undefined ? undefined : FeatureRecord.decode(before);
+    const record = before === undefined || before[0] === EVENT_LOG_FORMAT ? undefined : FeatureRecord.decode(before);
     const versions = mergeVersions(record?.versions() ?? [], write.versions, nowMs, this.retentionMs, this.maxVersions);
-    return encodeRecord(write.view.schemaFingerprint, nextRevision(record?.revision ?? 0, nowMs), write.view.features.length, versions);
+    return encodeRecord(write.view.schemaFingerprint, nextRevision(revisionOf(before), nowMs), write.view.features.length, versions);
   }
 
   private mergeEventWrite(write: EventWrite, before: WrittenRecord | undefined, nowMs: number): EventLog {
     const source = write.view.source;
     if (source.type !== 'stream') throw new StrataError('STRATA_INTERNAL', `events written to ${write.view.name}, which is not a stream view`);
-    const local = before === undefined || before instanceof EventLog ? before : EventLog.open(before);
-    const shared = write.shared === undefined ? undefined : EventLog.open(write.shared);
+    const local = openEventLog(before);
+    const shared = openEventLog(write.shared);
     const base = shared !== undefined && (local === undefined || shared.revision > local.revision) ? shared : local;
     const horizon = nowMs - this.retentionMs - source.maxWindowMs;
-    const revision = nextRevision(Math.max(local?.revision ?? 0, shared?.revision ?? 0), nowMs);
+    const revision = nextRevision(Math.max(revisionOf(before), revisionOf(write.shared)), nowMs);
     return mergeEventLog(base, source.columns, write.events, horizon, this.maxEvents, revision).log;
   }
 

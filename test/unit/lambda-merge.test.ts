@@ -208,3 +208,24 @@ describe('push views with a batch half: the fresher version wins', () => {
     expect(limitAt(pushed, undefined, 150)).toBe(1);
   });
 });
+
+describe('a record of the other kind than its view (the registry changed the view\'s source type)', () => {
+  const generations: GenerationSource = { publishedGeneration: () => 0, snapshotCutoff: () => 0, onPublish: () => undefined };
+  const streamed = compileRegistry(
+    'entities: { card: { join_key: card_id } }\nfeature_views:\n  v:\n    entities: [card]\n    ttl: 0\n    source: { type: stream, topic: t, format: json, key: card_id }\n    aggregations: { n_1h: { fn: count, window: 1h } }\n',
+    'reg.yaml',
+  ).views.get('v')!;
+  const pushed = compileRegistry('entities: { card: { join_key: card_id } }\nfeature_views:\n  v:\n    entities: [card]\n    ttl: 0\n    source: { type: push }\n    features: { limit: double }\n', 'reg.yaml').views.get('v')!;
+  const versioned = FeatureRecord.decode(encodeRecord(pushed.schemaFingerprint, 1, 1, [{ eventTs: HOUR, createdTs: HOUR, slots: [encodeTypedValue({ type: 'double', value: 1 })] }]));
+  const events = mergeEventLog(undefined, [], [{ ts: HOUR, values: [], origin: undefined }], 0, 100, 1).log;
+
+  it('reads as never written', () => {
+    expect(recordAt(streamed, [versioned], 0, 2 * HOUR, generations)).toBeUndefined();
+    expect(recordAt(pushed, [events], 0, 2 * HOUR, generations)).toBeUndefined();
+  });
+
+  it('while a record of its own kind reads as before', () => {
+    expect(recordAt(pushed, [versioned], 0, 2 * HOUR, generations)).toBe(versioned);
+    expect(recordAt(streamed, [events], 0, 2 * HOUR, generations)).toBeInstanceOf(FeatureRecord);
+  });
+});
