@@ -10,9 +10,12 @@ COPY src ./src
 RUN npm run build
 
 FROM node:20-bookworm-slim AS runtime
+# MALLOC_MMAP_THRESHOLD_: L1's slabs get mappings of their own, returned when freed, instead of
+# leaving holes in glibc's heap (Zipf loadtest peak RSS 10-15 MiB lower; README, Configuration).
 ENV NODE_ENV=production \
     STRATA_HOST=0.0.0.0 \
-    STRATA_DATA_DIR=/var/lib/strata
+    STRATA_DATA_DIR=/var/lib/strata \
+    MALLOC_MMAP_THRESHOLD_=131072
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force

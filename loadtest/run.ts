@@ -25,7 +25,7 @@ import { encodeRead, encodeWrite, entityId, ghostId, GET_ONLINE_FEATURES, grpcFr
 import { distinctRows, keySampler } from './key-distribution.js';
 import { h2load, httpLoad, nodeLoad, type LoadResult, type Window } from './load-drivers.js';
 import { consoleTable, judge, writeReports, type ScenarioResult } from './report.js';
-import { cpuSnapshot, killAllChildren, notableLogs, scrapeTiers, scrapeValue, SERVER_NODE_FLAGS_RULE, SMALL_BOX_NODE_FLAGS, startNoop, startStrata, terminate, tierDelta, watchRss, type StrataProcess, type TierCounters, windowNoise, type WindowNoise } from './processes.js';
+import { cpuSnapshot, killAllChildren, notableLogs, scrapeTiers, scrapeValue, SERVER_SETUP_RULE, SMALL_BOX_NODE_FLAGS, startNoop, startStrata, terminate, tierDelta, watchRss, type StrataProcess, type TierCounters, windowNoise, type WindowNoise } from './processes.js';
 import type { NoopKind } from './noop-server-process.js';
 import { loadScenarios, loadTargets, ScenarioFileError, type Scenario, type ServerSpec, type Target } from './scenario.js';
 
@@ -425,7 +425,7 @@ async function main(): Promise<void> {
   await redis?.stop();
 
   const verdicts = judge(targets, results);
-  const files = writeReports(outDir, { startedAt, revision: measuredRevision, machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version} (strata: ${SERVER_NODE_FLAGS_RULE}; no-op baselines: ${SMALL_BOX_NODE_FLAGS.join(' ')})`, entities: entityCount, dataBytes, l3Bytes, command: `npm run loadtest${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}` }, scenarios, results, verdicts);
+  const files = writeReports(outDir, { startedAt, revision: measuredRevision, machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version} (strata: ${SERVER_SETUP_RULE}; no-op baselines: ${SMALL_BOX_NODE_FLAGS.join(' ')})`, entities: entityCount, dataBytes, l3Bytes, command: `npm run loadtest${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}` }, scenarios, results, verdicts);
   process.stdout.write(`\n${consoleTable(results, verdicts)}\n\nreports: ${files.json}, ${files.markdown}${files.chart === undefined ? '' : `, ${files.chart}`}\n`);
   if (verdicts.some((verdict) => !verdict.met)) process.exit(1);
 }
