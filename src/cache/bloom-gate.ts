@@ -62,12 +62,15 @@ export class BloomGate {
    * it never saw) and be sized for at least `initialCapacity`. Undefined
    * otherwise.
    *
-   * With L2 (`sharedCapacity`) the save must also hold a shared part of
-   * that geometry. One of another geometry (another --bloom-capacity) or
-   * none (saved without L2) would leave the new geometry's shared bits in
-   * Redis without this process's keys, whose records other replicas can
-   * read from L2: they would gate those keys out. A rebuild adds every key
-   * in L3 to the shared part, published on connecting.
+   * A save with a shared part of another geometry (another
+   * --bloom-capacity, while L2 is on) is not used either: this process's
+   * records may be in Redis, but the new geometry's shared bits there lack
+   * their keys, so other replicas would gate them out. A rebuild adds every
+   * key in L3 to the shared part, published on connecting. A save without a
+   * shared part (the process ran without L2) is used, its shared part
+   * starting empty: what it wrote meanwhile never reached Redis, and the
+   * keys of records it put there before are in Redis's bits already, which
+   * it reads back on connecting.
    */
   static restore(saved: Uint8Array, views: readonly string[], initialCapacity: number, sharedCapacity: number | undefined): BloomGate | undefined {
     const bytes = Buffer.from(saved.buffer, saved.byteOffset, saved.byteLength);
@@ -77,7 +80,7 @@ export class BloomGate {
     const known = new Set(header.views);
     if (views.some((view) => !known.has(view))) return undefined;
     if (header.layers[0]!.capacity < initialCapacity) return undefined;
-    if (sharedCapacity !== undefined && header.sharedCapacity !== sharedCapacity) return undefined;
+    if (sharedCapacity !== undefined && header.sharedCapacity !== null && header.sharedCapacity !== sharedCapacity) return undefined;
     let at = 4 + headerLength;
     const filled = (filter: BloomFilter): BloomFilter => {
       filter.merge(bytes.subarray(at, at + filter.byteSize));

@@ -160,7 +160,7 @@ export class TieredRecordStore {
       options.logger.warn('the saved bloom gate is unreadable; rebuilding it from L3', { error: (error as Error).message });
       return undefined;
     }
-    if (gate === undefined) options.logger.info('the saved bloom gate does not fit this registry, --bloom-capacity or --redis-url; rebuilding it from L3');
+    if (gate === undefined) options.logger.info('the saved bloom gate does not fit this registry or --bloom-capacity; rebuilding it from L3');
     else options.logger.info('bloom gate restored from the last clean stop', { keys: gate.size, ms: Date.now() - started });
     return gate;
   }

@@ -162,18 +162,22 @@ describe('BloomGate save and restore', () => {
     ['a view it was not built over', ['card_profile', 'store_stats', 'new_view'], 1_000, undefined, undefined],
     ['a larger --bloom-capacity', VIEWS, 2_000, undefined, undefined],
     // The new geometry's shared bits would lack this process's keys, which other replicas read from L2.
-    ['L2 when saved without it', VIEWS, 1_000, undefined, 10_000],
     ['another shared capacity', VIEWS, 1_000, 20_000, 10_000],
   ])('is not used for %s', (_what, views, capacity, savedShared, shared) => {
     expect(BloomGate.restore(gateWith(100, savedShared).save(VIEWS), views, capacity, shared)).toBeUndefined();
   });
 
-  it('saved with L2, restored without it: keeps every local key, and has no shared part', () => {
-    const original = gateWith(3_000, 10_000);
-    const restored = BloomGate.restore(original.save(VIEWS), VIEWS, 1_000, undefined)!;
+  it.each([
+    ['saved without L2, restored with it', undefined, 10_000],
+    ['saved with L2, restored without it', 10_000, undefined],
+  ])('%s: keeps every local key, and the shared part starts empty', (_what, savedShared, shared) => {
+    const original = gateWith(3_000, savedShared);
+    const restored = BloomGate.restore(original.save(VIEWS), VIEWS, 1_000, shared)!;
     expect(restored.size).toBe(original.size);
     for (let index = 0; index < 3_000; index++) expect(restored.mightContain(addedKey(index))).toBe(true);
-    expect(restored.sharedSnapshot()).toBeUndefined();
+    expect(restored.sharedSnapshot()).toEqual(shared === undefined ? undefined : new BloomGate(1_000, shared).sharedSnapshot());
+    // A key added after the restore is published to the shared part as usual.
+    if (shared !== undefined) expect(restored.add(addedKey(3_000)).length).toBeGreaterThan(0);
   });
 
   it('is not used when cut short', () => {
