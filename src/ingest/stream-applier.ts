@@ -170,8 +170,9 @@ export class StreamApplier {
     }
     if (writes.size === 0) return;
     await this.writer.submit({ writes: [...writes.values()], nowMs });
+    // Freshness counts from the clock at most, as the watermark does: an event ahead of it (within the skew) would read as negative lag.
     let newest = -Infinity;
-    for (const { extracted } of events) newest = Math.max(newest, extracted.ts);
+    for (const { extracted } of events) newest = Math.max(newest, Math.min(extracted.ts, nowMs));
     for (const { view } of this.streamTopics.get(topic)?.views ?? []) this.metrics.observeApplied(view.name, newest);
     // Replays of events an entity already has are skipped inside the merge, and counted here too.
     this.metrics.ingestEvents.inc({ topic, outcome: 'applied' }, events.length);

@@ -1,8 +1,7 @@
 import Long from 'long';
-import { conformColumn, timestampConverter, valueConverter, valueLocation, type ValueOrigin } from '../batch/files/column-conform.js';
+import { conformColumn, joinKeyReader, timestampConverter, valueLocation, type ValueOrigin } from '../batch/files/column-conform.js';
 import { openRowReader } from '../batch/files/row-reader.js';
 import type { JoinKeyType } from '../config/registry.js';
-import { invalid } from '../errors.js';
 import type { EntityRows } from '../serving/historical-reader.js';
 import type { JoinKeyValue } from '../storage/keys.js';
 
@@ -50,12 +49,11 @@ export async function* entityRowsOfFile(path: string, joinKeys: readonly JoinKey
 }
 
 function joinKeyConverter(origin: ValueOrigin, joinKey: JoinKeyColumn): (raw: unknown, row: number) => JoinKeyValue {
-  const convert = valueConverter(joinKey.type, origin, joinKey.name);
+  const read = joinKeyReader(joinKey.type, origin, joinKey.name);
   return (raw, row) => {
-    const typed = convert(raw, row);
-    if (typed === null) throw invalid('STRATA_VALUE_TYPE_MISMATCH', valueLocation(origin, joinKey.name, row), `a join key value must not be missing (expected ${joinKey.type})`);
-    if (joinKey.type === 'string') return typed.value as string;
-    const value = typed.value as number | bigint | Long | string;
-    return typeof value === 'bigint' ? Long.fromString(value.toString()) : Long.fromValue(value);
+    const value = read(raw, row);
+    if (joinKey.type === 'string') return value;
+    const number = value as number | bigint | Long | string;
+    return typeof number === 'bigint' ? Long.fromString(number.toString()) : Long.fromValue(number);
   };
 }

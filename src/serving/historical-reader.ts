@@ -4,7 +4,7 @@ import { invalid, StrataError } from '../errors.js';
 import type { StoredRecord } from '../storage/feature-store.js';
 import type { FeatureRecord } from '../storage/record.js';
 import { recordAt } from './lambda-merge.js';
-import { degradedViews, FieldStatus, NO_VIEWS, OnlineReader, type FeatureColumn, type OnlineResult, type PreparedRead } from './online-reader.js';
+import { degradedViews, FieldStatus, NO_VIEWS, OnlineReader, RESPONSE_BYTES_PER_VALUE, valueStatus, type FeatureColumn, type OnlineResult, type PreparedRead } from './online-reader.js';
 import { PickedVersions } from './picked-versions.js';
 import type { ReadPlan, ViewPlan } from './plan.js';
 import { SCAN_MEMORY_BYTES, ScanReads } from './scan-reads.js';
@@ -12,9 +12,6 @@ import type { WireValues } from './wire-values.js';
 
 /** Most entity rows in one chunk: a chunk is read, selected and answered as one response message. */
 const MAX_CHUNK_ROWS = 16_384;
-
-/** Protocol overhead per value when checking a chunk against maxResponseBytes, as the online reader counts it. */
-const RESPONSE_BYTES_PER_VALUE = 32;
 
 /** What a historical call reads: exactly one of `features` (view:feature refs) and `featureService`. */
 export interface FeatureQuery {
@@ -149,12 +146,12 @@ export class HistoricalReader {
         const version = record === undefined ? -1 : record.versionAt(t);
         versions[row] = version < 0 ? -1 : row;
         picked.row(version < 0 ? 0 : record!.eventTs(version));
-        const ageMs = version < 0 ? 0 : t - record!.eventTs(version);
+        const expired = version >= 0 && view.ttlMs > 0 && t - record!.eventTs(version) > view.ttlMs;
         for (let position = 0; position < byIndex.length; position++) {
           const index = features[byIndex[position]!]!.index;
           const cell = version < 0 ? -1 : record!.cell(version, index);
           const length = version < 0 ? -1 : record!.valueLength(cell);
-          const status = statusOf(length, ageMs, view.ttlMs);
+          const status = valueStatus(length, expired);
           statuses[outputColumns[byIndex[position]!]! * rowCount + row] = status;
           if (status !== FieldStatus.PRESENT) continue;
           picked.value(index, record!.bytes, record!.valueStart(cell), length);
@@ -187,13 +184,3 @@ function featuresByIndex(viewPlan: ViewPlan): Int32Array {
   return order;
 }
 
-/**
- * A value's status from its length in the version visible at the row's time
- * (-1: no version, or the feature is absent from it) and that version's age
- * at that time.
- */
-function statusOf(length: number, ageMs: number, ttlMs: number): number {
-  if (length < 0) return FieldStatus.NOT_FOUND;
-  if (ttlMs > 0 && ageMs > ttlMs) return FieldStatus.OUTSIDE_MAX_AGE;
-  return length === 0 ? FieldStatus.NULL_VALUE : FieldStatus.PRESENT;
-}

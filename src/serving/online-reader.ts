@@ -14,11 +14,23 @@ import type { WireValues } from './wire-values.js';
 const ON_HEAP_TYPED_ARRAY_BYTES = 64;
 
 /** Protocol overhead allowed per value when checking maxResponseBytes (tags, lengths, status, timestamp). */
-const RESPONSE_BYTES_PER_VALUE = 32;
+export const RESPONSE_BYTES_PER_VALUE = 32;
 
 /** Per-value status; the numbers are those of `strata.v1.FieldStatus` (and Feast's). */
 export const FieldStatus = { INVALID: 0, PRESENT: 1, NULL_VALUE: 2, NOT_FOUND: 3, OUTSIDE_MAX_AGE: 4 } as const;
 export const FIELD_STATUS_NAMES = ['INVALID', 'PRESENT', 'NULL_VALUE', 'NOT_FOUND', 'OUTSIDE_MAX_AGE'] as const;
+
+/**
+ * A value's status, online and historical alike, from its length in the
+ * version visible at the row's time (-1: no version, or the feature is
+ * absent from it: it did not exist in the view when the version was
+ * written) and whether that version is older than the view's ttl.
+ */
+export function valueStatus(length: number, expired: boolean): number {
+  if (length < 0) return FieldStatus.NOT_FOUND;
+  if (expired) return FieldStatus.OUTSIDE_MAX_AGE;
+  return length === 0 ? FieldStatus.NULL_VALUE : FieldStatus.PRESENT;
+}
 
 export interface OnlineRequest {
   /** Exactly one of `features` (view:feature refs) and `featureService`. */
@@ -277,9 +289,8 @@ export class OnlineReader {
         const first = output * rowCount;
         for (let row = 0; row < rowCount; row++) {
           const version = versions[row]!;
-          // Absent (length -1): the feature did not exist in the view when this version was written.
           const length = version < 0 ? -1 : records[row]!.valueLength(records[row]!.cell(version, feature.index));
-          const status = length < 0 ? FieldStatus.NOT_FOUND : expired[row] === 1 ? FieldStatus.OUTSIDE_MAX_AGE : length === 0 ? FieldStatus.NULL_VALUE : FieldStatus.PRESENT;
+          const status = valueStatus(length, expired[row] === 1);
           statuses[first + row] = status;
           if (status === FieldStatus.PRESENT) responseBytes += length;
         }
