@@ -49,6 +49,11 @@ export interface StreamSource {
    * this long past the as_of retention.
    */
   readonly maxWindowMs: number;
+  /**
+   * Its lifetime (windowless) `last` and `first` aggregations: the event each
+   * reads may be older than the horizon, so pruning keeps it (mergeEventLog).
+   */
+  readonly pins: readonly AggregationDef[];
 }
 
 export const AGGREGATION_FNS = ['count', 'sum', 'avg', 'min', 'max', 'last', 'first', 'count_distinct', 'most_frequent', 'span'] as const;
@@ -202,7 +207,7 @@ export function compileStreamSource(
   for (const [field, value] of [['key', key], ['timestamp_field', timestampField]] as const) {
     checkField(topicDef, value as string, [...path, field], check);
   }
-  return { type: 'stream', topic: topicDef.name, format: format as EventFormat, key: key as string, timestampField: timestampField as string, columns: [], maxWindowMs: 0 };
+  return { type: 'stream', topic: topicDef.name, format: format as EventFormat, key: key as string, timestampField: timestampField as string, columns: [], maxWindowMs: 0, pins: [] };
 }
 
 /** Avro type name of a top-level field of the topic's reader schema; undefined when there is no schema to check against. */
@@ -421,7 +426,9 @@ export function compileStreamFeatures(
   }
   const streamOnlyWindows = features.map(({ compute }, index) => (compute.kind === 'aggregation' && compute.tileSlots.length > 0 ? 0 : windows[index]!));
   const maxWindowMs = Math.max(tileMs ?? 0, ...streamOnlyWindows);
-  Object.assign(source as { columns: readonly string[]; maxWindowMs: number }, { columns: Object.freeze(columns), maxWindowMs });
+  // Only last and first may be windowless (WINDOW_OPTIONAL).
+  const pins = features.flatMap(({ compute }) => (compute.kind === 'aggregation' && compute.windowMs === 0 ? [compute] : []));
+  Object.assign(source as { columns: readonly string[]; maxWindowMs: number; pins: readonly AggregationDef[] }, { columns: Object.freeze(columns), maxWindowMs, pins: Object.freeze(pins) });
   Object.freeze(source);
   return check.problems.length === problemsBefore ? features : undefined;
 }

@@ -9,19 +9,19 @@
  * import, for a snapshot's records) keeps: every version (event) a read at
  * T ≥ now − retention can see, including the newest one older than the
  * horizon (stream views: the horizon also leaves the view's longest window,
- * and the first event ever stays for lifetime aggregates; tiles: the longest
- * tiled window). So any read within retention answers as before, from
- * whichever copy it finds: cached records (L1, L2) need no invalidation, and
- * a compacted record keeps its revision — a new one would make it look newer
- * than records written since elsewhere (an ingester picks the newer of L3's
- * and L2's copy by revision). A read before the horizon is refused anyway
- * (STRATA_AS_OF_BEFORE_RETENTION).
+ * and the first event ever stays, as does the event each lifetime `last` or
+ * `first` reads; tiles: the longest tiled window). So any read within
+ * retention answers as before, from whichever copy it finds: cached records
+ * (L1, L2) need no invalidation, and a compacted record keeps its revision
+ * — a new one would make it look newer than records written since elsewhere
+ * (an ingester picks the newer of L3's and L2's copy by revision). A read
+ * before the horizon is refused anyway (STRATA_AS_OF_BEFORE_RETENTION).
  */
 import type { BatchSource } from '../config/batch-views.js';
 import type { ViewDef } from '../config/registry.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import { EVENT_LOG_FORMAT, EventLog, mergeEventLog } from './event-log.js';
+import { EVENT_LOG_FORMAT, EventLog, eventsKeptAtRest, mergeEventLog } from './event-log.js';
 import { isSnapshotKey } from './keys.js';
 import { encodeRecord, FeatureRecord, mergeVersions } from './record.js';
 
@@ -62,10 +62,11 @@ export function compactRecord(view: ViewDef, key: Uint8Array, bytes: Uint8Array,
     const log = EventLog.open(bytes);
     if (log.length === 0) return DELETE;
     const horizon = nowMs - limits.retentionMs - source.maxWindowMs;
-    const { ts } = log.bounds();
-    // The merge keeps event 0 and the newest event before the horizon: it drops one only when three are before it.
-    if (ts.length <= limits.maxEvents && !(ts.length >= 3 && ts[2]! < horizon)) return KEEP;
-    return { action: 'rewrite', bytes: mergeEventLog(log, log.columns, [], horizon, limits.maxEvents, log.revision).bytes };
+    // In its own layout, known as the view's columns when it is theirs (the usual case: the pins need no resolving by name).
+    const columns = log.isLaidOutIn(source.columns) ? source.columns : log.columns;
+    // The merge keeps more than the horizon alone says (event 0, the pinned events): a log it would keep whole stays as it is.
+    if (eventsKeptAtRest(log, columns, horizon, limits.maxEvents, source) === log.length) return KEEP;
+    return { action: 'rewrite', bytes: mergeEventLog(log, columns, [], horizon, limits.maxEvents, log.revision, source).bytes };
   }
   if (view.source.type === 'stream') return KEEP;
   return compactVersions(bytes, nowMs, { keptMs: limits.retentionMs, maxVersions: limits.maxVersions });

@@ -405,7 +405,7 @@ export class LevelStore implements FeatureStore, SnapshotStore, CompactableStore
     const base = shared !== undefined && (local === undefined || shared.revision > local.revision) ? shared : local;
     const horizon = nowMs - this.retentionMs - source.maxWindowMs;
     const revision = nextRevision(Math.max(revisionOf(before), revisionOf(write.shared)), nowMs);
-    return mergeEventLog(base, source.columns, write.events, horizon, this.maxEvents, revision).log;
+    return mergeEventLog(base, source.columns, write.events, horizon, this.maxEvents, revision, source).log;
   }
 
   /**

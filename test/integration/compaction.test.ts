@@ -5,7 +5,9 @@ import { fileURLToPath } from 'node:url';
 import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { ClassicLevel } from 'classic-level';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadRegistry, type ViewDef } from '../../src/config/registry.js';
+import { evaluateAt } from '../../src/aggregation/window-evaluator.js';
+import { compileRegistry, loadRegistry, type ViewDef } from '../../src/config/registry.js';
+import type { StreamSource } from '../../src/config/stream-views.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { Compactor, type CompactableStore } from '../../src/storage/compaction.js';
@@ -270,6 +272,50 @@ describe('retention compaction', () => {
       await store.close();
     }
     expect((await census(dataDir, NOW)).excess).toBe(0);
+  });
+});
+
+describe('a lifetime last with a where clause, through L3', () => {
+  const geoRegistry = compileRegistry(
+    `entities:
+  card: { join_key: card_id }
+feature_views:
+  card_geo:
+    entities: [card]
+    ttl: 0
+    source: { type: stream, topic: txn, format: json, key: card_id, timestamp_field: ts }
+    aggregations:
+      n_5m:             { fn: count, window: 5m }
+      last_atm_country: { fn: last, field: country, where: { category: [atm] } }
+`,
+    'reg.yaml',
+  );
+  const geo = geoRegistry.views.get('card_geo')!;
+  const { columns } = geo.source as StreamSource;
+  const txnAt = (ts: number, category: string, country: string): IncomingEvent => ({ ts, values: columns.map((column) => (column === 'country' ? country : category)), origin: undefined });
+
+  it('keeps the atm event through later writes and sweeps, and a sweep leaves a log whose old events are all read as it is', async () => {
+    const dataDir = mkdtempSync(join(scratch, 'geo-'));
+    const store = await LevelStore.open({ dataDir, registry: geoRegistry, retentionMs: RETENTION, maxVersions: 1_000, maxEvents: 10_000 });
+    try {
+      const key = keyOf(recordKeyPrefix('card_geo'), 'card-1');
+      const start = NOW - 10 * HOUR;
+      const lastAtm = async (): Promise<{ value: unknown; events: number }> => {
+        const log = EventLog.decode((await store.getRecords([{ view: geo, key }]))[0]!);
+        return { value: evaluateAt(geo, log, NOW)!.results[geo.featuresByName.get('last_atm_country')!.index], events: log.length };
+      };
+      await store.applyWrites([{ view: geo, key, events: ['online', 'atm', 'online', 'online'].map((category, index) => txnAt(start + index * MIN, category, category === 'atm' ? 'BR' : 'US')) }], start + 4 * MIN);
+      // Its horizon (now − 1 h − 5 min) passes the first four: the one between the atm event and the newest of them goes.
+      await store.applyWrites([{ view: geo, key, events: [txnAt(NOW - 2 * HOUR, 'online', 'DE'), txnAt(NOW - 2 * HOUR + MIN, 'online', 'PT')] }], NOW - 2 * HOUR + 2 * MIN);
+      expect(await lastAtm()).toEqual({ value: 'BR', events: 5 });
+      // A sweep at NOW keeps event 0, the atm event and the newest before its horizon; the next finds nothing to drop.
+      expect((await store.compactBatch(undefined, 100, NOW)).rewritten).toBe(1);
+      expect(await lastAtm()).toEqual({ value: 'BR', events: 3 });
+      expect((await store.compactBatch(undefined, 100, NOW + HOUR)).rewritten).toBe(0);
+      expect(await lastAtm()).toEqual({ value: 'BR', events: 3 });
+    } finally {
+      await store.close();
+    }
   });
 });
 
