@@ -29,7 +29,7 @@ import type { EventDecoder } from './event-decoder.js';
 import { JsonEventDecoder } from './json-event-decoder.js';
 import { GroupRunner } from './group-runner.js';
 import { LocalSchemaFiles } from './local-schema-files.js';
-import type { ExtractedEvent, Rejection, StreamApplier } from './stream-applier.js';
+import { describeRejection, type ExtractedEvent, type Rejection, type StreamApplier } from './stream-applier.js';
 import { Watermark } from './watermark.js';
 
 export const DEAD_LETTER_SUFFIX = '.dlq';
@@ -278,7 +278,7 @@ export class KafkaIngester {
         const headers: IHeaders = {
           ...message.headers,
           'strata.dlq.reason': rejection.reason,
-          'strata.dlq.detail': rejection.detail,
+          'strata.dlq.detail': describeRejection(rejection),
           'strata.dlq.topic': topic,
           'strata.dlq.partition': String(partition),
           'strata.dlq.offset': message.offset,

@@ -18,9 +18,15 @@ import { GroupRunner } from './group-runner.js';
 /** Why an event was not applied: what `<topic>.dlq` headers and push responses say. */
 export interface Rejection {
   readonly reason: 'undecodable' | 'unknown_schema' | 'invalid' | 'late';
+  /** The rule broken; it names no field (a push error puts `events[i].<field>` before it, a dead letter `<field>`). */
   readonly detail: string;
   /** The event field at fault, when there is one. */
   readonly field?: string;
+}
+
+/** A rejection in one line, for a dead letter's detail header: the field at fault first. */
+export function describeRejection({ field, detail }: Rejection): string {
+  return field === undefined ? detail : `${field}: ${detail}`;
 }
 
 interface StreamView {
@@ -180,5 +186,5 @@ export class StreamApplier {
 }
 
 function reject(field: string, rule: string): ExtractedEvent {
-  return { ok: false, rejection: { reason: 'invalid', field, detail: `${field}: ${rule}` } };
+  return { ok: false, rejection: { reason: 'invalid', field, detail: rule } };
 }
