@@ -128,9 +128,9 @@ function serverNodeFlags(l1BudgetBytes: number): string[] {
  */
 const SERVER_MALLOC_ENV: Readonly<Record<string, string>> = { MALLOC_MMAP_THRESHOLD_: '131072' };
 
-/** How the report names a server's setup: the heap limit depends on each server's budget. */
+/** How the report names a server's setup (the glibc setting as the servers get it; the heap limit depends on each server's budget). */
 export const SERVER_SETUP_RULE = [
-  ...Object.entries(SERVER_MALLOC_ENV).map(([name, value]) => `${name}=${value}`),
+  ...Object.entries(SERVER_MALLOC_ENV).map(([name, value]) => `${name}=${process.env[name] ?? value}`),
   ...SMALL_BOX_NODE_FLAGS,
   ...STRATA_MEMORY_NODE_FLAGS,
   `--max-old-space-size=<L1 budget + ${HEAP_HEADROOM_MIB} MiB>`,

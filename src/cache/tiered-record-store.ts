@@ -13,7 +13,7 @@ const MAX_UNPUBLISHED = 100_000;
 const REPUBLISH_BATCH = 1_000;
 /** Write-throughs waiting for L2 at most; beyond, written keys are queued for re-publishing. */
 const MAX_PENDING_PUBLISHES = 64;
-/** How long a clean stop may spend publishing the keys still queued. */
+/** How long a clean stop goes on publishing the keys still queued: no batch starts after it (one under way may take an L2 write timeout more). */
 const CLOSE_REPUBLISH_MS = 5_000;
 
 /** A record to look up, by view and L1 id (the latin1 string of its record key). */

@@ -19,7 +19,7 @@ function primaryError(error: unknown, context: string): StrataError {
 /**
  * L3 in a worker of `strata serve --workers N`: the primary process owns the
  * LevelDB (only one process may open it) and answers these calls over IPC
- * (src/storage/feature-store-host.ts). The primary also forwards the records
+ * (src/cluster/feature-store-host.ts). The primary also forwards the records
  * other workers commit, before their callers hear back: they reach the
  * onPeerWrites listener. Snapshot imports run in the primary too; their
  * staged keys and publishes reach every worker (onExpectedKeys, onPublish).

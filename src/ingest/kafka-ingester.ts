@@ -240,7 +240,8 @@ export class KafkaIngester {
    * Makes a step durable (state and dead letters), then commits its offset
    * with its watermark. The partition's watermark advances only after the
    * commit: a retried step (kafkajs refetches from the last resolved offset)
-   * starts from the same one, so it finds the same events late.
+   * starts from the same one, so it finds the same events late (but for
+   * events ahead of the clock: see Watermark).
    */
   private async submitStep(step: PreparedStep, watermark: Watermark, highWatermark: number, resolveOffset: (offset: string) => void, heartbeat: () => Promise<void>): Promise<void> {
     const { topic, partition, lastOffset } = step;

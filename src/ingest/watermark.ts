@@ -8,7 +8,12 @@
  * stamped in the future (a producer's skewed clock, within the topic's
  * max_clock_skew) is applied at its own time but moves the watermark only up
  * to now, so the on-time events after it are not late — nor, once committed,
- * every event after a restart.
+ * every event after a restart. The price: a step replayed later (a retry, or
+ * a restart between applying it and committing its offset) judges events
+ * ahead of the clock against a later clock, so one of them, or an on-time
+ * event just behind it, can be judged otherwise the second time (applied
+ * once, dead-lettered on the replay). Only such events: with every event
+ * time at or behind the clock, replays judge as before.
  */
 export class Watermark {
   private readonly allowedLatenessMs: number;

@@ -5,7 +5,7 @@
  * and most gauges summed; see the aggregators declared in metrics.ts).
  * prom-client's own AggregatorRegistry.clusterMetrics works on the global
  * registry over its own messages; Strata keeps a registry per server and one
- * IPC protocol (src/cluster-protocol.ts), so it only borrows `aggregate`.
+ * IPC protocol (src/cluster/protocol.ts), so it only borrows `aggregate`.
  */
 import { AggregatorRegistry } from 'prom-client';
 import type { PrimaryMethods, WorkerMethods } from '../cluster/protocol.js';

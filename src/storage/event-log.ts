@@ -328,11 +328,6 @@ export class EventLog {
     return { ts, values };
   }
 
-  /** Event times and byte bounds, without decoding any value. */
-  bounds(): EventBounds {
-    return this.walk(undefined, { ts: new Float64Array(this.length), starts: new Uint32Array(this.length + 1) });
-  }
-
   /** walkEvents over this log's events. */
   private walk(values: ColumnValue[][] | undefined, into: EventBounds): EventBounds {
     return walkEvents(new LogReader(this.bytes, this.eventsAt), this.length, this.columnCount, values, this.bytes.length, into);

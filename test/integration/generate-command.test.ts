@@ -109,8 +109,16 @@ describe('strata generate options', () => {
       await generate(['--topic', 'txn.events', '--rate', '10', '--duration', '1s', '--start', start, '--out', path]);
       return readLines(path)[0]!.event.timestamp;
     };
-    expect(await firstEventMs('2024-01-01T00:00:00')).toBe(Date.UTC(2024, 0, 1));
-    expect(await firstEventMs(String(Date.UTC(2024, 0, 1)))).toBe(Date.UTC(2024, 0, 1));
+    // On a machine whose zone is not UTC: there a zone-less time read as local time would be 5.5 h off.
+    const zone = process.env.TZ;
+    process.env.TZ = 'Asia/Kolkata';
+    try {
+      expect(await firstEventMs('2024-01-01T00:00:00')).toBe(Date.UTC(2024, 0, 1));
+      expect(await firstEventMs(String(Date.UTC(2024, 0, 1)))).toBe(Date.UTC(2024, 0, 1));
+    } finally {
+      if (zone === undefined) delete process.env.TZ;
+      else process.env.TZ = zone;
+    }
   });
 
   it('names an --out file it cannot open', async () => {
