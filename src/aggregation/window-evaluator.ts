@@ -95,7 +95,7 @@ export function aggregate(log: EventLog, aggregation: AggregationDef, from: numb
       return distinct.count;
     }
     case 'most_frequent': {
-      // Ties go to the value seen most recently: walking backwards, a value only takes the lead by beating it.
+      // Ties go to the value seen most recently: walking forwards, a value takes the lead by reaching the leader's count.
       const counts = new Map<Exclude<ColumnValue, null>, number>();
       let best: Result = null;
       let bestCount = 0;

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * strata serve | validate | push — the command line. Options come from
+ * strata serve | ingest | generate | historical | snapshot | validate | push —
+ * the command line. Options come from
  * flags and STRATA_* variables (src/config/options.ts); bad ones stop the
  * process before anything starts, with exit code 2.
  */

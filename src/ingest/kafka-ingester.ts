@@ -32,7 +32,7 @@ import { LocalSchemaFiles } from './local-schema-files.js';
 import { describeRejection, type ExtractedEvent, type Rejection, type StreamApplier } from './stream-applier.js';
 import { Watermark } from './watermark.js';
 
-export const DEAD_LETTER_SUFFIX = '.dlq';
+const DEAD_LETTER_SUFFIX = '.dlq';
 /** Messages handled per step of a batch: each step is made durable and committed before the next is submitted. */
 const STEP_MESSAGES = 2_000;
 /** Partitions handled at once (each one step at a time). */

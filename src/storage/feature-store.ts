@@ -48,10 +48,7 @@ export interface PeerWrite extends RecordRef {
   readonly record: Uint8Array;
 }
 
-/**
- * The durable store (L3): the source of truth for this process. Records come
- * back encoded in the view's current schema.
- */
+/** A view's published snapshot: its generation, and the end of the newest tile it covers (0 without tiles). */
 export interface PublishedSnapshot {
   readonly generation: number;
   readonly cutoffMs: number;
@@ -66,6 +63,10 @@ export interface GenerationSource {
   onPublish(listener: (view: string, generation: number) => void): void;
 }
 
+/**
+ * The durable store (L3): the source of truth for this process. Records come
+ * back encoded in the view's current schema.
+ */
 export interface FeatureStore extends GenerationSource {
   getRecords(refs: readonly RecordRef[]): Promise<(Uint8Array | undefined)[]>;
   /**
