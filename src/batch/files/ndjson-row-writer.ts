@@ -1,9 +1,7 @@
-import Long from 'long';
 import type { ValueType } from '../../values/value-codec.js';
-import { PartialFile, badOutputValue, batchColumns, checkOutputColumns } from './output-file.js';
+import { PartialFile, badOutputValue, batchColumns, checkOutputColumns, outputInt64 } from './output-file.js';
 import type { OutputColumn, RowBatch, RowWriter } from './row-writer.js';
 
-const DIGITS = /^-?\d{1,19}$/;
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** A value as JSON text, or undefined when it is not of the type. */
@@ -15,15 +13,8 @@ type Render = (raw: unknown) => string | undefined;
  * JSON.parse.
  */
 function int64(raw: unknown): string | undefined {
-  let digits: string | undefined;
-  if (typeof raw === 'number') digits = Number.isSafeInteger(raw) ? String(raw) : undefined;
-  else if (typeof raw === 'bigint') digits = raw.toString();
-  else if (typeof raw === 'string') digits = DIGITS.test(raw) ? raw : undefined;
-  else if (Long.isLong(raw)) digits = (raw as Long).toString();
-  if (digits === undefined) return undefined;
-  if (typeof raw === 'number') return digits;
-  const value = BigInt(digits);
-  if (value < -(2n ** 63n) || value >= 2n ** 63n) return undefined;
+  const value = outputInt64(raw);
+  if (value === undefined) return undefined;
   return value <= MAX_SAFE && value >= -MAX_SAFE ? value.toString() : `"${value.toString()}"`;
 }
 

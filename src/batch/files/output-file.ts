@@ -1,4 +1,5 @@
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import Long from 'long';
 import { StrataError, invalid } from '../../errors.js';
 import { fileUnusable } from './file-format.js';
 import type { OutputColumn, RowBatch } from './row-writer.js';
@@ -93,4 +94,22 @@ export function badOutputValue(path: string, column: OutputColumn, row: number, 
   const code = column.type === 'timestamp' ? 'STRATA_BAD_TIMESTAMP' : 'STRATA_VALUE_TYPE_MISMATCH';
   const expected = column.type === 'timestamp' ? 'timestamp (epoch ms or a Date)' : column.type;
   return invalid(code, `${path}:row ${row} column ${column.name}`, `expected ${expected}, got ${shown}`);
+}
+
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+const INT64_DIGITS = /^-?\d{1,19}$/;
+
+/**
+ * An int64 value to write, in any form Strata holds one (a safe integer, a
+ * bigint, a string of digits, a Long), as a bigint; undefined for anything
+ * else or outside int64. Both writers take int64s by this one rule.
+ */
+export function outputInt64(raw: unknown): bigint | undefined {
+  let value: bigint | undefined;
+  if (typeof raw === 'number') value = Number.isSafeInteger(raw) ? BigInt(raw) : undefined;
+  else if (typeof raw === 'bigint') value = raw;
+  else if (typeof raw === 'string') value = INT64_DIGITS.test(raw) ? BigInt(raw) : undefined;
+  else if (Long.isLong(raw)) value = BigInt((raw as Long).toString());
+  return value !== undefined && value >= INT64_MIN && value <= INT64_MAX ? value : undefined;
 }

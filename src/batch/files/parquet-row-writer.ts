@@ -1,13 +1,8 @@
 import type { SchemaElement } from 'hyparquet';
 import { ByteWriter, ParquetWriter, type ColumnSource } from 'hyparquet-writer';
-import Long from 'long';
 import type { ValueType } from '../../values/value-codec.js';
-import { PartialFile, badOutputValue, batchColumns, checkOutputColumns } from './output-file.js';
+import { PartialFile, badOutputValue, batchColumns, checkOutputColumns, outputInt64 } from './output-file.js';
 import type { OutputColumn, RowBatch, RowWriter } from './row-writer.js';
-
-const INT64_MIN = -(2n ** 63n);
-const INT64_MAX = 2n ** 63n - 1n;
-const DIGITS = /^-?\d{1,19}$/;
 
 /** Parquet leaf types of the scalar value types. */
 const LEAF: Readonly<Record<Exclude<ValueType, `list<${string}>`> | 'timestamp', Omit<SchemaElement, 'name'>>> = {
@@ -152,17 +147,8 @@ function convertColumn(path: string, column: OutputColumn, values: ArrayLike<unk
 
 type Convert = (raw: unknown) => unknown;
 
-function int64(raw: unknown): bigint | undefined {
-  let value: bigint | undefined;
-  if (typeof raw === 'number') value = Number.isSafeInteger(raw) ? BigInt(raw) : undefined;
-  else if (typeof raw === 'bigint') value = raw;
-  else if (typeof raw === 'string') value = DIGITS.test(raw) ? BigInt(raw) : undefined;
-  else if (Long.isLong(raw)) value = BigInt((raw as Long).toString());
-  return value !== undefined && value >= INT64_MIN && value <= INT64_MAX ? value : undefined;
-}
-
 const SCALAR: Readonly<Record<keyof typeof LEAF, Convert>> = {
-  int64,
+  int64: outputInt64,
   double: (raw) => (typeof raw === 'number' ? raw : undefined),
   string: (raw) => (typeof raw === 'string' ? raw : undefined),
   bool: (raw) => (typeof raw === 'boolean' ? raw : undefined),
