@@ -27,8 +27,12 @@ function hashId(id: string): void {
   stepHash = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d) | 1;
 }
 
+/** Four bits a counter, eight counters a word: MAX_COUNT fits, and halving is one shift and mask per word. */
+const COUNTERS_PER_WORD = 8;
+const HALF_OF_EACH_COUNTER = 0x77777777;
+
 export class FrequencySketch {
-  private readonly counters: Uint8Array;
+  private readonly counters: Uint32Array;
   private readonly mask: number;
   /** Eight bits per counter slot: it holds every key asked for within a sample, most of them once. */
   private readonly doorkeeper: Uint8Array;
@@ -39,7 +43,7 @@ export class FrequencySketch {
   /** `expectedKeys`: about how many keys compete at once; the table gets the next power of two at or above it. */
   constructor(expectedKeys: number) {
     const width = 2 ** Math.ceil(Math.log2(Math.max(1024, expectedKeys)));
-    this.counters = new Uint8Array(width);
+    this.counters = new Uint32Array(width / COUNTERS_PER_WORD);
     this.mask = width - 1;
     this.doorkeeper = new Uint8Array(width);
     this.doorkeeperMask = width * 8 - 1;
@@ -52,7 +56,8 @@ export class FrequencySketch {
     if (!this.passDoorkeeper()) return;
     for (let round = 0, h = firstHash; round < COUNTERS_PER_KEY; round++, h = (h + stepHash) | 0) {
       const slot = h & this.mask;
-      if (this.counters[slot]! < MAX_COUNT) this.counters[slot]!++;
+      const shift = (slot & 7) << 2;
+      if (((this.counters[slot >>> 3]! >>> shift) & MAX_COUNT) < MAX_COUNT) this.counters[slot >>> 3]! += 1 << shift;
     }
   }
 
@@ -61,7 +66,10 @@ export class FrequencySketch {
     hashId(id);
     if (!this.doorkeeperHas()) return 0;
     let least = MAX_COUNT;
-    for (let round = 0, h = firstHash; round < COUNTERS_PER_KEY; round++, h = (h + stepHash) | 0) least = Math.min(least, this.counters[h & this.mask]!);
+    for (let round = 0, h = firstHash; round < COUNTERS_PER_KEY; round++, h = (h + stepHash) | 0) {
+      const slot = h & this.mask;
+      least = Math.min(least, (this.counters[slot >>> 3]! >>> ((slot & 7) << 2)) & MAX_COUNT);
+    }
     return 1 + least;
   }
 
@@ -88,7 +96,7 @@ export class FrequencySketch {
   }
 
   private halve(): void {
-    for (let slot = 0; slot < this.counters.length; slot++) this.counters[slot]! >>>= 1;
+    for (let word = 0; word < this.counters.length; word++) this.counters[word] = (this.counters[word]! >>> 1) & HALF_OF_EACH_COUNTER;
     this.doorkeeper.fill(0);
     this.asks >>>= 1;
   }
